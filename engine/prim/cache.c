@@ -1,0 +1,290 @@
+/* ** cache.c -- TTL + LRU byte-string cache, one allocation per entry (see cache.h). */
+#include "prim/cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { HAS_BLOCK = 2 };          /* private flag next to FY_CACHE_HEAD_BOUND */
+
+/* 51 bytes of header on LP64; key then value follow inline. For a 10-byte key and an 8-byte
+ * value glibc hands out an 80-byte chunk, plus 8 bytes of bucket pointer per entry. */
+struct fy_cache_entry {
+  fy_cache_entry_t *hnext;       /* hash chain */
+  fy_cache_entry_t *prev, *next; /* LRU list: prev is towards the head (more recent) */
+  double expires;                /* absolute; 0 = never */
+  uint64_t mark;                 /* generation if HEAD_BOUND, block number if HAS_BLOCK */
+  uint32_t hash;
+  uint32_t vlen;
+  uint16_t klen;
+  uint8_t flags;
+  char data[];                   /* key[klen] value[vlen] */
+};
+
+const size_t FY_CACHE_ENTRY_OVERHEAD = offsetof(struct fy_cache_entry, data);
+
+#define INITIAL_BUCKETS 16
+
+enum { ALIVE, EXPIRED, STALE };
+
+
+static inline uint64_t mix64(uint64_t k) {
+  k ^= k >> 32;
+  k *= 0xd6e8feb86659fd93ULL;
+  k ^= k >> 32;
+  return k;
+}
+
+
+static uint32_t hash_key(const fy_cache_t *c, const void *key, size_t n) {
+  const unsigned char *s = key;
+  uint64_t h = c->seed ^ (n * 0x9e3779b97f4a7c15ULL);
+  while (n >= 8) {
+    uint64_t k;
+    memcpy(&k, s, 8);
+    h = (h ^ mix64(k)) * 0xbf58476d1ce4e5b9ULL;
+    s += 8;
+    n -= 8;
+  }
+  if (n) {
+    uint64_t k = 0;
+    memcpy(&k, s, n);
+    h = (h ^ mix64(k ^ ((uint64_t)n << 56))) * 0x94d049bb133111ebULL;
+  }
+  h = mix64(h);
+  return (uint32_t)(h ^ (h >> 32));
+}
+
+
+static inline size_t entry_size(size_t klen, size_t vlen) {
+  return FY_CACHE_ENTRY_OVERHEAD + klen + vlen;
+}
+
+
+static inline int entry_state(const fy_cache_t *c, const fy_cache_entry_t *e, double now) {
+  if ((e->flags & FY_CACHE_HEAD_BOUND) && e->mark != c->generation) return STALE;
+  if (e->expires != 0 && e->expires <= now) return EXPIRED;
+  return ALIVE;
+}
+
+
+static inline void lru_unlink(fy_cache_t *c, fy_cache_entry_t *e) {
+  if (e->prev) e->prev->next = e->next; else c->lru_head = e->next;
+  if (e->next) e->next->prev = e->prev; else c->lru_tail = e->prev;
+}
+
+
+static inline void lru_push_front(fy_cache_t *c, fy_cache_entry_t *e) {
+  e->prev = NULL;
+  e->next = c->lru_head;
+  if (c->lru_head) c->lru_head->prev = e; else c->lru_tail = e;
+  c->lru_head = e;
+}
+
+
+/* Unlink e from its chain and the LRU list, free it, fix the accounting. */
+static void cache_remove(fy_cache_t *c, fy_cache_entry_t *e) {
+  fy_cache_entry_t **pp = &c->buckets[e->hash & c->mask];
+  while (*pp != e) pp = &(*pp)->hnext;
+  *pp = e->hnext;
+  lru_unlink(c, e);
+  c->stats.entries--;
+  c->stats.bytes -= entry_size(e->klen, e->vlen);
+  free(e);
+}
+
+
+/* Remove e and count it under the reason it is going. */
+static void cache_drop(fy_cache_t *c, fy_cache_entry_t *e, double now) {
+  switch (entry_state(c, e, now)) {
+  case EXPIRED: c->stats.expirations++; break;
+  case STALE: c->stats.invalidations++; break;
+  default: c->stats.evictions++; break;
+  }
+  cache_remove(c, e);
+}
+
+
+static fy_cache_entry_t *cache_find(const fy_cache_t *c, const void *key, size_t klen,
+                                    uint32_t h) {
+  if (!c->buckets) return NULL;
+  for (fy_cache_entry_t *e = c->buckets[h & c->mask]; e; e = e->hnext)
+    if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) return e;
+  return NULL;
+}
+
+
+/* Double the table; on allocation failure keep the old one (chains just get longer). */
+static void cache_grow(fy_cache_t *c) {
+  size_t n = (c->mask + 1) * 2;
+  fy_cache_entry_t **nb = calloc(n, sizeof *nb);
+  if (!nb) return;
+  for (size_t i = 0; i <= c->mask; i++) {
+    fy_cache_entry_t *e = c->buckets[i], *next;
+    for (; e; e = next) {
+      next = e->hnext;
+      e->hnext = nb[e->hash & (n - 1)];
+      nb[e->hash & (n - 1)] = e;
+    }
+  }
+  free(c->buckets);
+  c->buckets = nb;
+  c->mask = n - 1;
+}
+
+
+int fy_cache_init(fy_cache_t *c, size_t max_entries, size_t max_bytes) {
+  memset(c, 0, sizeof *c);
+  c->max_entries = max_entries;
+  c->max_bytes = max_bytes;
+  c->seed = 0x2545f4914f6cdd1dULL ^ (uint64_t)(uintptr_t)c;
+  return FY_CACHE_OK;
+}
+
+
+void fy_cache_flush(fy_cache_t *c) {
+  fy_cache_entry_t *e = c->lru_head, *next;
+  for (; e; e = next) {
+    next = e->next;
+    free(e);
+  }
+  c->lru_head = c->lru_tail = NULL;
+  if (c->buckets) memset(c->buckets, 0, (c->mask + 1) * sizeof *c->buckets);
+  c->stats.entries = 0;
+  c->stats.bytes = 0;
+}
+
+
+void fy_cache_free(fy_cache_t *c) {
+  fy_cache_flush(c);
+  free(c->buckets);
+  c->buckets = NULL;
+  c->mask = 0;
+}
+
+
+int fy_cache_get(fy_cache_t *c, const void *key, size_t klen, double now,
+                 const char **val, size_t *vlen) {
+  fy_cache_entry_t *e = klen <= FY_CACHE_MAX_KEY ? cache_find(c, key, klen, hash_key(c, key, klen))
+                                                 : NULL;
+  if (e && entry_state(c, e, now) != ALIVE) {
+    cache_drop(c, e, now);
+    e = NULL;
+  }
+  if (!e) {
+    c->stats.misses++;
+    return 0;
+  }
+  c->stats.hits++;
+  if (c->lru_head != e) {
+    lru_unlink(c, e);
+    lru_push_front(c, e);
+  }
+  *val = e->data + e->klen;
+  *vlen = e->vlen;
+  return 1;
+}
+
+
+static void fill(fy_cache_t *c, fy_cache_entry_t *e, const void *val, size_t vlen, double ttl,
+                 double now, unsigned flags, int64_t block) {
+  memcpy(e->data + e->klen, val, vlen);
+  e->expires = ttl > 0 ? now + ttl : 0;
+  if (e->expires == 0 && ttl > 0) e->expires = 1e-300;   /* now + ttl == 0: already due */
+  if (flags & FY_CACHE_HEAD_BOUND) {
+    e->flags = FY_CACHE_HEAD_BOUND;
+    e->mark = c->generation;
+  } else if (block >= 0) {
+    e->flags = HAS_BLOCK;
+    e->mark = (uint64_t)block;
+  } else {
+    e->flags = 0;
+    e->mark = 0;
+  }
+}
+
+
+int fy_cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
+                 double ttl, double now, unsigned flags, int64_t block, int *forcible) {
+  int forced = 0;
+  if (forcible) *forcible = 0;
+  if (!c->buckets) {
+    c->buckets = calloc(INITIAL_BUCKETS, sizeof *c->buckets);
+    if (!c->buckets) return FY_CACHE_ENOMEM;
+    c->mask = INITIAL_BUCKETS - 1;
+  }
+  size_t size = entry_size(klen, vlen);
+  int toobig = klen > FY_CACHE_MAX_KEY || vlen > UINT32_MAX ||
+               (c->max_bytes && size > c->max_bytes);
+  uint32_t h = toobig && klen > FY_CACHE_MAX_KEY ? 0 : hash_key(c, key, klen);
+  fy_cache_entry_t *old = toobig && klen > FY_CACHE_MAX_KEY ? NULL : cache_find(c, key, klen, h);
+
+  if (old && !toobig && old->vlen == vlen) {          /* same size: rewrite in place */
+    fill(c, old, val, vlen, ttl, now, flags, block);
+    if (c->lru_head != old) {
+      lru_unlink(c, old);
+      lru_push_front(c, old);
+    }
+    return FY_CACHE_OK;
+  }
+  if (old) cache_remove(c, old);
+  if (toobig) return FY_CACHE_ETOOBIG;
+
+  /* Reclaim a few dead entries from the tail, stopping at the first live one. */
+  for (int i = 0; i < FY_CACHE_EXPIRE_SCAN && c->lru_tail; i++) {
+    if (entry_state(c, c->lru_tail, now) == ALIVE) break;
+    cache_drop(c, c->lru_tail, now);
+  }
+  while (c->lru_tail && ((c->max_entries && c->stats.entries + 1 > c->max_entries) ||
+                         (c->max_bytes && c->stats.bytes + size > c->max_bytes))) {
+    if (entry_state(c, c->lru_tail, now) == ALIVE) forced++;
+    cache_drop(c, c->lru_tail, now);
+  }
+  if (forcible) *forcible = forced;
+
+  fy_cache_entry_t *e = malloc(size);
+  if (!e) return FY_CACHE_ENOMEM;
+  e->hash = h;
+  e->klen = (uint16_t)klen;
+  e->vlen = (uint32_t)vlen;
+  memcpy(e->data, key, klen);
+  fill(c, e, val, vlen, ttl, now, flags, block);
+  fy_cache_entry_t **b = &c->buckets[h & c->mask];
+  e->hnext = *b;
+  *b = e;
+  lru_push_front(c, e);
+  c->stats.entries++;
+  c->stats.bytes += size;
+  if (c->stats.entries > c->mask + 1) cache_grow(c);
+  return FY_CACHE_OK;
+}
+
+
+int fy_cache_delete(fy_cache_t *c, const void *key, size_t klen) {
+  if (klen > FY_CACHE_MAX_KEY) return 0;
+  fy_cache_entry_t *e = cache_find(c, key, klen, hash_key(c, key, klen));
+  if (!e) return 0;
+  cache_remove(c, e);
+  return 1;
+}
+
+
+void fy_cache_new_head(fy_cache_t *c) {
+  c->generation++;
+}
+
+
+size_t fy_cache_drop_from_block(fy_cache_t *c, int64_t n) {
+  size_t dropped = 0;
+  c->generation++;
+  if (n < 0) n = 0;
+  fy_cache_entry_t *e = c->lru_head, *next;
+  for (; e; e = next) {
+    next = e->next;
+    if ((e->flags & HAS_BLOCK) && e->mark >= (uint64_t)n) {
+      c->stats.invalidations++;
+      cache_remove(c, e);
+      dropped++;
+    }
+  }
+  return dropped;
+}
