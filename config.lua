@@ -1,0 +1,31 @@
+-- ferry's default configuration. Loaded in a sandbox: env(name, default) reads the
+-- environment (names as in .env.example); secrets never belong in this file.
+return {
+  chains = {
+    ["local"] = {
+      kind = "evm", chain_id = env("LOCAL_CHAIN_ID", 31337), confirmations = 1,
+      providers = {
+        { name = "anvil", url = env("LOCAL_RPC_URL", "http://127.0.0.1:8545"),
+          ws = env("LOCAL_WS_URL", "ws://127.0.0.1:8545"), weight = 1, priority = 1,
+          rps = env("RPC_RATE_LIMIT_LOCAL", 1000) },
+      },
+    },
+    mainnet = {
+      kind = "evm", chain_id = 1, confirmations = env("MIN_CONFIRMATIONS_ETH", 12),
+      simulation_required = true,
+      providers = {
+        { name = "alchemy", url = env "ETH_MAINNET_RPC_ALCHEMY", rps = env("RPC_RATE_LIMIT_ALCHEMY", 25), priority = 1 },
+        { name = "infura", url = env "ETH_MAINNET_RPC_INFURA", rps = env("RPC_RATE_LIMIT_INFURA", 10), priority = 1 },
+        { name = "quicknode", url = env "ETH_MAINNET_RPC_QUICKNODE", rps = env("RPC_RATE_LIMIT_QUICKNODE", 15), priority = 2 },
+        { name = "public", url = env("ETH_MAINNET_RPC_PUBLIC", "https://ethereum-rpc.publicnode.com"),
+          rps = env("RPC_RATE_LIMIT_PUBLIC", 5), priority = 3 },
+      },
+    },
+  },
+  redis = { url = env "REDIS_URL" },
+  data_dir = env("FERRY_DATA_DIR", ".ferry"),
+  cache = { max_entries = 100000, ttl = { eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15 } },
+  policies = { dir = "policies" },
+  limits = { max_gas_price_gwei = env("MAX_GAS_PRICE_GWEI", 500), max_slippage_percent = env("MAX_SLIPPAGE_PERCENT", 2.0) },
+  rpc = { timeout = env("RPC_TIMEOUT", 10) },
+}

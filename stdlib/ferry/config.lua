@@ -1,0 +1,319 @@
+--- ferry.config -- load config.lua in a sandbox and validate it against a schema.
+---
+--- config.lua is a chunk that returns one table. It runs with a small environment: `env`,
+--- string/table/math, tonumber/tostring/pairs/ipairs/type/error/assert — no io, no os.execute,
+--- no require. `env(name, default)` reads an environment variable; a number default makes
+--- the value a number (a non-numeric value is an error naming the variable).
+---
+--- Every mistake is reported with its key path and what was expected, e.g.
+---   config.lua: chains.local.providers[1].rps: expected a number > 0, got "fast"
+---   config.lua: chains.local.provders: unknown key (did you mean "providers"?)
+local M = {}
+
+local DEFAULT_TTL = { eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15,
+                      eth_chainId = 0, net_version = 0 }
+-- documented per-provider budgets (requests per second) by provider name
+M.DEFAULT_RPS = { alchemy = 25, infura = 10, quicknode = 15, public = 5 }
+M.RPS_ENV = { alchemy = "RPC_RATE_LIMIT_ALCHEMY", infura = "RPC_RATE_LIMIT_INFURA",
+              quicknode = "RPC_RATE_LIMIT_QUICKNODE", public = "RPC_RATE_LIMIT_PUBLIC" }
+
+-- Schema nodes: {t = "string"|"number"|"integer"|"boolean"|"table"|"map"|"array"|"enum"|"any",
+--   fields = {...} (table), item = node (map/array), values = {...} (enum), min =, required =,
+--   default =, check = fn(v) -> ok, why}
+local function S(t, extra) extra = extra or {}; extra.t = t; return extra end
+
+local url_check = function(v)
+  if v:match("^https?://[^/]") then return true end
+  return false, "an http(s):// URL"
+end
+local ws_check = function(v)
+  if v:match("^wss?://[^/]") then return true end
+  return false, "a ws(s):// URL"
+end
+
+local provider = S("table", { fields = {
+  name = S("string"),
+  url = S("string", { required = true, check = url_check }),
+  ws = S("string", { check = ws_check }),
+  weight = S("number", { min = 0, default = 1 }),
+  priority = S("integer", { min = 1, default = 1 }),
+  rps = S("number", { min = 0.001 }),
+  burst = S("number", { min = 1 }),
+  timeout = S("number", { min = 0.001 }),
+  headers = S("map", { item = S("string") }),
+}})
+
+local chain = S("table", { fields = {
+  kind = S("enum", { values = { "evm", "solana" }, default = "evm" }),
+  chain_id = S("integer", { min = 1 }),
+  confirmations = S("integer", { min = 0, default = 1 }),
+  simulation_required = S("boolean", { default = false }),
+  providers = S("array", { item = provider, required = true }),
+  max_lag = S("integer", { min = 0 }),
+  hedge_ms = S("number", { min = 0 }),
+  fees = S("table", { fields = {
+    percentile = S("number", { min = 0 }),
+    base_multiplier = S("number", { min = 1 }),
+    blocks = S("integer", { min = 1 }),
+    max_fee_gwei = S("number", { min = 0 }),
+  }}),
+  gas_margin = S("number", { min = 1 }),
+  legacy = S("boolean"),
+}})
+
+M.schema = S("table", { fields = {
+  chains = S("map", { item = chain, default = {} }),
+  redis = S("table", { fields = { url = S("string"), prefix = S("string") } }),
+  data_dir = S("string", { default = ".ferry" }),
+  cache = S("table", { default = {}, fields = {
+    max_entries = S("integer", { min = 1, default = 100000 }),
+    max_bytes = S("integer", { min = 1024, default = 64 * 1024 * 1024 }),
+    ttl = S("map", { item = S("number", { min = 0 }) }),
+  }}),
+  policies = S("table", { fields = { dir = S("string", { default = "policies" }) } }),
+  limits = S("table", { default = {}, fields = {
+    max_gas_price_gwei = S("number", { min = 0 }),
+    max_slippage_percent = S("number", { min = 0 }),
+    max_value_eth = S("number", { min = 0 }),
+  }}),
+  log = S("table", { fields = {
+    level = S("enum", { values = { "error", "warn", "info", "debug" } }),
+    format = S("enum", { values = { "text", "json" } }),
+  }}),
+  rpc = S("table", { default = {}, fields = {
+    timeout = S("number", { min = 0.001, default = 10 }),
+    max_bytes = S("integer", { min = 1024, default = 32 * 1024 * 1024 }),
+    retries = S("integer", { min = 0, default = 2 }),
+  }}),
+  repl = S("table", { fields = { socket = S("string") } }),
+  tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string") } }),
+  flashbots = S("table", { fields = { relay = S("string"), auth_key = S("string") } }),
+}})
+
+-- Levenshtein distance, for "did you mean" on unknown keys
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function suggest(key, fields)
+  local best, bd = nil, 3
+  for name in pairs(fields) do
+    local d = distance(key, name)
+    if d < bd then best, bd = name, d end
+  end
+  return best
+end
+
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
+  return tostring(v)
+end
+
+local function join(path, key)
+  if type(key) == "number" then return path .. "[" .. key .. "]" end
+  if path == "" then return key end
+  return path .. "." .. key
+end
+
+local validate_node
+
+local function expect(path, what, v)
+  error({ config_error = path .. ": expected " .. what .. ", got " .. show(v) .. (type(v) == "string" and "" or (" (" .. type(v) .. ")")) }, 0)
+end
+
+function validate_node(node, v, path)
+  local t = node.t
+  if v == nil then
+    if node.default ~= nil then
+      if type(node.default) == "table" then
+        v = {}
+      else
+        return node.default
+      end
+    elseif node.required then
+      error({ config_error = path .. ": missing (required)" }, 0)
+    else
+      return nil
+    end
+  end
+  if t == "any" then return v end
+  if t == "string" then
+    if type(v) ~= "string" then expect(path, "a string", v) end
+  elseif t == "number" then
+    if type(v) ~= "number" then expect(path, "a number" .. (node.min and (" >= " .. node.min) or ""), v) end
+  elseif t == "integer" then
+    if math.type(v) ~= "integer" then
+      if type(v) == "number" and v == math.floor(v) then v = math.tointeger(v)
+      else expect(path, "an integer" .. (node.min and (" >= " .. node.min) or ""), v) end
+    end
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then expect(path, "true or false", v) end
+  elseif t == "enum" then
+    local ok = false
+    for _, x in ipairs(node.values) do if x == v then ok = true end end
+    if not ok then expect(path, "one of " .. table.concat(node.values, ", "), v) end
+  elseif t == "table" or t == "map" or t == "array" then
+    if type(v) ~= "table" then expect(path, t == "array" and "a list" or "a table", v) end
+  end
+  if node.min and type(v) == "number" and v < node.min then
+    expect(path, (t == "integer" and "an integer" or "a number") .. " >= " .. node.min, v)
+  end
+  if node.check then
+    local ok, why = node.check(v)
+    if not ok then expect(path, why, v) end
+  end
+  if t == "table" then
+    local out = {}
+    for k, x in pairs(v) do
+      if type(k) ~= "string" or not node.fields[k] then
+        local s = type(k) == "string" and suggest(k, node.fields)
+        error({ config_error = join(path, tostring(k)) .. ": unknown key" ..
+          (s and (' (did you mean "' .. s .. '"?)') or "") }, 0)
+      end
+      out[k] = x
+    end
+    for k, f in pairs(node.fields) do
+      out[k] = validate_node(f, out[k], join(path, k))
+    end
+    return out
+  elseif t == "map" then
+    local out = {}
+    for k, x in pairs(v) do
+      if type(k) ~= "string" then error({ config_error = join(path, tostring(k)) .. ": keys must be names" }, 0) end
+      out[k] = validate_node(node.item, x, join(path, k))
+    end
+    return out
+  elseif t == "array" then
+    local n = #v
+    for k in pairs(v) do
+      if math.type(k) ~= "integer" or k < 1 or k > n then
+        error({ config_error = join(path, tostring(k)) .. ": expected a list (1, 2, 3 ...), found key " .. show(k) }, 0)
+      end
+    end
+    local out = {}
+    for i = 1, n do out[i] = validate_node(node.item, v[i], join(path, i)) end
+    return out
+  end
+  return v
+end
+
+-- After the schema: defaults that depend on other fields.
+local function finish(cfg, env_missing)
+  for name, c in pairs(cfg.chains) do
+    for i, p in ipairs(c.providers) do
+      p.name = p.name or (name .. "#" .. i)
+      if not p.rps then
+        local known = p.name:lower():match("^(%a+)")
+        p.rps = M.DEFAULT_RPS[known] or 25
+      end
+      p.burst = p.burst or math.max(1, math.ceil(p.rps / 5))
+    end
+    if c.kind == "evm" and not c.chain_id then
+      error({ config_error = "chains." .. name .. ".chain_id: missing (required for evm chains)" }, 0)
+    end
+  end
+  local ttl = {}
+  for k, v in pairs(DEFAULT_TTL) do ttl[k] = v end
+  for k, v in pairs(cfg.cache.ttl or {}) do ttl[k] = v end
+  cfg.cache.ttl = ttl
+  cfg.env_missing = env_missing
+  return cfg
+end
+
+--- Validate a config table; raises "config: path: problem" on the first mistake.
+function M.validate(tbl, source)
+  local ok, res = pcall(validate_node, M.schema, tbl, "")
+  if not ok then
+    if type(res) == "table" and res.config_error then
+      error((source or "config") .. ": " .. res.config_error, 0)
+    end
+    error(res, 0)
+  end
+  return finish(res, {})
+end
+
+-- Providers whose URL came from an unset environment variable are left out, with the
+-- variable's name kept so eth.chain() can say what to set.
+local function env_fn(missing)
+  return function(name, default)
+    if type(name) ~= "string" then error("env(name, default): name must be a string", 2) end
+    local v = os.getenv(name)
+    if v == nil or v == "" then
+      if default == nil then missing[#missing + 1] = name end
+      return default
+    end
+    if type(default) == "number" then
+      local n = tonumber(v)
+      if not n then error(("env %s: expected a number, got %q"):format(name, v), 2) end
+      return n
+    end
+    if type(default) == "boolean" then return v == "1" or v == "true" or v == "yes" end
+    return v
+  end
+end
+
+local function sandbox(missing)
+  return {
+    env = env_fn(missing),
+    tonumber = tonumber, tostring = tostring, pairs = pairs, ipairs = ipairs, type = type,
+    error = error, assert = assert, select = select, next = next,
+    string = string, table = table, math = math,
+  }
+end
+
+--- Load and validate a config file. path nil: $FERRY_CONFIG or ./config.lua; when the
+--- default file is absent, an empty configuration (no chains).
+function M.load(path)
+  local explicit = path ~= nil
+  path = path or os.getenv("FERRY_CONFIG") or "config.lua"
+  local f = io.open(path, "r")
+  if not f then
+    if explicit then error(("config: cannot open %s"):format(path), 0) end
+    return M.validate({}, path)
+  end
+  local src = f:read("a")
+  f:close()
+  local missing = {}
+  local chunk, err = load(src, "@" .. path, "t", sandbox(missing))
+  if not chunk then error(("config: %s"):format(err), 0) end
+  local ok, tbl = pcall(chunk)
+  if not ok then error(("config: %s"):format(tostring(tbl)), 0) end
+  if type(tbl) ~= "table" then error(("config: %s must return a table, got %s"):format(path, type(tbl)), 0) end
+  -- drop providers with no URL because their env var is unset; remember why
+  for name, c in pairs(type(tbl.chains) == "table" and tbl.chains or {}) do
+    if type(c) == "table" and type(c.providers) == "table" then
+      local kept, dropped = {}, {}
+      for _, p in ipairs(c.providers) do
+        if type(p) == "table" and p.url == nil and #missing > 0 then dropped[#dropped + 1] = p.name or "?"
+        else kept[#kept + 1] = p end
+      end
+      if #dropped > 0 then
+        c.providers = kept
+        c.unavailable = nil
+        tbl.chains[name] = c
+        c._dropped = dropped
+      end
+    end
+  end
+  local dropped_info = {}
+  for name, c in pairs(type(tbl.chains) == "table" and tbl.chains or {}) do
+    if type(c) == "table" and c._dropped then dropped_info[name] = c._dropped; c._dropped = nil end
+  end
+  local cfg = M.validate(tbl, path)
+  cfg.path = path
+  cfg.dropped_providers = dropped_info
+  cfg.env_missing = missing
+  return cfg
+end
+
+return M

@@ -1,0 +1,85 @@
+--- ferry -- the engine's Lua API: tasks, time, JSON, logging, counters.
+---
+---   local ferry = require "ferry"
+---   local t = ferry.spawn(function(x) ferry.sleep(0.1) return x * 2 end, 21)
+---   print(t:wait())            --> true  42
+local task = require "ferry.core.task"
+local json = require "ferry.core.json"
+local logc = require "ferry.core.log"
+
+local M = {}
+
+M.spawn = task.spawn          ---@type fun(fn: function, ...): userdata
+M.sleep = task.sleep          ---@type fun(seconds: number)
+M.now = task.now              ---@type fun(): number  monotonic seconds
+M.current = task.current
+M.tasks = task.tasks
+M.YIELD_TAG = task.YIELD_TAG
+M.json = json
+M.options = require("ferry.boot").options
+
+--- Error tables: {code = "timeout", message = "...", ...}; tostring gives "code: message".
+local error_mt = debug.getregistry()["ferry.Error"]
+
+---@param code string  one of DESIGN.md's stable codes
+---@param message string
+---@param fields table|nil  extra fields (required, available, provider, ...)
+function M.error(code, message, fields)
+  local e = fields or {}
+  e.code, e.message = code, message
+  return setmetatable(e, error_mt)
+end
+
+--- Raise an error table (for high-level calls that raise instead of returning nil, err).
+function M.raise(code, message, fields)
+  error(M.error(code, message, fields), 2)
+end
+
+function M.is_error(v)
+  return type(v) == "table" and getmetatable(v) == error_mt
+end
+
+-- logging: ferry.log.info("sent", {hash = h}); fields named like secrets are redacted
+local LEVELS = { error = 0, warn = 1, info = 2, debug = 3 }
+M.log = {}
+for name, lv in pairs(LEVELS) do
+  M.log[name] = function(msg, fields) logc.log(lv, msg, fields) end
+end
+M.log.configure = logc.configure
+M.log.level = logc.level
+M.log.enabled = function(name) return logc.enabled(LEVELS[name] or 2) end
+
+-- counters: modules register a function under a name; ferry.stats() calls them all
+local stat_sources = {}
+function M.register_stats(name, fn) stat_sources[name] = fn end
+
+function M.stats()
+  local s = {
+    tasks = task.stats(),
+    memory_kb = collectgarbage("count"),
+    http = require("ferry.core.http").stats(),
+  }
+  s.refs = s.tasks.refs
+  for name, fn in pairs(stat_sources) do
+    local ok, v = pcall(fn)
+    s[name] = ok and v or { error = tostring(v) }
+  end
+  return s
+end
+
+--- The loaded configuration (config.lua or --config), validated; loaded on first use.
+local config_cache
+function M.config()
+  if not config_cache then
+    config_cache = require("ferry.config").load(M.options.config)
+  end
+  return config_cache
+end
+
+--- Replace the configuration (tests, REPL experiments). Validated like a file.
+function M.set_config(tbl)
+  config_cache = require("ferry.config").validate(tbl, "config")
+  return config_cache
+end
+
+return M

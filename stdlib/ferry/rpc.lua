@@ -1,0 +1,198 @@
+--- ferry.rpc -- JSON-RPC 2.0 over HTTP.
+---
+---   local c = rpc.http("http://127.0.0.1:8545", {timeout = 5, name = "anvil"})
+---   local n, err = c:call("eth_blockNumber")          -- "0x1a" | nil, {code = ...}
+---   local rs = c:batch{{"eth_chainId"}, {"eth_getBalance", {addr, "latest"}}}
+---
+--- Failures come back as `nil, err` with err.code from DESIGN.md's list:
+---   timeout, provider_down (refused, reset, HTTP 5xx), rate_limited (HTTP 429, with
+---   retry_after), bad_response (not JSON, truncated, wrong id, too large, too deep),
+---   rpc_error (a JSON-RPC error object) or a more precise code for well-known node messages
+---   (nonce_too_low, insufficient_funds, reverted, underpriced, already_known).
+--- err.rpc_code, err.data, err.provider and err.http_status are set when known. A provider
+--- is named by its configured name or its scheme://host:port only: URL paths often hold API
+--- keys, and keys never appear in errors or logs.
+local http = require "ferry.core.http"
+local json = require "ferry.core.json"
+local ferry = require "ferry"
+
+local M = {}
+local Client = {}
+Client.__index = Client
+
+local DEFAULT_TIMEOUT = 30
+local DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+local HEADERS = { ["Content-Type"] = "application/json" }
+
+--- scheme://host:port of a URL, never its path or query (where API keys live).
+function M.redact_url(url)
+  local scheme, host = tostring(url):match("^(%a[%w+.-]*)://([^/?#]+)")
+  if not scheme then return "provider" end
+  host = host:gsub("^.*@", "")   -- user:password@
+  return scheme .. "://" .. host
+end
+
+-- Map a node's error message to a stable code. These describe the transaction, not the
+-- provider (the pool must not count them against it).
+local PATTERNS = {
+  { "nonce too low", "nonce_too_low" },
+  { "nonce too high", "nonce_too_high" },
+  { "already known", "already_known" },
+  { "already imported", "already_known" },
+  { "known transaction", "already_known" },
+  { "insufficient funds", "insufficient_funds" },
+  { "replacement transaction underpriced", "underpriced" },
+  { "underpriced", "underpriced" },
+  { "execution reverted", "reverted" },
+  { "revert", "reverted" },
+  { "max fee per gas less than block base fee", "underpriced" },
+}
+
+--- Stable code for a JSON-RPC error object.
+function M.classify(rpc_code, message)
+  local m = tostring(message or ""):lower()
+  for _, p in ipairs(PATTERNS) do
+    if m:find(p[1], 1, true) then return p[2] end
+  end
+  if rpc_code == 3 then return "reverted" end
+  if rpc_code == -32005 or rpc_code == 429 or m:find("rate limit", 1, true) then return "rate_limited" end
+  return "rpc_error"
+end
+
+local function fail(client, code, message, fields)
+  fields = fields or {}
+  fields.provider = client.name
+  return nil, ferry.error(code, message, fields)
+end
+
+--- A client for one endpoint. opts: timeout (s), headers, max_bytes, name.
+function M.http(url, opts)
+  assert(type(url) == "string" and url:match("^https?://"), "rpc.http: url must be http(s)://...")
+  opts = opts or {}
+  local headers = HEADERS
+  if opts.headers then
+    headers = { ["Content-Type"] = "application/json" }
+    for k, v in pairs(opts.headers) do headers[k] = v end
+  end
+  return setmetatable({
+    url = url,
+    name = opts.name or M.redact_url(url),
+    timeout = opts.timeout or DEFAULT_TIMEOUT,
+    max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES,
+    headers = headers,
+    next_id = 0,
+    max_depth = opts.max_depth or 64,
+  }, Client)
+end
+
+-- POST a body; returns the decoded reply or nil, err.
+function Client:post(body, timeout)
+  local status, text, hdrs = http.request(self.url, {
+    method = "POST", body = body, headers = self.headers,
+    timeout = timeout or self.timeout, max_bytes = self.max_bytes,
+  })
+  if not status then
+    local err = text
+    err.provider = self.name
+    if err.transport == "too_large" then
+      err.message = ("response larger than %d bytes"):format(self.max_bytes)
+    end
+    return nil, err
+  end
+  if status == 429 then
+    local ra = tonumber(hdrs["retry-after"])
+    return fail(self, "rate_limited", "HTTP 429 Too Many Requests", { http_status = 429, retry_after = ra })
+  end
+  if status >= 500 then
+    return fail(self, "provider_down", ("HTTP %d"):format(status), { http_status = status })
+  end
+  local reply, jerr = json.decode(text, self.max_depth)
+  if reply == nil then
+    local snippet = text:sub(1, 80):gsub("[%c]", " ")
+    return fail(self, "bad_response", ("not a JSON-RPC reply (HTTP %d): %s; body starts %q")
+      :format(status, jerr, snippet), { http_status = status })
+  end
+  if type(reply) ~= "table" then
+    return fail(self, "bad_response", ("not a JSON-RPC reply (HTTP %d)"):format(status), { http_status = status })
+  end
+  return reply, status
+end
+
+local function rpc_error(self, e)
+  if type(e) ~= "table" then
+    return fail(self, "bad_response", "malformed JSON-RPC error member")
+  end
+  local msg = type(e.message) == "string" and e.message or "(no message)"
+  local code = M.classify(e.code, msg)
+  return fail(self, code, msg, { rpc_code = math.type(e.code) and e.code or nil, data = e.data })
+end
+
+--- call(method, params, opts) -> result | nil, err. A JSON null result is returned as nil
+--- with no error (a receipt not yet mined, say): check `err` to tell the two apart.
+function Client:call(method, params, opts)
+  assert(type(method) == "string", "rpc call: method must be a string")
+  self.next_id = self.next_id + 1
+  local id = self.next_id
+  local body = json.encode({ jsonrpc = "2.0", id = id, method = method, params = json.array(params or {}) })
+  local reply, status = self:post(body, opts and opts.timeout)
+  if not reply then return nil, status end
+  if reply.jsonrpc == nil and reply[1] ~= nil then
+    return fail(self, "bad_response", "expected one reply, got a batch")
+  end
+  if reply.error ~= nil then
+    -- anvil answers malformed requests with id null; anything else must match
+    if reply.id ~= id and reply.id ~= nil then
+      return fail(self, "bad_response", ("reply id %s does not match request id %d"):format(tostring(reply.id), id))
+    end
+    return rpc_error(self, reply.error)
+  end
+  if reply.id ~= id then
+    return fail(self, "bad_response", ("reply id %s does not match request id %d"):format(tostring(reply.id), id))
+  end
+  local result = reply.result
+  if result == json.null then result = nil end
+  if result == nil and status ~= 200 then
+    return fail(self, "bad_response", ("HTTP %d without a result"):format(status), { http_status = status })
+  end
+  return result
+end
+
+--- batch{{method, params}, ...} -> array of {result = v} | {error = err} in request order,
+--- or nil, err when the whole batch failed.
+function Client:batch(calls, opts)
+  local reqs, ids = {}, {}
+  for i, c in ipairs(calls) do
+    self.next_id = self.next_id + 1
+    ids[self.next_id] = i
+    reqs[i] = { jsonrpc = "2.0", id = self.next_id, method = c[1] or c.method, params = json.array(c[2] or c.params or {}) }
+  end
+  if #reqs == 0 then return {} end
+  local reply, status = self:post(json.encode(reqs), opts and opts.timeout)
+  if not reply then return nil, status end
+  if reply[1] == nil then
+    if reply.error then return rpc_error(self, reply.error) end
+    return fail(self, "bad_response", "expected a batch reply array")
+  end
+  local out = {}
+  for _, r in ipairs(reply) do
+    local i = type(r) == "table" and ids[r.id]
+    if not i then
+      return fail(self, "bad_response", ("batch reply has an unknown id %s"):format(tostring(type(r) == "table" and r.id)))
+    end
+    if out[i] then return fail(self, "bad_response", "batch reply repeats an id") end
+    if r.error ~= nil then
+      local _, e = rpc_error(self, r.error)
+      out[i] = { error = e }
+    else
+      local v = r.result
+      if v == json.null then v = nil end
+      out[i] = { result = v }
+    end
+  end
+  for i = 1, #reqs do
+    if not out[i] then return fail(self, "bad_response", ("batch reply is missing request %d"):format(i)) end
+  end
+  return out
+end
+
+return M
