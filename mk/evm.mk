@@ -19,7 +19,7 @@ FUZZ_TARGETS += fuzz-abi fuzz-tx
 build/ctest/evm_test: tests/c/evm_test.c $(EVM_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(EVM_WARN) -fsanitize=address,undefined -fno-omit-frame-pointer \
-	  -fno-sanitize-recover=undefined -o $@ tests/c/evm_test.c $(EVM_CORE) $(EVM_LIBS)
+	  -fno-sanitize-recover=undefined -o $@ tests/c/evm_test.c $(EVM_CORE) $(EVM_LIBS) -lm
 
 ctest-evm: build/ctest/evm_test
 	./build/ctest/evm_test $(EVM_FIXTURE)
@@ -28,7 +28,7 @@ EVM_FUZZ_CFLAGS := -O1 -g $(EVM_WARN) -fsanitize=fuzzer,address,undefined -fno-o
                    -fno-sanitize-recover=undefined
 build/fuzz/%_fuzz: tests/fuzz/%_fuzz.c $(EVM_DEPS)
 	@mkdir -p $(dir $@)
-	clang $(EVM_FUZZ_CFLAGS) -o $@ $< $(EVM_CORE) $(EVM_LIBS)
+	clang $(EVM_FUZZ_CFLAGS) -o $@ $< $(EVM_CORE) $(EVM_LIBS) -lm
 
 fuzz-abi: build/fuzz/abi_fuzz
 	@mkdir -p build/fuzz/abi_corpus
@@ -44,7 +44,7 @@ fuzz-tx: build/fuzz/tx_fuzz
 EVM_LUA_SRC := engine/crypto/secp_lua.c engine/crypto/abi_lua.c engine/crypto/tx_lua.c engine/crypto/u256_lua.c
 build/luaso-evm/evm.so: $(EVM_LUA_SRC) $(EVM_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(EVM_WARN) -shared -fPIC $(shell pkg-config --cflags lua5.4) -o $@ $(EVM_LUA_SRC) $(EVM_CORE) $(EVM_LIBS)
+	$(CC) -O1 -g $(EVM_WARN) -shared -fPIC $(shell pkg-config --cflags lua5.4) -o $@ $(EVM_LUA_SRC) $(EVM_CORE) $(EVM_LIBS) -lm
 
 # one .so behind three names: glibc loads it once, so all modules share one ferry.U256 metatable
 spec-evm: build/luaso-evm/evm.so
