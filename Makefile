@@ -12,8 +12,14 @@ OBJ     := $(SRC:%.c=build/rel/%.o)
 ASAN_OBJ:= $(SRC:%.c=build/asan/%.o)
 ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test check bench demo fuzz clean help peers
+.PHONY: all deps test check bench demo fuzz ctest clean help peers
 all: ferry
+
+# Module-owned fragments add C unit tests (CTESTS) and fuzz targets (FUZZ_TARGETS)
+CTESTS :=
+FUZZ_TARGETS :=
+FUZZ_SECONDS ?= 20
+include $(sort $(wildcard mk/*.mk))
 
 ferry: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -45,8 +51,13 @@ peers: tests/peers/node_modules/.package-lock.json
 tests/peers/node_modules/.package-lock.json: tests/peers/package.json tests/peers/package-lock.json
 	cd tests/peers && npm ci --no-audit --no-fund
 
-test: ferry peers
+# the C cores' own tests (under ASan+UBSan), then every busted spec inside ./ferry
+test: ferry peers ctest
 	./ferry tests/run.lua
+
+ctest: $(CTESTS)
+
+fuzz: $(FUZZ_TARGETS)
 
 check: build/asan/ferry peers
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
@@ -60,6 +71,3 @@ demo: ferry peers
 
 clean:
 	rm -rf build ferry
-
-# Module-owned fragments (fuzz targets, C unit tests): mk/<area>.mk
--include $(wildcard mk/*.mk)

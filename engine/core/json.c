@@ -340,7 +340,17 @@ typedef struct {
   char *b;
   size_t len, cap;
   int depth, max_depth;
+  int sort_keys;           /* canonical form: object keys in byte order (cache keys) */
 } enc_t;
+
+typedef struct { const char *s; size_t n; } key_t_;
+
+static int key_cmp(const void *a, const void *b) {
+  const key_t_ *x = a, *y = b;
+  size_t n = x->n < y->n ? x->n : y->n;
+  int c = memcmp(x->s, y->s, n);
+  return c ? c : (x->n > y->n) - (x->n < y->n);
+}
 
 static void enc_grow(lua_State *L, enc_t *e, size_t need) {
   if (e->len + need <= e->cap) return;
@@ -436,6 +446,35 @@ static void enc_table(lua_State *L, enc_t *e, int idx) {
       lua_pop(L, 1);
     }
     enc_put(L, e, "]", 1);
+  } else if (e->sort_keys) {
+    size_t nk = 0, cap = 8;
+    key_t_ *keys = malloc(cap * sizeof *keys);
+    if (!keys) luaL_error(L, "json.encode: out of memory");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING) { free(keys); luaL_error(L, "json.canonical: object keys must be strings"); }
+      if (nk == cap) {
+        key_t_ *nb = realloc(keys, (cap *= 2) * sizeof *keys);
+        if (!nb) { free(keys); luaL_error(L, "json.encode: out of memory"); }
+        keys = nb;
+      }
+      keys[nk].s = lua_tolstring(L, -1, &keys[nk].n); /* anchored by the table itself */
+      nk++;
+    }
+    qsort(keys, nk, sizeof *keys, key_cmp);
+    enc_put(L, e, "{", 1);
+    for (size_t i = 0; i < nk; i++) {
+      if (i) enc_put(L, e, ",", 1);
+      enc_string(L, e, keys[i].s, keys[i].n);
+      enc_put(L, e, ":", 1);
+      lua_pushlstring(L, keys[i].s, keys[i].n);
+      lua_rawget(L, idx);
+      enc_value(L, e, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    enc_put(L, e, "}", 1);
+    free(keys);
   } else {
     int first = 1;
     enc_put(L, e, "{", 1);
@@ -515,10 +554,11 @@ static int enc_run(lua_State *L) {
   return 0;
 }
 
-static int l_encode(lua_State *L) {
+static int encode(lua_State *L, int sort_keys) {
   luaL_checkany(L, 1);
   enc_t e = {0};
   e.max_depth = (int)luaL_optinteger(L, 2, DEFAULT_DEPTH);
+  e.sort_keys = sort_keys;
   lua_settop(L, 1);
   /* run protected so the buffer is freed when encoding raises */
   lua_pushcfunction(L, enc_run);
@@ -533,6 +573,10 @@ static int l_encode(lua_State *L) {
   free(e.b);
   return 1;
 }
+
+static int l_encode(lua_State *L) { return encode(L, 0); }
+/* canonical(v): the same text for equal values whatever the table insertion order */
+static int l_canonical(lua_State *L) { return encode(L, 1); }
 
 static int set_marker(lua_State *L, const char *mt) {
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
@@ -593,7 +637,7 @@ int luaopen_ferry_core_json(lua_State *L) {
   lua_pushcfunction(L, l_number_concat);
   lua_setfield(L, -2, "__concat");
   lua_pop(L, 3);
-  static const luaL_Reg f[] = {{"decode", l_decode}, {"encode", l_encode}, {"array", l_array},
+  static const luaL_Reg f[] = {{"decode", l_decode}, {"encode", l_encode}, {"canonical", l_canonical}, {"array", l_array},
                                {"object", l_object}, {"number", l_number},
                                {"is_number", l_is_number}, {NULL, NULL}};
   luaL_newlib(L, f);

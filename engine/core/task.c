@@ -36,6 +36,7 @@ struct fy_task {
   int queued;
   int nres;                        /* values waiting on co for the next resume */
   int detached;
+  int daemon;                      /* its waits do not keep the loop alive */
   fy_op_t *op;                     /* the pending op, if waiting */
   fy_op_t *waiters;                /* ops of tasks blocked in :wait() on this one */
   fy_task_t *next_ready;
@@ -198,11 +199,14 @@ fy_op_t *fy_op_new(lua_State *L, double timeout_s, fy_op_cancel_fn cancel, void 
   op->cancel = cancel;
   op->data = data;
   if (timeout_s > 0) {
+    /* the loop's cached time may be a whole iteration old: deadlines count from now */
+    uv_update_time(&E->loop);
     uv_timer_init(&E->loop, &op->timer);
     op->timer.data = op;
     op->has_timer = 1;
     double ms = timeout_s * 1000.0;
     uv_timer_start(&op->timer, op_timer_cb, ms < 1 ? 1 : (uint64_t)(ms + 0.5), 0);
+    if (t->daemon) uv_unref((uv_handle_t *)&op->timer);
   }
   t->op = op;
   E->ops_started++;
@@ -341,26 +345,38 @@ static void task_cancel(fy_task_t *t, const char *reason) {
   task_finish(t, T_CANCELLED);
 }
 
-/* Format an error value and traceback, log it unless someone is waiting for it. */
+/* Describe the error value at index 1 as text (protected: __tostring may raise). */
+static int describe_error(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "code");
+    lua_getfield(L, 1, "message");
+    if (lua_type(L, 2) == LUA_TSTRING && lua_type(L, 3) == LUA_TSTRING) {
+      lua_pushfstring(L, "%s: %s", lua_tostring(L, 2), lua_tostring(L, 3));
+      return 1;
+    }
+    lua_settop(L, 1);
+  }
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Log the error at the top of co with a traceback, unless someone is waiting for it.
+ * Leaves co's stack as it was. */
 static void report_failure(fy_task_t *t) {
   fy_engine_t *E = t->E;
   lua_State *L = E->L, *co = t->co;
-  const char *msg;
-  if (lua_type(co, -1) == LUA_TTABLE) {
-    lua_getfield(co, -1, "code");
-    lua_getfield(co, -2, "message");
-    msg = lua_pushfstring(co, "%s: %s", luaL_optstring(co, -2, "error"),
-                          luaL_optstring(co, -1, "(no message)"));
-    lua_replace(co, -3);
-    lua_pop(co, 1);
-  } else {
-    msg = luaL_tolstring(co, -1, NULL);
+  lua_pushcfunction(L, describe_error);
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "(error object is not printable)");
   }
-  luaL_traceback(L, co, msg, 0);
-  lua_pop(co, 1);
+  luaL_traceback(L, co, lua_tostring(L, -1), 0);
+  lua_remove(L, -2);
   if (!t->waiters)
     fy_log(FY_LOG_ERROR, "task %llu failed: %s", (unsigned long long)t->id, lua_tostring(L, -1));
-  /* keep the formatted text for the interpreter's exit message */
+  /* keep the formatted text for whoever wants the last failure */
   lua_setfield(L, LUA_REGISTRYINDEX, "ferry.last_error");
 }
 
@@ -401,8 +417,7 @@ static void task_resume(fy_engine_t *E, fy_task_t *t) {
     abort();
   }
   /* error: the error object is on co; the stack is still there for the traceback */
-  lua_pushvalue(co, -1);
-  report_failure(t);               /* consumes the copy */
+  report_failure(t);
   lua_State *L = E->L;
   lua_xmove(co, L, 1);             /* the original error object */
   set_outcome_from_top(L, t);
@@ -480,12 +495,22 @@ static int l_spawn(lua_State *L) {
   return 1;
 }
 
+/* Unlink a waiting op from the list whose head is *data (a task's or a queue's waiters). */
 static void wait_cancel(fy_op_t *op, void *data) {
-  fy_task_t *target = data;
+  fy_op_t **head = data;
   if (op->prev_w) op->prev_w->next_w = op->next_w;
-  else if (target->waiters == op) target->waiters = op->next_w;
+  else if (*head == op) *head = op->next_w;
   if (op->next_w) op->next_w->prev_w = op->prev_w;
   op->prev_w = op->next_w = NULL;
+}
+
+/* Append op to the waiters list at *head (FIFO). */
+static void wait_push(fy_op_t **head, fy_op_t *op) {
+  fy_op_t **pp = head, *prev = NULL;
+  while (*pp) { prev = *pp; pp = &(*pp)->next_w; }
+  *pp = op;
+  op->prev_w = prev;
+  op->next_w = NULL;
 }
 
 /* task:wait([timeout]) -> true, results... | false, err */
@@ -495,14 +520,74 @@ static int l_task_wait(lua_State *L) {
   if (t->state >= T_DONE) return push_outcome(L, t, 1);
   fy_task_t *self = fy_task_require(L, "task:wait");
   if (self == t) return luaL_error(L, "task:wait: a task cannot wait for itself");
-  fy_op_t *op = fy_op_new(L, timeout, wait_cancel, t);
-  op->next_w = t->waiters;
-  if (t->waiters) t->waiters->prev_w = op;
-  t->waiters = op;
+  fy_op_t *op = fy_op_new(L, timeout, wait_cancel, &t->waiters);
+  wait_push(&t->waiters, op);
   return fy_op_yield(L, op);
 }
 
 /* task:cancel([reason]) -> true if it was running */
+/* ------------------------------------------------------------------------------------------
+** Queue: an unbounded mailbox between tasks. put(v) never waits; get([timeout]) waits for a
+** value (FIFO among getters) -> v | nil, {code="timeout"}. Buffered values live in the
+** userdata's user value (a table used as a ring).
+** ---------------------------------------------------------------------------------------- */
+
+#define QUEUE_MT "ferry.Queue"
+
+typedef struct {
+  fy_op_t *getters;
+  lua_Integer head, tail; /* buffered values are [head, tail) in the user value table */
+} queue_t;
+
+static int l_queue_new(lua_State *L) {
+  queue_t *q = lua_newuserdatauv(L, sizeof *q, 1);
+  memset(q, 0, sizeof *q);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, QUEUE_MT);
+  return 1;
+}
+
+static int l_queue_put(lua_State *L) {
+  queue_t *q = luaL_checkudata(L, 1, QUEUE_MT);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  while (q->getters) {
+    fy_op_t *op = q->getters;
+    wait_cancel(op, &q->getters);
+    if (!fy_op_settle(op)) continue;
+    lua_pushvalue(L, 2);
+    lua_xmove(L, fy_op_thread(op), 1);
+    fy_op_ready(op, 1);
+    return 0;
+  }
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, q->tail++);
+  return 0;
+}
+
+static int l_queue_get(lua_State *L) {
+  queue_t *q = luaL_checkudata(L, 1, QUEUE_MT);
+  double timeout = luaL_optnumber(L, 2, 0);
+  if (q->head < q->tail) {
+    lua_getiuservalue(L, 1, 1);
+    lua_rawgeti(L, -1, q->head);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, q->head++);
+    return 1;
+  }
+  fy_op_t *op = fy_op_new(L, timeout, wait_cancel, &q->getters);
+  wait_push(&q->getters, op);
+  return fy_op_yield(L, op);
+}
+
+static int l_queue_len(lua_State *L) {
+  queue_t *q = luaL_checkudata(L, 1, QUEUE_MT);
+  lua_pushinteger(L, q->tail - q->head);
+  return 1;
+}
+
 static int l_task_cancel(lua_State *L) {
   fy_task_t *t = check_task(L, 1);
   const char *reason = luaL_optstring(L, 2, "task cancelled");
@@ -525,6 +610,18 @@ static int l_task_detach(lua_State *L) {
   fy_task_t *t = check_task(L, 1);
   t->detached = 1;
   child_remove(t);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* task:daemon(): a background task (head tracker, ticker) that must not keep a script's
+ * engine alive; it is cancelled at shutdown like any other. Implies detach. */
+static int l_task_daemon(lua_State *L) {
+  fy_task_t *t = check_task(L, 1);
+  t->daemon = 1;
+  t->detached = 1;
+  child_remove(t);
+  if (t->op && t->op->has_timer) uv_unref((uv_handle_t *)&t->op->timer);
   lua_settop(L, 1);
   return 1;
 }
@@ -623,7 +720,7 @@ static int l_exit(lua_State *L) {
 }
 
 static const luaL_Reg task_methods[] = {
-  {"wait", l_task_wait}, {"cancel", l_task_cancel}, {"detach", l_task_detach},
+  {"wait", l_task_wait}, {"cancel", l_task_cancel}, {"detach", l_task_detach}, {"daemon", l_task_daemon},
   {"status", l_task_status}, {"id", l_task_id}, {NULL, NULL}};
 
 static const luaL_Reg task_meta[] = {
@@ -631,13 +728,22 @@ static const luaL_Reg task_meta[] = {
 
 static const luaL_Reg task_funcs[] = {
   {"spawn", l_spawn}, {"sleep", l_sleep}, {"now", l_now}, {"current", l_current},
-  {"tasks", l_tasks}, {"stats", l_stats}, {"exit", l_exit}, {NULL, NULL}};
+  {"tasks", l_tasks}, {"stats", l_stats}, {"exit", l_exit}, {"queue", l_queue_new},
+  {NULL, NULL}};
 
 int luaopen_ferry_core_task(lua_State *L) {
   if (luaL_newmetatable(L, TASK_MT)) {
     luaL_setfuncs(L, task_meta, 0);
     luaL_newlib(L, task_methods);
     lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, QUEUE_MT)) {
+    static const luaL_Reg qm[] = {{"put", l_queue_put}, {"get", l_queue_get}, {NULL, NULL}};
+    luaL_newlib(L, qm);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_queue_len);
+    lua_setfield(L, -2, "__len");
   }
   lua_pop(L, 1);
   luaL_newlib(L, task_funcs);

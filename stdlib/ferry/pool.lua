@@ -1,0 +1,405 @@
+--- ferry.pool -- the provider pool of one chain: rate limits, cache, health, failover, hedging.
+---
+---   local pool = require("ferry.pool").new("local", cfg.chains["local"], cfg)
+---   local n, err = pool:call("eth_blockNumber")
+---   pool:status()        -- per provider: state, score, latency, errors, lag, tokens
+---
+--- A call goes: cache (TTL per method, head-bound entries dropped on a new head, a reorg drops
+--- everything above the fork point) -> identical reads in flight share one upstream call ->
+--- provider picked by health (weighted round-robin over healthy providers of the best
+--- priority tier) -> that provider's token bucket -> JSON-RPC. A refused connection, timeout,
+--- 5xx, 429 (Retry-After honoured), garbage reply, wrong chain id or lagging head fails over
+--- to the next provider at once; when none is left, rounds are retried with exponential
+--- backoff and jitter until the deadline. Reads are hedged: after hedge_ms with no answer the
+--- next provider is asked too and the first good answer wins. Errors that describe the
+--- request (nonce too low, revert, already known, unknown method) are returned as they are
+--- and never count against a provider.
+local ferry = require "ferry"
+local rpc = require "ferry.rpc"
+local json = require "ferry.core.json"
+local task = require "ferry.core.task"
+local health = require "ferry.core.health"
+local ratelimit = require "ferry.core.ratelimit"
+local cachec = require "ferry.core.cache"
+
+local M = {}
+local Pool = {}
+Pool.__index = Pool
+
+local EMPTY = json.array({})
+
+-- Writes are never shared, hedged or cached.
+local WRITES = { eth_sendRawTransaction = true, eth_sendTransaction = true, sendTransaction = true,
+                 eth_sendBundle = true, eth_sendPrivateTransaction = true }
+-- Answers that depend on the head: dropped when a new head arrives.
+local HEAD_METHODS = { eth_blockNumber = true, eth_gasPrice = true, eth_maxPriorityFeePerGas = true,
+                       eth_feeHistory = true, eth_getBlockByNumber = true }
+-- Answers that never change once deep enough (kept "forever", dropped by a reorg below them).
+local FINAL_METHODS = { eth_getTransactionReceipt = true, eth_getTransactionByHash = true }
+
+-- rpc error code -> health outcome
+local OUTCOME = {
+  timeout = "timeout", provider_down = "refused", rate_limited = "rate_limited",
+  bad_response = "bad_response",
+}
+
+local function outcome_of(err)
+  if err.code == "provider_down" then
+    if err.http_status then return "http_5xx" end
+    return "refused"
+  end
+  return OUTCOME[err.code] or "tx_error"
+end
+
+local function head_bound(method, params)
+  if HEAD_METHODS[method] then return true end
+  for _, p in ipairs(params) do
+    if p == "latest" or p == "pending" or p == "safe" or p == "finalized" then return true end
+  end
+  return false
+end
+
+local function hex(n) return ("0x%x"):format(n) end
+
+--- A pool for one chain. chain: the validated config.chains[name]; cfg: the whole config.
+function M.new(name, chain, cfg)
+  cfg = cfg or { rpc = {}, cache = { ttl = {} } }
+  local rcfg = cfg.rpc or {}
+  local self = setmetatable({
+    name = name,
+    chain = chain,
+    expected_chain_id = chain.chain_id,
+    confirmations = chain.confirmations or 1,
+    timeout = rcfg.timeout or 10,
+    retries = rcfg.retries or 2,
+    hedge = chain.hedge_ms and chain.hedge_ms / 1000 or nil,
+    ttl = (cfg.cache and cfg.cache.ttl) or {},
+    providers = {},
+    inflight = {},
+    head = nil, hashes = {}, -- number -> block hash, for the last 64 heads
+    st = { calls = 0, cache_hits = 0, shared = 0, upstream = 0, failovers = 0, hedges = 0,
+           retries = 0, errors = 0, reorgs = 0, new_heads = 0 },
+  }, Pool)
+  local hp = {}
+  for i, p in ipairs(chain.providers) do
+    self.providers[i] = {
+      name = p.name, index = i,
+      client = rpc.http(p.url, { timeout = p.timeout or self.timeout, headers = p.headers, name = p.name,
+                                 max_bytes = rcfg.max_bytes }),
+      limiter = ratelimit.new{ rate = p.rps, burst = p.burst },
+      timeout = p.timeout or self.timeout,
+      verified = false, -- chain id checked since the breaker last closed
+    }
+    hp[i] = { name = p.name, weight = p.weight or 1, priority = p.priority or 1 }
+  end
+  local b = chain.breaker or {}
+  self.health = health.new{ providers = hp, max_lag = chain.max_lag or 5,
+    failure_threshold = b.failure_threshold, cooldown = b.cooldown, max_cooldown = b.max_cooldown,
+    error_rate_threshold = b.error_rate_threshold }
+  self.cache = cachec.new{ max_entries = cfg.cache and cfg.cache.max_entries or 100000,
+                           max_bytes = cfg.cache and cfg.cache.max_bytes or 64 * 1024 * 1024 }
+  return self
+end
+
+-- One attempt on provider i; posts {i, result, err, dt} on q. Runs as its own task.
+function Pool:_attempt(i, method, params, deadline, q)
+  local p = self.providers[i]
+  local t0 = ferry.now()
+  local function post(r, e) q:put({ i = i, r = r, e = e, dt = ferry.now() - t0 }) end
+  local left = deadline - t0
+  if left <= 0 then return post(nil, ferry.error("timeout", "deadline passed before the request")) end
+  if not p.verified and self.expected_chain_id then
+    local id, err = p.client:call("eth_chainId", EMPTY, { timeout = math.min(p.timeout, left) })
+    if not id then return post(nil, err) end
+    local got = tonumber(tostring(id))
+    if got ~= self.expected_chain_id then
+      return post(nil, ferry.error("wrong_chain", ("provider %s serves chain id %s, expected %d")
+        :format(p.name, tostring(id), self.expected_chain_id), { provider = p.name }))
+    end
+    p.verified = true
+    left = deadline - ferry.now()
+  end
+  self.st.upstream = self.st.upstream + 1
+  local r, e = p.client:call(method, params, { timeout = math.min(p.timeout, left) })
+  if e == nil and method == "eth_blockNumber" and type(r) == "string" then
+    self.health:set_head(i, tonumber(r))
+  end
+  post(r, e)
+end
+
+-- Pick a provider not in `exclude`, waiting for its token bucket. Returns i or nil, wait.
+function Pool:_pick(exclude, deadline, pinned)
+  while true do
+    local i, wait
+    if pinned and not exclude[pinned] and self.health:state(pinned) == "closed" then
+      i = pinned
+    else
+      i, wait = self.health:pick(exclude)
+    end
+    if not i then return nil, wait end
+    local w = self.providers[i].limiter:reserve(1)
+    if w <= 0 then return i end
+    if ferry.now() + w < deadline then
+      ferry.sleep(w)
+      return i
+    end
+    -- its budget cannot be met in time: try another provider
+    exclude[i] = true
+  end
+end
+
+function Pool:_report(msg)
+  local p = self.providers[msg.i]
+  if msg.e == nil then
+    self.health:report(msg.i, "ok", msg.dt)
+    return "ok"
+  end
+  local e = msg.e
+  local outcome = e.code == "wrong_chain" and "wrong_chain" or outcome_of(e)
+  self.health:report(msg.i, outcome, msg.dt, e.retry_after)
+  if outcome == "rate_limited" then
+    p.limiter:penalize(e.retry_after or 1)
+  elseif outcome ~= "tx_error" then
+    -- the next time it is used (after its breaker closes again), check its chain id again
+    if self.health:state(msg.i) ~= "closed" then p.verified = false end
+  end
+  return outcome
+end
+
+-- The request itself: attempts, failover, hedging, retry rounds. -> result | nil, err
+function Pool:_request(method, params, opts)
+  local deadline = ferry.now() + (opts.timeout or self.timeout * (self.retries + 1))
+  local hedge = not WRITES[method] and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil
+  local q = task.queue()
+  local last_err
+  for round = 0, self.retries do
+    local exclude, running, attempts = {}, {}, 0
+    local function start()
+      local i, _ = self:_pick(exclude, deadline, opts.provider)
+      if not i then return false end
+      exclude[i] = true
+      attempts = attempts + 1
+      running[i] = ferry.spawn(function() self:_attempt(i, method, params, deadline, q) end)
+      return true
+    end
+    if start() then
+      while next(running) do
+        local left = deadline - ferry.now()
+        if left <= 0 then break end
+        local msg = q:get(hedge and math.min(hedge, left) or left)
+        if msg == nil then
+          -- no answer yet: hedge onto the next provider (reads only), or give up at the deadline
+          if hedge and start() then self.st.hedges = self.st.hedges + 1
+          elseif ferry.now() >= deadline then break end
+        elseif running[msg.i] then
+          running[msg.i] = nil
+          local outcome = self:_report(msg)
+          if outcome == "ok" or outcome == "tx_error" then
+            for _, t in pairs(running) do t:cancel("another provider answered") end
+            if msg.e then self.st.errors = self.st.errors + 1 end
+            return msg.r, msg.e
+          end
+          last_err = msg.e
+          -- fail over at once
+          if start() then self.st.failovers = self.st.failovers + 1 end
+        end
+      end
+      for i, t in pairs(running) do
+        t:cancel("deadline")
+        self.health:report(i, "timeout", deadline - ferry.now())
+      end
+    end
+    if ferry.now() >= deadline then break end
+    if round < self.retries then
+      -- nobody left this round: back off (exponential, full jitter), then try everyone again
+      self.st.retries = self.st.retries + 1
+      local _, wait = self.health:pick({})
+      local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
+      if wait and wait > backoff then backoff = wait end
+      backoff = math.min(backoff, deadline - ferry.now())
+      if backoff > 0 then ferry.sleep(backoff) end
+    end
+  end
+  self.st.errors = self.st.errors + 1
+  if last_err then return nil, last_err end
+  return nil, ferry.error(ferry.now() >= deadline and "timeout" or "provider_down",
+    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name })
+end
+
+-- Fetch (after a cache miss) and store what may be cached.
+function Pool:_fetch(method, params, opts, key, ttl)
+  local r, e = self:_request(method, params, opts)
+  if e == nil and r ~= nil and key then
+    if FINAL_METHODS[method] then
+      local bn = type(r) == "table" and tonumber(tostring(r.blockNumber))
+      if bn and self.head and self.head - bn >= self.confirmations then
+        self.cache:set(key, json.encode(r), 0, { block = bn })
+      end
+    elseif ttl then
+      local hb = head_bound(method, params)
+      local block = self.head
+      self.cache:set(key, json.encode(r), ttl > 0 and ttl or nil, { head_bound = hb, block = block })
+    end
+  end
+  if e == nil and method == "eth_blockNumber" and type(r) == "string" then self:_saw_head(tonumber(r)) end
+  return r, e
+end
+
+--- call(method, params, opts) -> result | nil, err
+--- opts: fresh (skip the cache and in-flight sharing), timeout (s, whole call), provider
+--- (index to prefer: a session), hedge_ms.
+function Pool:call(method, params, opts)
+  opts = opts or {}
+  params = params or EMPTY
+  self.st.calls = self.st.calls + 1
+  if #self.providers == 0 then
+    return nil, ferry.error("provider_down", ("chain %s has no provider configured"):format(self.name))
+  end
+  if WRITES[method] or opts.fresh then return self:_request(method, params, opts) end
+  local key = method .. json.canonical(params)
+  local ttl = self.ttl[method]
+  if ttl or FINAL_METHODS[method] then
+    local hit = self.cache:get(key)
+    if hit then
+      self.st.cache_hits = self.st.cache_hits + 1
+      return json.decode(hit)
+    end
+  end
+  -- identical reads in flight share one upstream call
+  local t = self.inflight[key]
+  if t then
+    self.st.shared = self.st.shared + 1
+  else
+    t = ferry.spawn(function()
+      local ok, r, e = pcall(self._fetch, self, method, params, opts, (ttl or FINAL_METHODS[method]) and key, ttl)
+      self.inflight[key] = nil
+      if not ok then error(r, 0) end
+      return r, e
+    end):detach()
+    self.inflight[key] = t
+  end
+  local ok, r, e = t:wait()
+  if not ok then return nil, r end
+  return r, e
+end
+
+--- A session keeps one logical operation (nonce, estimate, sign, broadcast) on one
+--- provider's view of the chain while that provider is healthy.
+function Pool:session()
+  local pool = self
+  local s = { provider = nil }
+  function s:call(method, params, opts)
+    opts = opts or {}
+    local o = { fresh = true, timeout = opts.timeout, provider = self.provider }
+    if not self.provider then
+      self.provider = pool.health:pick({})
+      o.provider = self.provider
+    end
+    return pool:_request(method, params or EMPTY, o)
+  end
+  return s
+end
+
+-- Head bookkeeping: a higher block number is a new head (head-bound cache entries go).
+function Pool:_saw_head(n)
+  if not n then return end
+  if not self.head or n > self.head then
+    self.head = n
+    self.st.new_heads = self.st.new_heads + 1
+    self.cache:new_head()
+  end
+end
+
+--- Poll heads: every provider's block number (lag), and the best provider's latest block
+--- hash to see reorgs (a new hash at a height we knew, or a parent we did not know).
+function Pool:track_heads(interval)
+  if self.tracker then return self.tracker end
+  interval = interval or self.chain.head_poll or 1
+  self.tracker = ferry.spawn(function()
+    while true do
+      self:poll_heads()
+      ferry.sleep(interval)
+    end
+  end):daemon()
+  return self.tracker
+end
+
+-- Send a request straight to provider i if it is usable and has a token; nil otherwise.
+function Pool:_direct(i, method, params)
+  local p = self.providers[i]
+  if self.health:state(i) == "open" or not p.limiter:try_take(1) then return nil end
+  local t0 = ferry.now()
+  local r, e = p.client:call(method, params, { timeout = p.timeout })
+  self:_report({ i = i, r = r, e = e, dt = ferry.now() - t0 })
+  return r, e
+end
+
+function Pool:poll_heads()
+  local best, best_i = nil, nil
+  local tasks = {}
+  for i in ipairs(self.providers) do
+    tasks[i] = ferry.spawn(function()
+      local r = self:_direct(i, "eth_blockNumber", EMPTY)
+      local n = r and tonumber(tostring(r))
+      if n then self.health:set_head(i, n) end
+      return n
+    end)
+  end
+  for i, t in ipairs(tasks) do
+    local _, n = t:wait()
+    if n and (not best or n > best) then best, best_i = n, i end
+  end
+  if not best_i then return end
+  local blk = self:_direct(best_i, "eth_getBlockByNumber", json.array({ "latest", false }))
+  if type(blk) ~= "table" or not blk.hash then return end
+  local n = tonumber(tostring(blk.number))
+  local known = self.hashes[n]
+  local parent_known = self.hashes[n - 1]
+  if known == blk.hash then return end
+  if (known and known ~= blk.hash) or (parent_known and parent_known ~= blk.parentHash) then
+    -- reorg: walk back to the last height whose hash still matches
+    local fork = n - 1
+    while fork >= 0 and self.hashes[fork] do
+      local b = self:_direct(best_i, "eth_getBlockByNumber", json.array({ hex(fork), false }))
+      if type(b) ~= "table" then break end
+      if b.hash == self.hashes[fork] then break end
+      self.hashes[fork] = nil
+      fork = fork - 1
+    end
+    self.st.reorgs = self.st.reorgs + 1
+    self.cache:drop_from_block(fork + 1)
+    self.cache:new_head()
+    for k in pairs(self.hashes) do if k > fork then self.hashes[k] = nil end end
+    ferry.log.warn("reorg", { chain = self.name, fork_point = fork, new_head = n })
+    self.head = n
+  else
+    self:_saw_head(n)
+    if self.head and n < self.head then self.head = n end
+    self.cache:new_head()
+  end
+  self.hashes[n] = blk.hash
+  self.hashes[n - 64] = nil
+end
+
+--- Per provider: state, score, latency, errors, lag, tokens.
+function Pool:status()
+  local out = self.health:status()
+  for i, s in ipairs(out) do
+    local p = self.providers[i]
+    s.tokens = p.limiter:tokens()
+    s.rps = p.limiter:stats().rate
+    s.verified_chain = p.verified
+  end
+  return out
+end
+
+function Pool:stats()
+  local s = {}
+  for k, v in pairs(self.st) do s[k] = v end
+  s.head = self.head
+  s.cache = self.cache:stats()
+  s.providers = self:status()
+  return s
+end
+
+return M

@@ -1,0 +1,93 @@
+-- JSON-RPC client against a real anvil, a frozen anvil, and a fault proxy in front of one.
+local ferry = require "ferry"
+local rpc = require "ferry.rpc"
+local peers = require "helpers.peers"
+
+describe("ferry.rpc against anvil", function()
+  local anvil, client
+  setup(function()
+    anvil = peers.anvil()
+    client = rpc.http(anvil.url, { timeout = 30, name = "anvil" })
+  end)
+  teardown(function() anvil:stop() end)
+
+  it("calls a method and gets its result", function()
+    assert.equal("0x7a69", client:call("eth_chainId"))
+    local bal = client:call("eth_getBalance", { "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest" })
+    assert.equal("0x21e19e0c9bab2400000", bal)
+  end)
+
+  it("returns a JSON-RPC error object as an error table", function()
+    local r, err = client:call("no_such_method", {})
+    assert.is_nil(r)
+    assert.equal("rpc_error", err.code)
+    assert.equal(-32601, err.rpc_code)
+    assert.equal("anvil", err.provider)
+    assert.matches("not found", err.message:lower())
+  end)
+
+  it("classifies a revert from eth_call", function()
+    -- CREATE code that reverts with Error("nope"): PUSH the ABI-encoded reason, REVERT
+    local r, err = client:call("eth_call", { { data = "0x60006000fd" }, "latest" })
+    assert.is_nil(r)
+    assert.equal("reverted", err.code)
+  end)
+
+  it("sends a batch and matches replies by id", function()
+    local rs = assert(client:batch{ { "eth_chainId" }, { "eth_blockNumber" }, { "nope_method" } })
+    assert.equal("0x7a69", rs[1].result)
+    assert.matches("^0x", rs[2].result)
+    assert.equal("rpc_error", rs[3].error.code)
+  end)
+
+  it("1,000 concurrent eth_blockNumber calls all succeed", function()
+    local ok, n = 0, 1000
+    local tasks = {}
+    for i = 1, n do
+      tasks[i] = ferry.spawn(function() return assert(client:call("eth_blockNumber")) end)
+    end
+    for i = 1, n do
+      local good, v = tasks[i]:wait()
+      if good and v:match("^0x") then ok = ok + 1 end
+    end
+    assert.equal(n, ok)
+  end)
+
+  it("times out a frozen anvil within its deadline + 50 ms while other tasks keep running", function()
+    local frozen = peers.anvil()
+    local c = rpc.http(frozen.url, { timeout = 0.3 })
+    assert(c:call("eth_chainId"))   -- warm connection
+    frozen:freeze()
+    local ticks = 0
+    local ticker = ferry.spawn(function() while true do ferry.sleep(0.01) ticks = ticks + 1 end end)
+    local t0 = ferry.now()
+    local r, err = c:call("eth_blockNumber")
+    local dt = ferry.now() - t0
+    ticker:cancel()
+    frozen:thaw()
+    frozen:stop()
+    assert.is_nil(r)
+    assert.equal("timeout", err.code)
+    assert.is_true(dt >= 0.3 and dt < 0.35, ("took %.3f s"):format(dt))
+    assert.is_true(ticks >= 15, "other tasks kept running (" .. ticks .. " ticks)")
+  end)
+end)
+
+describe("ferry.rpc bad input", function()
+  it("connection refused gives provider_down", function()
+    -- a port nobody listens on: start anvil, stop it, reuse its port
+    local a = peers.anvil()
+    local url = a.url
+    a:stop()
+    local r, err = rpc.http(url, { timeout = 2 }):call("eth_chainId")
+    assert.is_nil(r)
+    assert.equal("provider_down", err.code)
+    assert.equal("refused", err.transport)
+  end)
+
+  it("never puts a URL path (where API keys live) in an error", function()
+    local r, err = rpc.http("http://127.0.0.1:9/v2/SECRETKEY123", { timeout = 1 }):call("eth_chainId")
+    assert.is_nil(r)
+    assert.not_matches("SECRETKEY123", tostring(err.provider) .. tostring(err.message))
+  end)
+end)
