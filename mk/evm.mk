@@ -2,8 +2,7 @@
 #   make ctest-evm    build tests/c/evm_test.c under ASan+UBSan and run it (1000 cast vectors, no cast needed)
 #   make fuzz-abi     libFuzzer on the ABI parser/decoder for $(FUZZ_SECONDS) s (default 20)
 #   make fuzz-tx      libFuzzer on the tx decoder (seeded with the fixture's raw txs)
-#   make spec-evm     build the secp256k1/abi/tx bindings (+ u256) into one .so and run their busted
-#                     specs with lua5.4 (stopgap while ./ferry tests/run.lua is not there)
+#   make spec-evm     run the secp256k1/abi/tx busted specs inside ./ferry
 EVM_CORE   := engine/crypto/secp.c engine/crypto/abi.c engine/crypto/tx.c engine/crypto/keccak.c \
               engine/crypto/rlp.c engine/crypto/buf.c engine/crypto/u256.c
 EVM_DEPS   := $(EVM_CORE) $(EVM_CORE:.c=.h) mk/evm.mk
@@ -41,14 +40,6 @@ fuzz-tx: build/fuzz/tx_fuzz
 	  awk '{ f = sprintf("build/fuzz/tx_corpus/seed%04d", NR); print $$0 | ("xxd -r -p > " f); close("xxd -r -p > " f) }'
 	./build/fuzz/tx_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/tx_corpus
 
-EVM_LUA_SRC := engine/crypto/secp_lua.c engine/crypto/abi_lua.c engine/crypto/tx_lua.c engine/crypto/u256_lua.c
-build/luaso-evm/evm.so: $(EVM_LUA_SRC) $(EVM_DEPS)
-	@mkdir -p $(dir $@)
-	$(CC) -O1 -g $(EVM_WARN) -shared -fPIC $(shell pkg-config --cflags lua5.4) -o $@ $(EVM_LUA_SRC) $(EVM_CORE) $(EVM_LIBS) -lm
-
-# one .so behind three names: glibc loads it once, so all modules share one ferry.U256 metatable
-spec-evm: build/luaso-evm/evm.so
-	@mkdir -p build/luaso-evm/ferry/core
-	@for m in secp256k1 abi tx u256; do ln -sf ../../evm.so build/luaso-evm/ferry/core/$$m.so; done
-	lua5.4 -e 'package.cpath="$(CURDIR)/build/luaso-evm/?.so;"..package.cpath' /usr/bin/busted \
-	  tests/unit/secp256k1_spec.lua tests/unit/abi_spec.lua tests/unit/tx_spec.lua
+# the busted specs of the three bindings, inside the engine (./ferry tests/run.lua runs them too)
+spec-evm: ferry
+	./ferry tests/run.lua tests/unit/secp256k1_spec.lua tests/unit/abi_spec.lua tests/unit/tx_spec.lua

@@ -583,7 +583,8 @@ static int dec_content(dec_t *dc, const fy_abi_type_t *t, size_t pos, fy_abi_val
   case FY_ABI_BYTES:
   case FY_ABI_STRING:
     if ((rc = read_size(dc, pos, dc->len, &n))) return rc;
-    if (n > dc->len - pos - 32) return FY_ABI_EOFFSET;
+    /* the content and its zero padding to a word boundary must be inside the data */
+    if (n > dc->len - pos - 32 || (n + 31) / 32 * 32 > dc->len - pos - 32) return FY_ABI_EOFFSET;
     v->p = dc->d + pos + 32;
     v->len = n;
     return FY_ABI_OK;

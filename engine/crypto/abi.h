@@ -111,7 +111,8 @@ void fy_abi_sig_free(fy_abi_sig_t *sig);
 int fy_abi_encode(const fy_abi_type_t *t, const fy_abi_value_t *v, fy_buf_t *out);
 
 /* Decode data as the encoding of t (the counterpart of fy_abi_encode; bytes after the encoding
-** are ignored, as Solidity does). On success *out is a new tree owned by the caller
+** are ignored, as Solidity does; bytes/string content must be followed by its padding to a
+** word boundary, as ethers requires; padding bytes are not checked). On success *out is a new tree owned by the caller
 ** (fy_abi_value_free) whose BYTES/STRING pointers borrow data. Returns FY_ABI_OK, ESHORT,
 ** EOFFSET, EVALUE, ELIMIT (more items than the data can hold) or ENOMEM; *out = NULL then. */
 int fy_abi_decode(const fy_abi_type_t *t, const uint8_t *data, size_t len, fy_abi_value_t **out);
@@ -149,7 +150,8 @@ typedef struct {
 } fy_abi_revert_t;
 
 /* Classify revert data. Returns FY_ABI_OK, or ESHORT (1..3 bytes) / a decode error for a
-** malformed Error or Panic payload. Nothing is allocated. */
+** malformed Error or Panic payload (the reason string only has to fit, its padding may be
+** missing). Nothing is allocated. */
 int fy_abi_decode_revert(const uint8_t *data, size_t len, fy_abi_revert_t *out);
 
 /* Meaning of a Panic code ("assertion failed", "arithmetic overflow or underflow", ...), or

@@ -291,7 +291,7 @@ static void to_value(conv_t *c, const fy_abi_type_t *t, int idx, fy_abi_value_t 
     v->p = (const uint8_t *)lua_tolstring(L, idx, &v->len);
     lua_pushvalue(L, idx);                                    /* keep the string alive */
     lua_rawseti(L, c->anchor, ++c->nanchor);
-    break;
+    return;
   case FY_ABI_ARRAY:
   case FY_ABI_FARRAY:
   case FY_ABI_TUPLE:
