@@ -1,0 +1,553 @@
+--- ferry.eth -- EVM chains: reads through the provider pool, signing, and the send pipeline.
+---
+---   local eth = require "ferry.eth"
+---   local chain = eth.chain "local"                 -- config.chains["local"]
+---   local signer = chain:signer{env = "PAYER_KEY"}  -- or a 0x hex private key
+---   local tx = signer:send{to = addr, value = eth.ether "0.5"}
+---   local receipt = tx:wait{confirmations = 1, timeout = 60}
+---
+--- Byte strings in this API are 0x-hex text (data, hashes, raw transactions); amounts are
+--- ferry.U256 values (Lua integers and decimal/hex strings are accepted where an amount goes
+--- in). chain:call returns `nil, err` on failure like every primitive; the helpers above it
+--- (balance, nonce, fees, send, wait ...) raise the same error tables.
+local ferry = require "ferry"
+local json = require "ferry.core.json"
+local u256 = require "ferry.core.u256"
+local keccak = require "ferry.core.keccak"
+local secp = require "ferry.core.secp256k1"
+local abic = require "ferry.core.abi"
+local txc = require "ferry.core.tx"
+local Pool = require "ferry.pool"
+
+local M = {}
+
+local tohex, fromhex = keccak.tohex, keccak.fromhex
+local raise = ferry.raise
+
+-- U256 values encode to JSON as 0x quantities (RPC params).
+debug.getregistry()["ferry.U256"].__tojson = function(v) return v:tohex() end
+
+---------------------------------------------------------------------------------------------
+-- Values and units
+---------------------------------------------------------------------------------------------
+
+--- eth.u256(x): from an integer >= 0, a decimal or 0x string, a U256, or a JSON big number.
+function M.u256(x)
+  if type(x) == "table" and json.is_number(x) then x = tostring(x) end
+  return u256.new(x)
+end
+local U = M.u256
+
+local function units(decimals)
+  return function(x)
+    if u256.is_u256(x) then return x * u256.new(10) ^ decimals end
+    if math.type(x) == "float" then x = ("%.18f"):format(x):gsub("0+$", ""):gsub("%.$", "") end
+    return u256.parse_units(tostring(x), decimals)
+  end
+end
+M.ether = units(18)                  -- eth.ether "1.5"
+M.gwei = units(9)                    -- eth.gwei(30)
+function M.wei(x) return U(x) end
+M.parse_units = u256.parse_units     -- (text, decimals)
+M.format_units = u256.format_units   -- (value, decimals) -> "1.5"
+function M.format_ether(v) return u256.format_units(U(v), 18) end
+
+--- bytes <-> 0x hex
+function M.hex(bytes) return tohex(bytes) end
+function M.bytes(hex) return fromhex(hex) end
+
+--- keccak256 of raw bytes, or of 0x-hex input's bytes; returns 0x hex.
+function M.keccak256(data)
+  if type(data) == "string" and data:match("^0x%x*$") then data = fromhex(data) end
+  return tohex(keccak.keccak256(data))
+end
+
+--- EIP-55 checksummed address (raises on bad length, hex or checksum).
+M.address = secp.checksum
+M.is_address = secp.is_address
+
+-- 0x quantity -> integer (or U256 when it does not fit)
+local function qty(v)
+  if v == nil then return nil end
+  if math.type(v) == "integer" then return v end
+  local s = tostring(v)
+  -- Lua wraps hex literals past 64 bits, so only short ones become integers
+  local digits = s:match("^0x(%x+)$")
+  if (digits and #digits <= 13) or (not digits and s:match("^%d+$") and #s <= 15) then
+    return math.tointeger(tonumber(s))
+  end
+  return U(s)
+end
+M.quantity = qty
+
+local function data_bytes(d, what)
+  if d == nil or d == "" then return nil end
+  if type(d) ~= "string" or not d:match("^0x%x*$") then
+    error(("%s must be 0x-prefixed hex"):format(what or "data"), 3)
+  end
+  if #d % 2 == 1 then error(("%s has an odd number of hex digits"):format(what or "data"), 3) end
+  return fromhex(d)
+end
+
+---------------------------------------------------------------------------------------------
+-- ABI (hex in, hex out)
+---------------------------------------------------------------------------------------------
+
+M.abi = {}
+function M.abi.encode_call(sig, ...) return tohex(abic.encode_call(sig, ...)) end
+function M.abi.encode(types, ...) return tohex(abic.encode(types, ...)) end
+function M.abi.selector(sig) return tohex(abic.selector(sig)) end
+local function raw(d) if type(d) == "string" and d:match("^0x%x*$") then return fromhex(d) end return d end
+function M.abi.decode(types, data) return abic.decode(types, raw(data)) end
+function M.abi.decode_revert(data) return abic.decode_revert(raw(data)) end
+
+-- A reverted call's error table, with the decoded reason.
+local function revert_error(err)
+  local data = err.data
+  if type(data) == "table" then data = data.data end
+  local reason = err.message
+  local fields = { rpc_code = err.rpc_code, provider = err.provider }
+  if type(data) == "string" and data:match("^0x%x*$") and #data >= 10 then
+    local r = abic.decode_revert(fromhex(data))
+    if r then
+      fields.revert = r
+      if r.kind == "Error" then reason = r.reason
+      elseif r.kind == "Panic" then reason = ("panic 0x%x: %s"):format(tonumber(tostring(r.code)) or 0, r.reason or "")
+      elseif r.kind == "custom" then reason = ("custom error %s"):format(tohex(r.selector)) end
+    end
+    fields.data = data
+  end
+  fields.reason = reason
+  return ferry.error("reverted", "execution reverted: " .. tostring(reason), fields)
+end
+
+---------------------------------------------------------------------------------------------
+-- Chains
+---------------------------------------------------------------------------------------------
+
+local Chain = {}
+Chain.__index = Chain
+local chains = {}
+
+--- eth.chain(name) -> the chain from config.chains[name] (one per name and config).
+function M.chain(name)
+  local cfg = ferry.config()
+  local c = chains[name]
+  if c and c.cfg_root == cfg then return c end
+  local cc = cfg.chains[name]
+  if not cc then
+    local names = {}
+    for k in pairs(cfg.chains) do names[#names + 1] = k end
+    table.sort(names)
+    error(("eth.chain: no chain %q in %s (configured: %s)"):format(tostring(name), cfg.path or "config",
+      #names > 0 and table.concat(names, ", ") or "none"), 2)
+  end
+  if cc.kind ~= "evm" then error(("eth.chain: %s is a %s chain"):format(name, cc.kind), 2) end
+  if #cc.providers == 0 then
+    local hint = (cfg.env_missing and #cfg.env_missing > 0) and (": set " .. table.concat(cfg.env_missing, " or ")) or ""
+    error(("eth.chain: chain %s has no usable provider%s"):format(name, hint), 2)
+  end
+  c = setmetatable({ name = name, cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
+                     confirmations = cc.confirmations, pool = Pool.new(name, cc, cfg),
+                     nonces = {} }, Chain)
+  chains[name] = c
+  ferry.register_stats("pool:" .. name, function() return c.pool:stats() end)
+  return c
+end
+
+--- A chain over explicit settings (tests, tools): eth.connect{chain_id =, providers = {...}}.
+function M.connect(spec)
+  local cfg = require("ferry.config").validate({ chains = { adhoc = spec } }, "eth.connect")
+  local cc = cfg.chains.adhoc
+  return setmetatable({ name = spec.name or "adhoc", cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
+                        confirmations = cc.confirmations, pool = Pool.new(spec.name or "adhoc", cc, cfg),
+                        nonces = {} }, Chain)
+end
+
+--- chain:call(method, params, opts) -> result | nil, err (rate limit, cache, failover)
+function Chain:call(method, params, opts) return self.pool:call(method, params, opts) end
+
+-- call or raise
+function Chain:_must(method, params, opts)
+  local r, err = self.pool:call(method, params, opts)
+  if err then error(err, 3) end
+  return r
+end
+
+function Chain:pool_status() return self.pool:status() end
+function Chain:stats() return self.pool:stats() end
+function Chain:track_heads(interval) return self.pool:track_heads(interval) end
+
+function Chain:block_number() return qty(self:_must("eth_blockNumber")) end
+function Chain:chain_id_remote() return qty(self:_must("eth_chainId")) end
+
+--- balance(addr, block = "latest", {fresh = true}) -> U256
+function Chain:balance(addr, block, opts)
+  return U(self:_must("eth_getBalance", { secp.checksum(addr), block or "latest" }, opts))
+end
+
+--- nonce(addr, block = "pending") -> integer (always read fresh)
+function Chain:nonce(addr, block)
+  return qty(self:_must("eth_getTransactionCount", { secp.checksum(addr), block or "pending" }, { fresh = true }))
+end
+
+function Chain:code(addr, block) return self:_must("eth_getCode", { secp.checksum(addr), block or "latest" }) end
+function Chain:gas_price() return U(self:_must("eth_gasPrice")) end
+
+function Chain:block(n, full)
+  local tag = n == nil and "latest" or (type(n) == "number" and ("0x%x"):format(n) or n)
+  return self:_must("eth_getBlockByNumber", { tag, full and true or false })
+end
+
+--- receipt(hash) -> receipt table | nil while not mined
+function Chain:receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
+
+--- fees() -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the next block's base
+--- fee and the chain's `fees.percentile` (50) of recent tips; max_fee = base_multiplier (2)
+--- x base + tip.
+function Chain:fees()
+  local fc = self.cfg.fees or {}
+  local pct = fc.percentile or 50
+  local h = self:_must("eth_feeHistory", { ("0x%x"):format(fc.blocks or 5), "latest", json.array({ pct }) })
+  local bases = h.baseFeePerGas
+  if type(bases) ~= "table" or #bases == 0 then
+    raise("bad_response", "eth_feeHistory without baseFeePerGas", { chain = self.name })
+  end
+  local base = U(bases[#bases])
+  local tips = {}
+  for _, r in ipairs(type(h.reward) == "table" and h.reward or {}) do
+    local t = r[1] and U(r[1])
+    if t and t > 0 then tips[#tips + 1] = t end
+  end
+  local tip
+  if #tips > 0 then
+    table.sort(tips, function(a, b) return a < b end)
+    tip = tips[(#tips + 1) // 2]
+  else
+    local ok, v = pcall(self._must, self, "eth_maxPriorityFeePerGas")
+    tip = ok and U(v) or M.gwei(1)
+  end
+  local permille = math.floor((fc.base_multiplier or 2) * 1000 + 0.5)
+  local max_fee = base * permille // 1000 + tip
+  return { base_fee = base, max_priority_fee = tip, max_fee = max_fee }
+end
+
+-- tx fields -> JSON-RPC call object
+local function call_object(t)
+  local o = json.object({})
+  if t.from then o.from = t.from end
+  if t.to then o.to = secp.checksum(t.to) end
+  if t.value and U(t.value) > 0 then o.value = U(t.value):tohex() end
+  if t.data and t.data ~= "0x" and t.data ~= "" then o.data = t.data end
+  if t.gas then o.gas = ("0x%x"):format(t.gas) end
+  return o
+end
+
+--- eth_call(tx, block = "latest") -> 0x result; raises {code = "reverted", reason =} on revert.
+function Chain:eth_call(t, block, opts)
+  local r, err = self.pool:call("eth_call", { call_object(t), block or "latest" }, opts)
+  if err then
+    if err.code == "reverted" then error(revert_error(err), 2) end
+    error(err, 2)
+  end
+  return r
+end
+
+--- estimate_gas(tx) -> integer, with the chain's gas_margin (1.2) applied; raises on revert.
+function Chain:estimate_gas(t, opts)
+  local r, err = self.pool:call("eth_estimateGas", { call_object(t) }, opts or { fresh = true })
+  if err then
+    if err.code == "reverted" then error(revert_error(err), 2) end
+    error(err, 2)
+  end
+  local g = qty(r)
+  local margin = self.cfg.gas_margin or 1.2
+  if g == 21000 and not (t.data and #t.data > 2) then return g end -- plain transfer: exact
+  return math.ceil(g * margin)
+end
+
+---------------------------------------------------------------------------------------------
+-- Nonces: an in-process allocator per address (the store issue replaces it)
+---------------------------------------------------------------------------------------------
+
+local Nonces = {}
+Nonces.__index = Nonces
+
+function Chain:_nonces(addr)
+  local n = self.nonces[addr]
+  if not n then
+    n = setmetatable({ chain = self, addr = addr, next = nil, free = {}, syncing = nil }, Nonces)
+    self.nonces[addr] = n
+  end
+  return n
+end
+
+-- Read the pending count once; concurrent first callers share the read.
+function Nonces:_sync()
+  if self.syncing then
+    local ok, err = self.syncing:wait()
+    if not ok then error(err, 0) end
+    return
+  end
+  self.syncing = ferry.spawn(function()
+    local n = self.chain:nonce(self.addr, "pending")
+    if not self.next or n > self.next then self.next = n end
+    -- released nonces below the chain's count were used by someone else
+    local keep = {}
+    for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
+    self.free = keep
+  end)
+  local ok, err = self.syncing:wait()
+  self.syncing = nil
+  if not ok then error(err, 0) end
+end
+
+function Nonces:reserve()
+  if not self.next then self:_sync() end
+  if #self.free > 0 then
+    table.sort(self.free)
+    return table.remove(self.free, 1)
+  end
+  local n = self.next
+  self.next = n + 1
+  return n
+end
+
+-- Give back a nonce whose transaction never reached a node.
+function Nonces:release(n)
+  if n == self.next - 1 then self.next = n
+  else self.free[#self.free + 1] = n end
+end
+
+-- The node says our count is stale (nonce too low): forget it and read again.
+function Nonces:resync()
+  self.next = nil
+  self.free = {}
+  self:_sync()
+end
+
+---------------------------------------------------------------------------------------------
+-- Signers and the send pipeline
+---------------------------------------------------------------------------------------------
+
+local Signer = {}
+Signer.__index = Signer
+Signer.__tostring = function(s) return "ferry.Signer " .. s.address end
+Signer.__name = "ferry.Signer"
+
+local function load_key(key)
+  if type(key) == "table" and key.env then
+    local v = os.getenv(key.env)
+    if not v or v == "" then error(("signer: environment variable %s is not set"):format(key.env), 3) end
+    if not v:match("^0x%x+$") and v:match("^%x+$") then v = "0x" .. v end
+    if not (v:match("^0x%x+$") and #v == 66) or not secp.is_valid_key(fromhex(v)) then
+      error(("signer: %s does not hold a valid secp256k1 private key (expected 0x + 64 hex digits)"):format(key.env), 3)
+    end
+    return fromhex(v)
+  end
+  if type(key) ~= "string" then error("signer: key must be 0x + 64 hex digits or {env = NAME}", 3) end
+  if key:match("^0x") then
+    if #key ~= 66 or not key:match("^0x%x+$") then
+      error("signer: a private key is 0x + 64 hex digits", 3)
+    end
+    key = fromhex(key)
+  end
+  if #key ~= 32 or not secp.is_valid_key(key) then error("signer: not a valid secp256k1 private key", 3) end
+  return key
+end
+
+--- chain:signer(key | {env = NAME}) -> signer with .address (EIP-55). The key is kept in a
+--- closure, never in a field, so printing the signer (REPL, logs) cannot show it.
+function Chain:signer(key)
+  local k = load_key(key)
+  local s = setmetatable({ chain = self, address = secp.address(k) }, Signer)
+  s._sign = function(t) t.key = k; local ok, a, b = pcall(txc.sign, t); t.key = nil
+    if not ok then error(a, 3) end
+    return a, b end
+  s._personal = function(msg) return secp.personal_sign(msg, k) end
+  return s
+end
+
+-- fields for ferry.core.tx from the user's table
+local function tx_fields(self, t)
+  local f = {
+    type = t.type or (t.gas_price and 0) or (self.chain.cfg.legacy and 0) or 2,
+    chain_id = t.chain_id or self.chain.chain_id,
+    nonce = t.nonce, gas = t.gas, to = t.to, value = t.value and U(t.value) or nil,
+    data = data_bytes(t.data),
+    access_list = t.access_list,
+  }
+  if f.type == 0 then f.gas_price = t.gas_price or t.max_fee
+  else f.max_fee, f.max_priority_fee = t.max_fee, t.max_priority_fee end
+  return f
+end
+
+--- signer:sign{to, value, data, nonce, gas, max_fee, max_priority_fee | gas_price, chain_id,
+--- type, access_list} -> raw (0x hex), hash (0x hex). No I/O: every field must be given.
+function Signer:sign(t)
+  local raw_tx, hash = self._sign(tx_fields(self, t))
+  return tohex(raw_tx), tohex(hash)
+end
+
+--- EIP-191 personal_sign -> 0x r||s||v (v = 27/28)
+function Signer:personal_sign(msg) return tohex(self._personal(msg)) end
+
+local Tx = {}
+Tx.__index = Tx
+Tx.__tostring = function(t) return ("ferry.Tx %s (nonce %d)"):format(t.hash, t.nonce) end
+
+--- signer:send{to, value, data, gas?, max_fee?, max_priority_fee?, nonce?} -> tx (raises)
+--- The pipeline: fill fees and gas (estimation doubles as the revert check) -> pre-flight
+--- funds check on a fresh balance -> eth_call when gas was given (a revert is reported with
+--- its reason before anything is signed) -> nonce -> sign -> broadcast on one provider's
+--- view -> tx with :wait{}.
+function Signer:send(t)
+  local chain = self.chain
+  local from = self.address
+  assert(type(t) == "table", "signer:send: expects a table")
+  if t.to ~= nil then t.to = secp.checksum(t.to) end
+  local value = t.value and U(t.value) or U(0)
+  local data = t.data
+  data_bytes(data) -- validates
+  local legacy = t.gas_price ~= nil or chain.cfg.legacy
+  -- 1. fill
+  local max_fee, tip = t.max_fee and U(t.max_fee), t.max_priority_fee and U(t.max_priority_fee)
+  local gas_price = t.gas_price and U(t.gas_price)
+  if legacy and not gas_price then gas_price = chain:gas_price() end
+  if not legacy and not (max_fee and tip) then
+    local f = chain:fees()
+    tip = tip or f.max_priority_fee
+    max_fee = max_fee or f.max_fee
+    if tip > max_fee then tip = max_fee end
+  end
+  local cap = chain.cfg_root.limits and chain.cfg_root.limits.max_gas_price_gwei
+  local price = legacy and gas_price or max_fee
+  if cap and price > M.gwei(cap) then
+    raise("policy_rejected", ("fee %s gwei is above the cap of %s gwei (limits.max_gas_price_gwei)")
+      :format(u256.format_units(price, 9), tostring(cap)), { max_fee = price, cap_gwei = cap })
+  end
+  local simulated = false
+  local gas = t.gas
+  if not gas then
+    gas = chain:estimate_gas({ from = from, to = t.to, value = value, data = data })
+    simulated = true
+  end
+  -- 3. pre-flight funds check, fresh
+  local required = value + U(gas) * price
+  local available = chain:balance(from, "pending", { fresh = true })
+  if available < required then
+    raise("insufficient_funds", ("%s has %s wei, needs %s wei (value %s + gas %d x %s)")
+      :format(from, tostring(available), tostring(required), tostring(value), gas, tostring(price)),
+      { required = required, available = available, address = from })
+  end
+  -- 4. simulate when estimation did not already run the call
+  if not simulated then chain:eth_call({ from = from, to = t.to, value = value, data = data, gas = gas }, "pending") end
+  -- 5. nonce
+  local nonces = chain:_nonces(from)
+  local session = chain.pool:session()
+  for attempt = 1, 3 do
+    local nonce = t.nonce or nonces:reserve()
+    -- 6. sign
+    local fields = { type = legacy and 0 or 2, chain_id = chain.chain_id, nonce = nonce, gas = gas,
+                     to = t.to, value = value, data = data, access_list = t.access_list }
+    if legacy then fields.gas_price = gas_price
+    else fields.max_fee, fields.max_priority_fee = max_fee, tip end
+    local ok, raw_tx, hash = pcall(self.sign, self, fields)
+    if not ok then
+      if not t.nonce then nonces:release(nonce) end
+      error(raw_tx, 2)
+    end
+    -- 7. broadcast
+    local r, err = session:call("eth_sendRawTransaction", { raw_tx })
+    if err == nil or err.code == "already_known" or (r ~= nil and r == hash) then
+      if r ~= nil and r ~= hash then
+        ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
+      end
+      return setmetatable({ hash = hash, nonce = nonce, from = from, to = t.to, value = value,
+                            raw = raw_tx, chain = chain, gas = gas, max_fee = max_fee,
+                            max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now() }, Tx)
+    end
+    if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
+      nonces:resync()
+    else
+      -- did not reach the mempool: the nonce can be used again (unless the node was merely slow)
+      if not t.nonce and err.code ~= "timeout" then nonces:release(nonce) end
+      if err.code == "reverted" then error(revert_error(err), 2) end
+      err.nonce = nonce
+      err.hash = hash
+      error(err, 2)
+    end
+  end
+end
+
+--- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive} -> receipt (raises
+--- {code = "reverted", receipt =} if it was mined but failed, "timeout" if not mined in time).
+function Tx:wait(opts)
+  opts = opts or {}
+  local chain = self.chain
+  local conf = opts.confirmations or chain.confirmations or 1
+  local deadline = ferry.now() + (opts.timeout or 120)
+  local poll = opts.poll or 0.02
+  while true do
+    local rc = chain:receipt(self.hash)
+    if rc then
+      local bn = qty(rc.blockNumber)
+      local head = conf > 1 and chain:block_number() or bn
+      if head - bn + 1 >= conf then
+        self.receipt = rc
+        if qty(rc.status) ~= 1 then
+          raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
+            { receipt = rc, hash = self.hash })
+        end
+        return rc
+      end
+    end
+    if ferry.now() + poll > deadline then
+      raise("timeout", ("transaction %s not %s within %ss"):format(self.hash, rc and "confirmed" or "mined",
+        opts.timeout or 120), { hash = self.hash })
+    end
+    ferry.sleep(poll)
+    poll = math.min(poll * 1.5, opts.max_poll or 1)
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- ERC-20
+---------------------------------------------------------------------------------------------
+
+local Token = {}
+Token.__index = Token
+
+--- chain:erc20(address) -> token with balance_of, allowance, transfer, approve, decimals, symbol
+function Chain:erc20(address)
+  return setmetatable({ chain = self, address = secp.checksum(address) }, Token)
+end
+
+local function read(tok, sig, ret, ...)
+  local out = tok.chain:eth_call({ to = tok.address, data = M.abi.encode_call(sig, ...) })
+  local v = table.pack(M.abi.decode(ret, out))
+  if v[1] == nil then raise("bad_response", ("%s: cannot decode %s: %s"):format(tok.address, sig, tostring(v[2] and v[2].message))) end
+  return table.unpack(v, 1, v.n)
+end
+
+function Token:balance_of(owner) return (read(self, "balanceOf(address)", "uint256", secp.checksum(owner))) end
+function Token:allowance(owner, spender)
+  return (read(self, "allowance(address,address)", "uint256", secp.checksum(owner), secp.checksum(spender)))
+end
+function Token:decimals() return tonumber(tostring((read(self, "decimals()", "uint8")))) end
+function Token:symbol() return (read(self, "symbol()", "string")) end
+function Token:total_supply() return (read(self, "totalSupply()", "uint256")) end
+
+function Token:transfer(signer, to, amount, extra)
+  local t = extra or {}
+  t.to, t.data = self.address, M.abi.encode_call("transfer(address,uint256)", secp.checksum(to), U(amount))
+  return signer:send(t)
+end
+
+function Token:approve(signer, spender, amount, extra)
+  local t = extra or {}
+  t.to, t.data = self.address, M.abi.encode_call("approve(address,uint256)", secp.checksum(spender), U(amount))
+  return signer:send(t)
+end
+
+return M

@@ -1,0 +1,118 @@
+-- The EVM send pipeline against a real anvil.
+local ferry = require "ferry"
+local eth = require "ferry.eth"
+local peers = require "helpers.peers"
+
+local KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+local ADDR0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+local ADDR1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+local function fresh_address(i)
+  return eth.address("0x" .. eth.keccak256(("recipient-%d-%f"):format(i, ferry.now())):sub(-40))
+end
+
+describe("ferry.eth on anvil", function()
+  local anvil, chain, signer
+  setup(function()
+    anvil = peers.anvil()
+    chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    signer = chain:signer(KEY0)
+  end)
+  teardown(function() anvil:stop() end)
+
+  it("reads block number, balance and nonce", function()
+    assert.equal(0, chain:block_number())
+    assert.equal(eth.ether "10000", chain:balance(ADDR0))
+    assert.equal(0, chain:nonce(ADDR1))
+  end)
+
+  it("signer has the checksummed address and never shows its key", function()
+    assert.equal(ADDR0, signer.address)
+    assert.not_matches("ac0974bec", tostring(signer))
+    assert.not_matches("ac0974bec", require("ferry.pretty").render(signer))
+  end)
+
+  it("sends a transfer that is mined and moves the value", function()
+    local to = fresh_address(1)
+    local tx = signer:send{ to = to, value = eth.ether "1.5" }
+    assert.matches("^0x%x+$", tx.hash)
+    local rc = tx:wait{ confirmations = 1, timeout = 10 }
+    assert.equal(tx.hash, rc.transactionHash)
+    assert.equal(eth.ether "1.5", chain:balance(to, "latest", { fresh = true }))
+  end)
+
+  it("fees come from eth_feeHistory: max fee = 2 x base + tip", function()
+    local f = chain:fees()
+    assert.is_true(f.base_fee > 0)
+    assert.equal(f.base_fee * 2 + f.max_priority_fee, f.max_fee)
+  end)
+
+  it("insufficient funds are caught before broadcast with both amounts", function()
+    local poor = chain:signer("0x" .. ("11"):rep(32))
+    local ok, err = pcall(poor.send, poor, { to = ADDR1, value = eth.ether "1" })
+    assert.is_false(ok)
+    assert.equal("insufficient_funds", err.code)
+    assert.equal(eth.u256(0), err.available)
+    assert.is_true(err.required > eth.ether "1")
+    assert.equal(0, chain:nonce(poor.address))
+  end)
+
+  it("a reverting call is reported with its reason and nothing reaches the mempool", function()
+    -- a contract whose runtime code always reverts with Error("nope")
+    local z28 = ("00"):rep(28)
+    local init = "0x" .. "7f08c379a0" .. z28 .. "600052" .. "6020600452" .. "6004602452" ..
+      "7f6e6f7065" .. z28 .. "604452" .. "60646000fd"
+    -- deploy code that returns the runtime above: store runtime, return it
+    local runtime = init:sub(3)
+    local n = #runtime // 2
+    local deploy = ("0x61%04x80600c6000396000f3"):format(n) .. runtime
+    local tx = signer:send{ data = deploy }
+    local rc = tx:wait{ timeout = 10 }
+    local target = eth.address(rc.contractAddress)
+    local before = chain:nonce(ADDR0)
+    local ok, err = pcall(signer.send, signer, { to = target, data = "0x12345678" })
+    assert.is_false(ok)
+    assert.equal("reverted", err.code)
+    assert.equal("nope", err.reason)
+    assert.equal(before, chain:nonce(ADDR0))
+    local pool = chain:call("txpool_status")
+    assert.equal("0x0", pool.pending)
+  end)
+
+  it("100 concurrent sends from one address get contiguous nonces", function()
+    local wf = require "ferry.workflow"
+    local start = chain:nonce(ADDR0)
+    local items = {}
+    for i = 1, 100 do items[i] = fresh_address(100 + i) end
+    local results, summary = wf.parallel(items, { max_concurrent = 32, progress = false }, function(to)
+      local tx = signer:send{ to = to, value = 1000 + 1 }
+      tx:wait{ timeout = 20 }
+      return tx.nonce
+    end)
+    assert.equal(0, summary.errors)
+    local seen = {}
+    for _, r in ipairs(results) do seen[r.value] = true end
+    for n = start, start + 99 do assert.is_true(seen[n], "nonce " .. n) end
+    assert.equal(start + 100, chain:nonce(ADDR0))
+  end)
+
+  it("bad keys are refused with clear errors that never echo them", function()
+    local ok, err = pcall(chain.signer, chain, "0x1234")
+    assert.is_false(ok)
+    assert.matches("64 hex", err)
+    ok, err = pcall(chain.signer, chain, "0x" .. ("00"):rep(32))
+    assert.is_false(ok)
+    assert.matches("not a valid", err)
+    ok, err = pcall(chain.signer, chain, { env = "FERRY_TEST_UNSET_KEY" })
+    assert.is_false(ok)
+    assert.matches("FERRY_TEST_UNSET_KEY is not set", err)
+  end)
+
+  it("rejects a wrong checksum and odd-length hex", function()
+    local bad = ADDR1:sub(1, 3) .. ADDR1:sub(4, 4):lower() .. ADDR1:sub(5)
+    if bad == ADDR1 then bad = ADDR1:sub(1, 3) .. ADDR1:sub(4, 4):upper() .. ADDR1:sub(5) end
+    assert.has_error(function() signer:send{ to = "0x70997970c51812dc3A010C7d01b50e0d17dc79C8", value = 1 } end)
+    assert.has_error(function() signer:send{ to = ADDR1, data = "0x123" } end)
+    assert.has_error(function() signer:send{ to = ADDR1, value = -1 } end)
+  end)
+end)
