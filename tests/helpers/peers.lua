@@ -61,7 +61,21 @@ function Peer:stop()
 end
 Peer.__close = Peer.stop
 
-function Peer:freeze() self.proc:kill("STOP") end
+local function proc_state(pid)
+  local f = io.open("/proc/" .. pid .. "/status")
+  if not f then return nil end
+  local st = f:read("a"):match("State:%s*(%a)")
+  f:close()
+  return st
+end
+
+-- SIGSTOP takes effect asynchronously (every thread must reach a stop point): wait until
+-- the kernel reports the process stopped, or a frozen peer may still answer once.
+function Peer:freeze()
+  self.proc:kill("STOP")
+  local deadline = ferry.now() + 2
+  while proc_state(self.pid) ~= "T" and ferry.now() < deadline do ferry.sleep(0.001) end
+end
 function Peer:thaw() self.proc:kill("CONT") end
 
 --- anvil on a free port. extra: more command-line flags.

@@ -91,3 +91,55 @@ describe("ferry.rpc bad input", function()
     assert.not_matches("SECRETKEY123", tostring(err.provider) .. tostring(err.message))
   end)
 end)
+
+describe("ferry.rpc malformed replies (fault proxy in front of anvil)", function()
+  local anvil, proxy, client
+  setup(function()
+    anvil = peers.anvil()
+    proxy = peers.proxy(anvil.url)
+    client = rpc.http(proxy.url, { timeout = 5, name = "proxied", max_bytes = 8 * 1024 * 1024 })
+  end)
+  teardown(function() proxy:stop(); anvil:stop() end)
+  after_each(function() proxy:fault{ mode = "pass" } end)
+
+  local function expect(mode, opts, code, pattern)
+    opts.mode = mode
+    proxy:fault(opts)
+    local before = ferry.stats()
+    local r, err = client:call("eth_blockNumber")
+    assert.is_nil(r)
+    assert.equal(code, err.code, tostring(err))
+    if pattern then assert.matches(pattern, err.message) end
+    assert.equal("proxied", err.provider)
+    -- no leak: the op and its refs are gone
+    local after = ferry.stats()
+    assert.equal(before.tasks.ops_pending, after.tasks.ops_pending)
+    assert.equal(before.refs, after.refs)
+    proxy:fault{ mode = "pass" }
+    assert(client:call("eth_blockNumber"), "client works again after " .. mode)
+  end
+
+  it("HTTP 500 -> provider_down", function() expect("500", {}, "provider_down", "HTTP 500") end)
+  it("a non-JSON body -> bad_response", function() expect("garbage", {}, "bad_response", "not a JSON%-RPC reply") end)
+  it("truncated JSON -> bad_response", function() expect("truncated", {}, "bad_response", "truncated") end)
+  it("a reply with the wrong id -> bad_response", function() expect("wrong_id", {}, "bad_response", "does not match") end)
+  it("a 50 MB body -> bad_response (size cap)", function()
+    expect("huge", { bytes = 50 * 1024 * 1024 }, "bad_response", "larger than")
+  end)
+  it("deeply nested JSON -> bad_response (depth limit)", function()
+    expect("deep", { depth = 100000 }, "bad_response", "too deep")
+  end)
+  it("HTTP 429 -> rate_limited with retry_after", function()
+    proxy:fault{ mode = "429", retry_after = 3 }
+    local r, err = client:call("eth_blockNumber")
+    assert.is_nil(r)
+    assert.equal("rate_limited", err.code)
+    assert.equal(3, err.retry_after)
+  end)
+  it("a hung reply times out", function()
+    proxy:fault{ mode = "hang" }
+    local r, err = client:call("eth_blockNumber", nil, { timeout = 0.2 })
+    assert.is_nil(r)
+    assert.equal("timeout", err.code)
+  end)
+end)

@@ -16,6 +16,8 @@
 //
 // Modes:  pass | refuse | hang | 429 {retry_after} | 500 {status} | garbage | truncated
 //         | delay {ms} | stale_head {block} | wrong_chain {chain_id}
+//         | wrong_id (forwards, then answers with other ids) | huge {bytes} (a JSON-RPC reply
+//         whose result is a string that long) | deep {depth} (a reply nested that deep)
 // Options valid for every mode:
 //   count: N            fault only the next N requests, then back to pass
 //   for_ms: N           back to pass after N ms (the way to end `refuse` without the admin port)
@@ -31,7 +33,8 @@ for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^
 if (!args.target) { console.error('usage: faultproxy.js --target http://HOST:PORT [--port 0] [--host 127.0.0.1]'); process.exit(2); }
 const target = new URL(args.target);
 const host = args.host || '127.0.0.1';
-const MODES = ['pass', 'refuse', 'hang', '429', '500', 'garbage', 'truncated', 'delay', 'stale_head', 'wrong_chain'];
+const MODES = ['pass', 'refuse', 'hang', '429', '500', 'garbage', 'truncated', 'delay', 'stale_head', 'wrong_chain',
+               'wrong_id', 'huge', 'deep'];
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -132,6 +135,16 @@ function onRequest(req, res) {
       case '500': return answer(Number(f.status) || 500, { 'content-type': 'text/plain' }, 'Internal Server Error\n');
       case 'garbage': return answer(200, json, '<html><body>502 Bad Gateway? not json</body></html>');
       case 'delay': return setTimeout(() => forward(f, req, body, calls, ms, answer), Number(f.ms) || 0);
+      case 'huge': {
+        const n = Number(f.bytes) || 50 * 1024 * 1024;
+        const id = JSON.stringify(calls[0] ? calls[0].id : 1);
+        return answer(200, json, `{"jsonrpc":"2.0","id":${id},"result":"` + 'a'.repeat(n) + '"}');
+      }
+      case 'deep': {
+        const d = Number(f.depth) || 100000;
+        const id = JSON.stringify(calls[0] ? calls[0].id : 1);
+        return answer(200, json, `{"jsonrpc":"2.0","id":${id},"result":` + '['.repeat(d) + ']'.repeat(d) + '}');
+      }
       default: return forward(f, req, body, calls, ms, answer);
     }
   });
@@ -146,6 +159,13 @@ function forward(f, req, body, calls, ms, answer) {
     ur.on('end', () => {
       let out = Buffer.concat(chunks);
       if (f.mode === 'truncated') out = out.subarray(0, Math.floor(out.length / 2));
+      if (f.mode === 'wrong_id') {
+        try {
+          const j = JSON.parse(out.toString());
+          for (const r of Array.isArray(j) ? j : [j]) if (r && typeof r.id === 'number') r.id += 1000;
+          out = Buffer.from(JSON.stringify(j));
+        } catch { /* not JSON: leave it */ }
+      }
       if (f.mode === 'stale_head') out = rewrite(out, calls, 'eth_blockNumber', '0x' + BigInt(f.block ?? 1).toString(16));
       if (f.mode === 'wrong_chain') {
         const id = BigInt(f.chain_id ?? 1);
