@@ -108,17 +108,6 @@ function Pool:_attempt(i, method, params, deadline, q)
   local function post(r, e) q:put({ i = i, r = r, e = e, dt = ferry.now() - t0 }) end
   local left = deadline - t0
   if left <= 0 then return post(nil, ferry.error("timeout", "deadline passed before the request")) end
-  if not p.verified and self.expected_chain_id then
-    local id, err = p.client:call("eth_chainId", EMPTY, { timeout = math.min(p.timeout, left) })
-    if not id then return post(nil, err) end
-    local got = tonumber(tostring(id))
-    if got ~= self.expected_chain_id then
-      return post(nil, ferry.error("wrong_chain", ("provider %s serves chain id %s, expected %d")
-        :format(p.name, tostring(id), self.expected_chain_id), { provider = p.name }))
-    end
-    p.verified = true
-    left = deadline - ferry.now()
-  end
   self.st.upstream = self.st.upstream + 1
   local r, e = p.client:call(method, params, { timeout = math.min(p.timeout, left) })
   if e == nil and method == "eth_blockNumber" and type(r) == "string" then
@@ -127,8 +116,35 @@ function Pool:_attempt(i, method, params, deadline, q)
   post(r, e)
 end
 
+-- Check a provider's chain id once (concurrent first users share the check; it spends a
+-- token like any request). -> true | nil, err
+function Pool:_verify(p, deadline)
+  if not p.verifying then
+    p.verifying = ferry.spawn(function()
+      local w = p.limiter:reserve(1)
+      if w > 0 then ferry.sleep(w) end
+      local id, err = p.client:call("eth_chainId", EMPTY, { timeout = math.min(p.timeout, deadline - ferry.now()) })
+      if not id then return nil, err end
+      local got = tonumber(tostring(id))
+      if got ~= self.expected_chain_id then
+        return nil, ferry.error("wrong_chain", ("provider %s serves chain id %s, expected %d")
+          :format(p.name, tostring(id), self.expected_chain_id), { provider = p.name })
+      end
+      p.verified = true
+      return true
+    end):detach()
+  end
+  local t = p.verifying
+  local ok, r, err = t:wait(math.max(0.001, deadline - ferry.now()))
+  if p.verifying == t and t:status() ~= "waiting" and t:status() ~= "ready" then p.verifying = nil end
+  if ok == nil then return nil, r end
+  if not ok then return nil, ferry.error("provider_down", tostring(r), { provider = p.name }) end
+  return r, err
+end
+
 -- Pick a provider not in `exclude`, waiting for its token bucket. Returns i or nil, wait.
 function Pool:_pick(exclude, deadline, pinned)
+  local last_err
   while true do
     local i, wait
     if pinned and not exclude[pinned] and self.health:state(pinned) == "closed" then
@@ -136,15 +152,29 @@ function Pool:_pick(exclude, deadline, pinned)
     else
       i, wait = self.health:pick(exclude)
     end
-    if not i then return nil, wait end
-    local w = self.providers[i].limiter:reserve(1)
-    if w <= 0 then return i end
-    if ferry.now() + w < deadline then
-      ferry.sleep(w)
-      return i
+    if not i then return nil, wait, last_err end
+    local p = self.providers[i]
+    -- a provider is used only once its chain id is known to be right
+    local ok, err = true, nil
+    if not p.verified and self.expected_chain_id then
+      local t0 = ferry.now()
+      ok, err = self:_verify(p, deadline)
+      if not ok then
+        self:_report({ i = i, e = err, dt = ferry.now() - t0 })
+        exclude[i] = true
+        last_err = err
+      end
     end
-    -- its budget cannot be met in time: try another provider
-    exclude[i] = true
+    if ok then
+      local w = p.limiter:reserve(1)
+      if w <= 0 then return i end
+      if ferry.now() + w < deadline then
+        ferry.sleep(w)
+        return i
+      end
+      -- its budget cannot be met in time: try another provider
+      exclude[i] = true
+    end
   end
 end
 
@@ -175,7 +205,8 @@ function Pool:_request(method, params, opts)
   for round = 0, self.retries do
     local exclude, running, attempts = {}, {}, 0
     local function start()
-      local i, _ = self:_pick(exclude, deadline, opts.provider)
+      local i, _, perr = self:_pick(exclude, deadline, opts.provider)
+      if perr then last_err = perr end
       if not i then return false end
       exclude[i] = true
       attempts = attempts + 1

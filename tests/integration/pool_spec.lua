@@ -1,0 +1,216 @@
+-- The provider pool against real anvils behind fault proxies.
+local ferry = require "ferry"
+local eth = require "ferry.eth"
+local workflow = require "ferry.workflow"
+local peers = require "helpers.peers"
+
+local ADDR0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+-- a chain over the given proxies (priority 1 = the faulty one first, 2 = the good one)
+local function chain_over(providers, extra)
+  local spec = { chain_id = 31337, providers = providers, hedge_ms = nil,
+                 breaker = { failure_threshold = 3, cooldown = 0.2, max_cooldown = 0.4 } }
+  for k, v in pairs(extra or {}) do spec[k] = v end
+  return eth.connect(spec)
+end
+
+local function state(chain, i) return chain.pool.health:state(i) end
+
+describe("provider pool: one faulty provider, one healthy", function()
+  local anvil, bad, good, chain
+  setup(function()
+    anvil = peers.anvil()
+    anvil.rpc:call("anvil_mine", { "0x10" })  -- some height, so a stale head lags
+    bad = peers.proxy(anvil.url)
+    good = peers.proxy(anvil.url)
+  end)
+  teardown(function() bad:stop(); good:stop(); anvil:stop() end)
+  before_each(function()
+    bad:fault{ mode = "pass" }
+    chain = chain_over({
+      { name = "bad", url = bad.url, priority = 1, rps = 10000, timeout = 0.3 },
+      { name = "good", url = good.url, priority = 2, rps = 10000, timeout = 2 },
+    })
+  end)
+
+  -- the call succeeds through "good", "bad"'s breaker opens, then closes once it recovers
+  local function breaker_cycle(fault)
+    assert(chain:call("eth_chainId"))                -- both verified while healthy
+    bad:fault(fault)
+    for _ = 1, 4 do
+      local r, err = chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })
+      assert.is_nil(err, tostring(err))
+      assert.equal("0x21e19e0c9bab2400000", r)
+    end
+    assert.equal("open", state(chain, 1))
+    bad:fault{ mode = "pass" }
+    ferry.sleep(0.45)                                 -- past the cooldown: half-open
+    for _ = 1, 3 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
+    assert.equal("closed", state(chain, 1))
+  end
+
+  it("refused connections", function() breaker_cycle{ mode = "refuse" } end)
+  it("a hung provider", function() breaker_cycle{ mode = "hang" } end)
+  it("HTTP 500", function() breaker_cycle{ mode = "500" } end)
+  it("a garbage body", function() breaker_cycle{ mode = "garbage" } end)
+  it("a truncated body", function() breaker_cycle{ mode = "truncated" } end)
+  it("a delay past the provider's timeout", function() breaker_cycle{ mode = "delay", ms = 1000 } end)
+
+  it("a wrong chain id", function()
+    bad:fault{ mode = "wrong_chain", chain_id = 1 }
+    local r, err = chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })
+    assert.is_nil(err, tostring(err))
+    assert.equal("0x21e19e0c9bab2400000", r)
+    assert.equal("open", state(chain, 1))
+    bad:fault{ mode = "pass" }
+    ferry.sleep(0.45)
+    for _ = 1, 3 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
+    assert.equal("closed", state(chain, 1))
+    assert.is_true(chain:pool_status()[1].verified_chain)
+  end)
+
+  it("429 with Retry-After: fail over at once, and no call before Retry-After", function()
+    bad:fault{ mode = "429", retry_after = 1 }
+    bad:reset_stats()
+    local t0 = ferry.now()
+    for _ = 1, 20 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
+    assert.is_true(ferry.now() - t0 < 0.5, "failed over without waiting")
+    assert.equal(1, bad:stats().requests)             -- blocked for the Retry-After second
+    bad:fault{ mode = "pass" }
+    ferry.sleep(1.05)
+    for _ = 1, 3 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
+    assert.is_true(bad:stats().requests >= 2, "used again after Retry-After")
+  end)
+
+  it("a stale head: lagging providers are not picked until they catch up", function()
+    bad:fault{ mode = "stale_head", block = 1 }
+    chain.pool:poll_heads()
+    local st = chain:pool_status()
+    assert.is_true(st[1].lag > 5, "lag " .. tostring(st[1].lag))
+    bad:reset_stats()
+    for _ = 1, 5 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
+    assert.equal(0, bad:stats().requests - (bad:stats().methods.eth_blockNumber or 0))
+    bad:fault{ mode = "pass" }
+    chain.pool:poll_heads()
+    assert.is_true(chain:pool_status()[1].lag <= 5)
+    bad:reset_stats()
+    for _ = 1, 5 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
+    assert.is_true(bad:stats().requests > 0)
+  end)
+
+  it("errors that describe the request never count against the provider", function()
+    for _ = 1, 6 do
+      local r, err = chain:call("eth_call", { { to = ADDR0, data = "0x60006000fd" }, "latest" }, { fresh = true })
+      local r2, err2 = chain:call("no_such_method", {}, { fresh = true })
+      assert.is_nil(r2)
+      assert.equal("rpc_error", err2.code)
+      local _ = r, err
+    end
+    assert.equal("closed", state(chain, 1))
+    assert.equal(0, chain:pool_status()[1].failures)
+  end)
+end)
+
+describe("provider pool under load", function()
+  local anvil
+  setup(function() anvil = peers.anvil() end)
+  teardown(function() anvil:stop() end)
+
+  it("10,000 reads over dead, hung, 429-ing and healthy providers all succeed", function()
+    local dead, hung, limited, healthy = peers.proxy(anvil.url), peers.proxy(anvil.url),
+      peers.proxy(anvil.url), peers.proxy(anvil.url)
+    local chain = chain_over({
+      { name = "dead", url = dead.url, rps = 10000, timeout = 0.5 },
+      { name = "hung", url = hung.url, rps = 10000, timeout = 0.5 },
+      { name = "limited", url = limited.url, rps = 10000, timeout = 0.5 },
+      { name = "healthy", url = healthy.url, rps = 10000, timeout = 2 },
+    }, { hedge_ms = 100, breaker = { failure_threshold = 3, cooldown = 0.5, max_cooldown = 2 } })
+    dead:fault{ mode = "refuse" }
+    hung:fault{ mode = "hang" }
+    limited:fault{ mode = "429", retry_after = 1 }
+    limited:reset_stats()
+    local items = {}
+    for i = 1, 10000 do items[i] = i end
+    local results, summary = workflow.parallel(items, { max_concurrent = 64, progress = false }, function()
+      local r, err = chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })
+      if err then error(err) end
+      return r
+    end)
+    local st = limited:stats()
+    dead:stop(); hung:stop(); limited:stop(); healthy:stop()
+    assert.equal(0, summary.errors, summary.errors > 0 and tostring(results[1].err) or nil)
+    -- the 429-ing provider saw one request per Retry-After second at most
+    local a = st.arrivals_ms
+    for i = 2, #a do
+      assert.is_true(a[i] - a[i - 1] >= 950, ("429 provider hit again after %.0f ms"):format(a[i] - a[i - 1]))
+    end
+    print(("\n    10,000 reads in %.2f s (%.0f/s); 429 provider saw %d requests"):format(
+      summary.seconds, 10000 / summary.seconds, #a))
+  end)
+
+  it("a provider at 25 rps never sees more than 25 + burst in any 1 s window (10 s saturated)", function()
+    local proxy = peers.proxy(anvil.url)
+    local chain = chain_over({ { name = "alchemy", url = proxy.url, rps = 25, burst = 5 } })
+    proxy:reset_stats()
+    local stop = ferry.now() + 10
+    local results = workflow.parallel({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 },
+      { max_concurrent = 16, progress = false }, function()
+        local n = 0
+        while ferry.now() < stop do
+          assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true, timeout = 30 }))
+          n = n + 1
+        end
+        return n
+      end)
+    local st = proxy:stats(1000)
+    proxy:stop()
+    local total = 0
+    for _, r in ipairs(results) do assert.is_true(r.ok, tostring(r.err)); total = total + r.value end
+    assert.is_true(st.max_in_window <= 30, ("max %d requests in a 1 s window"):format(st.max_in_window))
+    assert.is_true(total >= 240, ("saturated: only %d calls in 10 s"):format(total))
+    print(("\n    %d calls in 10 s; busiest 1 s window at the proxy: %d (limit 25 + 5)"):format(total, st.max_in_window))
+  end)
+end)
+
+describe("provider pool cache", function()
+  local anvil, chain
+  setup(function()
+    anvil = peers.anvil()
+    chain = chain_over({ { name = "anvil", url = anvil.url, rps = 10000 } })
+  end)
+  teardown(function() anvil:stop() end)
+
+  it("a repeated-query workload reaches a hit rate above 70%", function()
+    local addrs = {}
+    for i = 1, 20 do addrs[i] = eth.address(("0x%040x"):format(i)) end
+    for _ = 1, 50 do
+      for _, a in ipairs(addrs) do assert(chain:call("eth_getBalance", { a, "latest" })) end
+    end
+    local s = chain:stats().cache
+    assert.is_true(s.hit_rate > 0.7, "hit rate " .. s.hit_rate)
+    assert.equal(980, s.hits)
+  end)
+
+  it("identical reads in flight share one upstream call", function()
+    local before = chain:stats().upstream
+    local ts = {}
+    for i = 1, 50 do ts[i] = ferry.spawn(function() return chain:call("eth_getCode", { ADDR0, "latest" }) end) end
+    for i = 1, 50 do assert.is_true((ts[i]:wait())) end
+    assert.equal(1, chain:stats().upstream - before)
+  end)
+
+  it("after a reorg no stale latest answer is served", function()
+    local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    local to = eth.address("0x" .. ("ab"):rep(20))
+    chain.pool:poll_heads()
+    signer:send{ to = to, value = 12345 }:wait{ timeout = 10 }
+    chain.pool:poll_heads()
+    assert.equal("0x3039", chain:call("eth_getBalance", { to, "latest" }))   -- cached now
+    -- replace the block holding the payment with an empty one at the same height
+    local _, err = anvil.rpc:call("anvil_reorg", { 1, ferry.json.array({}) })
+    assert.is_nil(err)
+    chain.pool:poll_heads()
+    assert.equal("0x0", chain:call("eth_getBalance", { to, "latest" }))
+    assert.equal(1, chain:stats().reorgs)
+  end)
+end)
