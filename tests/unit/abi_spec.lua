@@ -3,13 +3,8 @@
 local abi = require "ferry.core.abi"
 local u256 = require "ferry.core.u256"
 
-local function unhex(h)
-  h = h:gsub("^0x", "")
-  return (h:gsub("..", function(b) return string.char(tonumber(b, 16)) end))
-end
-local function hex(s)
-  return "0x" .. (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
+local keccak = require "ferry.core.keccak"
+local unhex, hex = keccak.fromhex, keccak.tohex
 
 local ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 local WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"

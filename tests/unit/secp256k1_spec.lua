@@ -1,15 +1,9 @@
 -- ferry.core.secp256k1: keys, EIP-55 addresses, recoverable signatures, EIP-191 (engine/crypto/secp_lua.c)
 -- Vectors: PEERS.md section 3 (cast wallet address / sign --no-hash / sign).
 local secp = require "ferry.core.secp256k1"
-local keccak_ok, keccak = pcall(require, "ferry.core.keccak")
 
-local function unhex(h)
-  h = h:gsub("^0x", "")
-  return (h:gsub("..", function(b) return string.char(tonumber(b, 16)) end))
-end
-local function hex(s)
-  return "0x" .. (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
+local keccak = require "ferry.core.keccak"
+local unhex, hex = keccak.fromhex, keccak.tohex
 
 local KEY0_HEX = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 local KEY0 = unhex(KEY0_HEX)
@@ -22,9 +16,7 @@ describe("ferry.core.secp256k1", function()
     assert.are.equal(ADDR0, secp.address(KEY0))
     assert.are.equal(ADDR0, secp.address(KEY0_HEX))
     assert.are.equal(64, #secp.pubkey(KEY0))
-    if keccak_ok then
-      assert.are.equal(ADDR0:lower(), hex(keccak.keccak256(secp.pubkey(KEY0)):sub(13)))
-    end
+    assert.are.equal(ADDR0:lower(), hex(keccak.keccak256(secp.pubkey(KEY0)):sub(13)))
   end)
 
   it("signs a hash like `cast wallet sign --no-hash` and recovers the signer", function()
