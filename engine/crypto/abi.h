@@ -8,7 +8,10 @@
 ** outside the data, non-canonical padding, out-of-range values, too many items), plus revert
 ** data decoding: Error(string), Panic(uint256) with the meaning of the code, or custom errors.
 ** Depends on: keccak.h, buf.h (libc). No Lua; reentrant.
-** Backs: ferry.core.abi (abi_lua.c): encode, encode_call, decode, selector, decode_revert.
+** Backs: ferry.core.abi (abi_lua.c): encode(types, ...), encode_call(sig, ...), decode(types|sig,
+** data) -> values... | nil, err, selector(sig), decode_revert(data). In Lua, uint<M> decodes to
+** a U256, int<M> to an integer (a decimal string when it does not fit in 64 bits), address to
+** EIP-55 text, bytes<M>/bytes/string to raw strings, arrays and tuples to sequences.
 **
 ** Values are trees of fy_abi_value_t. Static scalars (uint<M>, int<M>, address, bool,
 ** bytes<M>) carry their 32-byte ABI word: the encoder and the decoder both check that the

@@ -7,8 +7,8 @@
 ** Depends on: libsecp256k1 (>= 0.2, recovery module), keccak.h, getrandom(2).
 ** Threads: one process-wide context, created once (pthread_once) and randomized with getrandom
 ** bytes; libsecp256k1 signing/recovery with a shared const context is thread-safe.
-** Backs: ferry.core.secp256k1 (secp_lua.c): address, pubkey, sign, recover, personal_sign,
-** personal_recover, checksum, is_checksum.
+** Backs: ferry.core.secp256k1 (secp_lua.c): address, pubkey, sign, recover, personal_hash,
+** personal_sign, personal_recover, checksum, is_address, is_valid_key.
 **
 ** The file is named secp.h, not secp256k1.h, so that it never shadows the system header.
 ** Key material: functions never copy private keys beyond the call; any local copy is wiped
