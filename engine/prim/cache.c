@@ -35,23 +35,49 @@ static inline uint64_t mix64(uint64_t k) {
 }
 
 
-static uint32_t hash_key(const fy_cache_t *c, const void *key, size_t n) {
+static inline uint64_t load64(const unsigned char *s) {
+  uint64_t k;
+  memcpy(&k, s, 8);
+  return k;
+}
+
+
+static inline uint32_t load32(const unsigned char *s) {
+  uint32_t k;
+  memcpy(&k, s, 4);
+  return k;
+}
+
+
+/* 8 bytes at a time; the last (partial) word is read overlapping the previous one, or from
+ * two overlapping 4-byte loads, so there is no variable-length memcpy on the hot path. */
+static uint32_t hash_key(const fy_cache_t *c, const void *key, size_t len) {
   const unsigned char *s = key;
-  uint64_t h = c->seed ^ (n * 0x9e3779b97f4a7c15ULL);
-  while (n >= 8) {
-    uint64_t k;
-    memcpy(&k, s, 8);
-    h = (h ^ mix64(k)) * 0xbf58476d1ce4e5b9ULL;
+  size_t n = len;
+  uint64_t h = c->seed ^ (len * 0x9e3779b97f4a7c15ULL), k;
+  while (n > 8) {
+    h = (h ^ mix64(load64(s))) * 0xbf58476d1ce4e5b9ULL;
     s += 8;
     n -= 8;
   }
-  if (n) {
-    uint64_t k = 0;
-    memcpy(&k, s, n);
-    h = (h ^ mix64(k ^ ((uint64_t)n << 56))) * 0x94d049bb133111ebULL;
-  }
+  if (len >= 8) k = load64(s + n - 8);
+  else if (n >= 4) k = ((uint64_t)load32(s) << 32) | load32(s + n - 4);
+  else if (n > 0) k = ((uint64_t)s[0] << 16) | ((uint64_t)s[n >> 1] << 8) | s[n - 1];
+  else k = 0;
+  h = (h ^ mix64(k)) * 0x94d049bb133111ebULL;
   h = mix64(h);
   return (uint32_t)(h ^ (h >> 32));
+}
+
+
+/* Key equality without a libc call for the usual short keys (overlapping word compares). */
+static inline int key_eq(const char *a, const char *b, size_t n) {
+  const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+  if (n >= 8 && n <= 16)
+    return load64(x) == load64(y) && load64(x + n - 8) == load64(y + n - 8);
+  if (n >= 4 && n < 8)
+    return load32(x) == load32(y) && load32(x + n - 4) == load32(y + n - 4);
+  return memcmp(a, b, n) == 0;
 }
 
 
@@ -108,7 +134,7 @@ static fy_cache_entry_t *cache_find(const fy_cache_t *c, const void *key, size_t
                                     uint32_t h) {
   if (!c->buckets) return NULL;
   for (fy_cache_entry_t *e = c->buckets[h & c->mask]; e; e = e->hnext)
-    if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) return e;
+    if (e->hash == h && e->klen == klen && key_eq(e->data, key, klen)) return e;
   return NULL;
 }
 
