@@ -96,14 +96,17 @@ static long parse_num(lexer_t *lx, long max) {
 
 static int parse_type(lexer_t *lx, int depth, fy_abi_type_t **out);
 
-/* "(" [type {"," type}] ")" -> TUPLE */
-static int parse_tuple(lexer_t *lx, int depth, fy_abi_type_t **out) {
+/* "(" [type {"," type}] ")" -> TUPLE. The empty tuple is only allowed as a function's argument
+ * list (allow_empty): Solidity has no empty structs, and keeping every type >= 32 bytes in the
+ * head bounds the number of items any data can hold. */
+static int parse_tuple(lexer_t *lx, int depth, int allow_empty, fy_abi_type_t **out) {
   fy_abi_type_t **f = NULL, **nf;
   size_t n = 0, cap = 0;
   int rc;
   lx->s++; /* '(' */
   skip_ws(lx);
   if (lx->s < lx->end && *lx->s == ')') {
+    if (!allow_empty) return FY_ABI_ETYPE;
     lx->s++;
     return fy_abi_tuple_new(f, 0, out);
   }
@@ -190,7 +193,7 @@ static int parse_type(lexer_t *lx, int depth, fy_abi_type_t **out) {
     skip_ws(lx);
     if (lx->s >= lx->end || *lx->s != '(') lx->s = save;
   }
-  rc = *lx->s == '(' ? parse_tuple(lx, depth, &t) : parse_elementary(lx, &t);
+  rc = *lx->s == '(' ? parse_tuple(lx, depth, 0, &t) : parse_elementary(lx, &t);
   if (rc) return rc;
   for (;;) {
     skip_ws(lx);
@@ -201,7 +204,7 @@ static int parse_type(lexer_t *lx, int depth, fy_abi_type_t **out) {
     long k = -1;
     if (lx->s < lx->end && *lx->s != ']') {
       k = parse_num(lx, FY_ABI_MAX_FIXED_LEN);
-      if (k < 0) { rc = FY_ABI_ETYPE; goto fail; }
+      if (k <= 0) { rc = FY_ABI_ETYPE; goto fail; } /* T[0] does not exist in Solidity */
       skip_ws(lx);
     }
     if (lx->s >= lx->end || *lx->s != ']') { rc = FY_ABI_ETYPE; goto fail; }
@@ -331,7 +334,7 @@ int fy_abi_sig_parse(const char *s, size_t len, fy_abi_sig_t *sig) {
   sig->name_len = (size_t)(lx.s - sig->name);
   skip_ws(&lx);
   if (lx.s >= lx.end || *lx.s != '(') return FY_ABI_ETYPE;
-  rc = parse_tuple(&lx, 0, &sig->args);
+  rc = parse_tuple(&lx, 0, 1, &sig->args);
   if (rc) { sig->args = NULL; return rc; }
   skip_ws(&lx);
   if (lx.s != lx.end) { rc = FY_ABI_ETYPE; goto fail; }
@@ -618,8 +621,8 @@ int fy_abi_decode(const fy_abi_type_t *t, const uint8_t *data, size_t len, fy_ab
   dec_t dc = {data, len, 0};
   fy_abi_value_t *v;
   int rc;
-  /* canonical data holds at most one item per 32 bytes, except zero-size ones (T[0], ()):
-   * allow a generous allowance on top, never an allocation bomb through aliased offsets */
+  /* every type takes >= 32 bytes (no "()" or T[0] below the top level), so canonical data
+   * holds at most len/32 items; offsets that alias one another could claim far more: cap it */
   dc.budget = 4096 + len / 16;
   *out = NULL;
   v = calloc(1, sizeof *v);

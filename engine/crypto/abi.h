@@ -35,7 +35,8 @@ enum {
   FY_ABI_EOFFSET = -5, /* an offset or length word points outside the data */
   FY_ABI_EVALUE = -6,  /* a word that is not canonical for its type (range, padding, bool) */
   FY_ABI_ECOUNT = -7,  /* value has the wrong number of items for a T[k] or tuple */
-  FY_ABI_ELIMIT = -8,  /* too many items, or a static type larger than FY_ABI_MAX_STATIC */
+  FY_ABI_ELIMIT = -8,  /* too many items (> 4096 + len/16 per decode), or a static type larger
+                        * than FY_ABI_MAX_STATIC */
 };
 
 #define FY_ABI_MAX_DEPTH 32             /* nesting of arrays/tuples in one type */
@@ -83,7 +84,8 @@ typedef struct {
 const char *fy_abi_strerror(int rc);
 
 /* Parse one type. Whitespace around tokens is ignored; "uint"/"int" mean 256 bits; an optional
-** "tuple" keyword may precede "(...)". On success *out is a new tree owned by the caller
+** "tuple" keyword may precede "(...)". The empty tuple "()" and T[0] are rejected (only a
+** signature's argument list may be empty), so every type occupies >= 32 bytes. On success *out is a new tree owned by the caller
 ** (fy_abi_type_free). Returns FY_ABI_OK, ETYPE, EDEPTH, ELIMIT or ENOMEM (*out = NULL). */
 int fy_abi_type_parse(const char *s, size_t len, fy_abi_type_t **out);
 

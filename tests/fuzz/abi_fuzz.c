@@ -10,7 +10,7 @@ static const char *const types[] = {
   "bytes,string,bytes32[]",
   "(uint8,(bytes,int64)[2])[][],bool",
   "string[3],uint256[][2]",
-  "()[],(())[2],uint256[0][]",
+  "uint256[][],bytes[2][],(bool)[1]",
   "int256,int24,uint160,bytes1",
 };
 #define NTYPES (sizeof types / sizeof *types)
