@@ -1,0 +1,51 @@
+// node bench/compare/nodecache.js [N=100000] [clones=1]
+// clones=1 (the default) measures node-cache as users get it out of the box (useClones: true:
+// values are deep-copied on set and get); clones=0 measures {useClones: false}.
+// node-cache: set then get N entries (keys "k"+i, 8-byte string values); ops/s for each (best of
+// 3, keys and values built before timing) and heap bytes per entry: heapUsed delta / N, after a
+// full GC, for a fresh cache filled with freshly built keys and values (so the key and value
+// strings are counted, as a cache that copies its inputs would count them).
+'use strict';
+const { peer, round, intArg, emit, now } = require('./_peers');
+const NodeCache = peer('node-cache');
+
+function gc() {
+  if (!global.gc) {  // not started with --expose-gc: enable it at runtime
+    require('v8').setFlagsFromString('--expose-gc');
+    global.gc = require('vm').runInNewContext('gc');
+  }
+  global.gc(); global.gc();
+}
+
+const N = intArg(2, 100000);
+const useClones = process.argv[3] !== '0';
+let misses = 0;
+// memory first, before anything else is allocated that a GC could free during the measurement
+function bytesPerEntry() {
+  gc();
+  const h0 = process.memoryUsage().heapUsed;
+  const cache = new NodeCache({ useClones, checkperiod: 0 });
+  for (let i = 0; i < N; i++) cache.set('k' + i, String(i % 100000000).padStart(8, '0'));
+  gc();
+  const bytes = (process.memoryUsage().heapUsed - h0) / N;
+  if (cache.get('k' + (N - 1)) === undefined) misses++;   // keeps the cache alive until here
+  cache.close();
+  return bytes;
+}
+const bytes = bytesPerEntry();
+const keys = Array.from({ length: N }, (_, i) => 'k' + i);
+const vals = Array.from({ length: N }, (_, i) => String(i % 100000000).padStart(8, '0'));
+let setS = Infinity, getS = Infinity;
+for (let r = 0; r < 3; r++) {
+  gc();
+  const cache = new NodeCache({ useClones, checkperiod: 0 });
+  let t0 = now();
+  for (let i = 0; i < N; i++) cache.set(keys[i], vals[i]);
+  setS = Math.min(setS, now() - t0);
+  t0 = now();
+  for (let i = 0; i < N; i++) if (cache.get(keys[i]) === undefined) misses++;
+  getS = Math.min(getS, now() - t0);
+  cache.close();
+}
+emit({ lib: 'node-cache', version: peer('node-cache/package.json').version, entries: N, use_clones: useClones,
+       set_per_s: round(N / setS), get_per_s: round(N / getS), bytes_per_entry: round(bytes, 1), misses });
