@@ -167,11 +167,23 @@ end
 --- chain:call(method, params, opts) -> result | nil, err (rate limit, cache, failover)
 function Chain:call(method, params, opts) return self.pool:call(method, params, opts) end
 
+-- Every read of a chain goes here: through the session when this is a session view (one
+-- logical send stays on one provider's view of the chain), else through the pool.
+function Chain:_call(method, params, opts)
+  if self.session then return self.session:call(method, params, opts) end
+  return self.pool:call(method, params, opts)
+end
+
 -- call or raise
 function Chain:_must(method, params, opts)
-  local r, err = self.pool:call(method, params, opts)
+  local r, err = self:_call(method, params, opts)
   if err then error(err, 3) end
   return r
+end
+
+--- A view of this chain whose reads all go to one provider while it stays healthy.
+function Chain:view()
+  return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
 end
 
 function Chain:pool_status() return self.pool:status() end
@@ -245,7 +257,7 @@ end
 
 --- eth_call(tx, block = "latest") -> 0x result; raises {code = "reverted", reason =} on revert.
 function Chain:eth_call(t, block, opts)
-  local r, err = self.pool:call("eth_call", { call_object(t), block or "latest" }, opts)
+  local r, err = self:_call("eth_call", { call_object(t), block or "latest" }, opts)
   if err then
     if err.code == "reverted" then error(revert_error(err), 2) end
     error(err, 2)
@@ -255,7 +267,7 @@ end
 
 --- estimate_gas(tx) -> integer, with the chain's gas_margin (1.2) applied; raises on revert.
 function Chain:estimate_gas(t, opts)
-  local r, err = self.pool:call("eth_estimateGas", { call_object(t) }, opts or { fresh = true })
+  local r, err = self:_call("eth_estimateGas", { call_object(t) }, opts or { fresh = true })
   if err then
     if err.code == "reverted" then error(revert_error(err), 2) end
     error(err, 2)
@@ -402,7 +414,8 @@ Tx.__tostring = function(t) return ("ferry.Tx %s (nonce %d)"):format(t.hash, t.n
 --- its reason before anything is signed) -> nonce -> sign -> broadcast on one provider's
 --- view -> tx with :wait{}.
 function Signer:send(t)
-  local chain = self.chain
+  local base = self.chain
+  local chain = base:view()
   local from = self.address
   assert(type(t) == "table", "signer:send: expects a table")
   if t.to ~= nil then t.to = secp.checksum(t.to) end
@@ -443,8 +456,8 @@ function Signer:send(t)
   -- 4. simulate when estimation did not already run the call
   if not simulated then chain:eth_call({ from = from, to = t.to, value = value, data = data, gas = gas }, "pending") end
   -- 5. nonce
-  local nonces = chain:_nonces(from)
-  local session = chain.pool:session()
+  local nonces = base:_nonces(from)
+  local session = chain.session
   for attempt = 1, 3 do
     local nonce = t.nonce or nonces:reserve()
     -- 6. sign
@@ -464,7 +477,7 @@ function Signer:send(t)
         ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
       end
       return setmetatable({ hash = hash, nonce = nonce, from = from, to = t.to, value = value,
-                            raw = raw_tx, chain = chain, gas = gas, max_fee = max_fee,
+                            raw = raw_tx, chain = base, gas = gas, max_fee = max_fee,
                             max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now() }, Tx)
     end
     if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then

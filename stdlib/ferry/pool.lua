@@ -321,12 +321,10 @@ function Pool:session()
   local s = { provider = nil }
   function s:call(method, params, opts)
     opts = opts or {}
-    local o = { fresh = true, timeout = opts.timeout, provider = self.provider }
-    if not self.provider then
+    if not self.provider or pool.health:state(self.provider) ~= "closed" then
       self.provider = pool.health:pick({})
-      o.provider = self.provider
     end
-    return pool:_request(method, params or EMPTY, o)
+    return pool:call(method, params, { fresh = opts.fresh, timeout = opts.timeout, provider = self.provider })
   end
   return s
 end

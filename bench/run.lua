@@ -1,0 +1,230 @@
+-- bench/run.lua -- `make bench`: ferry's numbers and the Node libraries' in one run, as ratios.
+--
+--   ./ferry bench/run.lua [only...]     e.g. ./ferry bench/run.lua parallel cache
+-- Each line: what was measured, ferry, the other side, the ratio, the target. The machine is
+-- shared and has 2 cores: expect ±20% between runs; the ratios are what matters.
+package.path = "tests/?.lua;" .. package.path
+local ferry = require "ferry"
+local proc = require "ferry.core.proc"
+local peers = require "helpers.peers"
+local workflow = require "ferry.workflow"
+
+local only = {}
+for _, a in ipairs(arg) do only[a] = true end
+local function wanted(name) return next(only) == nil or only[name] end
+
+local rows = {}
+local function row(what, ours, theirs, ratio, target, ok)
+  rows[#rows + 1] = { what, ours, theirs, ratio, target, ok }
+  io.stdout:write(("%-44s %-16s %-16s %-9s %-10s %s\n"):format(what, ours, theirs, ratio, target,
+    ok == nil and "" or (ok and "ok" or "MISS")))
+  io.stdout:flush()
+end
+
+-- run a Node comparison script; returns its JSON line decoded
+local function node(script, ...)
+  local argv = { peers.bin.node, "bench/compare/" .. script, ..., stdout = "pipe", stderr = "pipe" }
+  local p = assert(proc.spawn(argv))
+  local out = p:read_all(300)
+  local code = p:wait(10)
+  local line = out and out:match("[^\n]*{[^\n]*}")
+  local v = line and ferry.json.decode(line)
+  if code ~= 0 or not v then error(("%s failed (%s): %s %s"):format(script, tostring(code), tostring(out), p:read_err())) end
+  return v
+end
+
+local function best_of(n, fn)
+  local b = math.huge
+  for _ = 1, n do
+    collectgarbage("collect")
+    local t0 = ferry.now()
+    fn()
+    b = math.min(b, ferry.now() - t0)
+  end
+  return b
+end
+
+local function fmt(n)
+  if n >= 1e6 then return ("%.2fM"):format(n / 1e6) end
+  if n >= 1e3 then return ("%.1fk"):format(n / 1e3) end
+  return ("%.0f"):format(n)
+end
+
+local function percentile(xs, p)
+  table.sort(xs)
+  return xs[math.max(1, math.ceil(#xs * p))]
+end
+
+io.stdout:write(("%-44s %-16s %-16s %-9s %-10s\n"):format("benchmark", "ferry", "other", "ratio", "target"))
+io.stdout:write(("-"):rep(100), "\n")
+
+---------------------------------------------------------------------------------------------
+if wanted("parallel") then
+  local N = 100000
+  local items = {}
+  for i = 1, N do items[i] = i end
+  local s = best_of(3, function()
+    workflow.parallel(items, { max_concurrent = 16, progress = false }, function(x) return x end)
+  end)
+  local ours = N / s
+  local pl = node("plimit.js", tostring(N), "16")
+  local r = ours / pl.tasks_per_s
+  row("workflow.parallel 100k trivial, 16 in flight", fmt(ours) .. "/s", "p-limit " .. fmt(pl.tasks_per_s) .. "/s",
+    ("%.1fx"):format(r), ">= 10x", r >= 10)
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("sign") then
+  local eth = require "ferry.eth"
+  local keccak = require "ferry.core.keccak"
+  local chain = eth.connect{ chain_id = 31337, providers = { { url = "http://127.0.0.1:9" } } }
+  local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+  local N = 20000
+  local tx = { to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", value = eth.ether "1", gas = 21000,
+               max_fee = eth.gwei(3), max_priority_fee = eth.gwei(1), nonce = 0 }
+  local s = best_of(3, function()
+    for i = 1, N do tx.nonce = i; signer:sign(tx) end
+  end)
+  local ours = N / s
+  local K = 1000000
+  local data = ("\171"):rep(32)
+  local h = keccak.keccak256
+  local ks = best_of(3, function() for _ = 1, K do h(data) end end)
+  local kours = K / ks
+  local e = node("ethers_sign.js")
+  local r1, r2 = ours / e.signs_per_s, kours / e.keccak_per_s
+  row("EIP-1559 signatures", fmt(ours) .. "/s", "ethers " .. fmt(e.signs_per_s) .. "/s", ("%.1fx"):format(r1), ">= 15x", r1 >= 15)
+  row("keccak256 of 32 bytes", fmt(kours) .. "/s", "ethers " .. fmt(e.keccak_per_s) .. "/s", ("%.1fx"):format(r2), ">= 20x", r2 >= 20)
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("transfers") then
+  -- 200 transfers through the whole pipeline, ethers doing the same, and the floor (200
+  -- pre-signed raw transactions), each on a fresh anvil
+  local N = 200
+  local function with_anvil(fn)
+    local a = peers.anvil()
+    local ok, v = pcall(fn, a)
+    a:stop()
+    if not ok then error(v, 0) end
+    return v
+  end
+  local ours = with_anvil(function(a)
+    local eth = require "ferry.eth"
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
+    local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    local to = {}
+    for i = 1, N do to[i] = eth.address("0x" .. eth.keccak256("bench" .. i):sub(-40)) end
+    chain:nonce(signer.address) -- connection warm, as the others' setup does
+    local t0 = ferry.now()
+    local _, summary = workflow.parallel(to, { max_concurrent = 32, progress = false }, function(addr)
+      signer:send{ to = addr, value = 1 }:wait{ timeout = 60 }
+    end)
+    assert(summary.errors == 0, "transfers failed")
+    return ferry.now() - t0
+  end)
+  local eth_s = with_anvil(function(a) return node("ethers_transfers.js", a.url, tostring(N)).seconds end)
+  local floor_s = with_anvil(function(a) return node("floor.js", a.url, tostring(N)).floor_seconds end)
+  local r = ours / floor_s
+  row("200 transfers, whole pipeline (wall)", ("%.0f ms"):format(ours * 1000), ("ethers %.0f ms"):format(eth_s * 1000),
+    ("%.2fx"):format(eth_s / ours), "faster", ours < eth_s)
+  row("  ... against the pre-signed floor", ("%.0f ms"):format(ours * 1000), ("floor %.0f ms"):format(floor_s * 1000),
+    ("%.2fx"):format(r), "<= 1.5x", r <= 1.5)
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("failover") then
+  -- added latency per read when the primary refuses connections / hangs (hedge_ms = 100)
+  local eth = require "ferry.eth"
+  local a = peers.anvil()
+  local bad, good = peers.proxy(a.url), peers.proxy(a.url)
+  local function measure(mode, extra)
+    local chain = eth.connect{ chain_id = 31337, hedge_ms = extra.hedge_ms,
+      breaker = { failure_threshold = 1000000, cooldown = 0.001 },  -- keep the primary in play
+      providers = { { name = "primary", url = bad.url, priority = 1, rps = 100000, timeout = extra.timeout or 5 },
+                    { name = "secondary", url = good.url, priority = 2, rps = 100000 } } }
+    assert(chain:call("eth_chainId"))
+    bad:fault{ mode = "pass" }
+    local base = {}
+    for i = 1, 200 do
+      local t0 = ferry.now()
+      assert(chain:call("eth_getBalance", { "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest" }, { fresh = true }))
+      base[i] = ferry.now() - t0
+    end
+    bad:fault{ mode = mode }
+    local lat = {}
+    local n = extra.n or 200
+    for i = 1, n do
+      local t0 = ferry.now()
+      assert(chain:call("eth_getBalance", { "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "latest" }, { fresh = true }))
+      lat[i] = ferry.now() - t0
+    end
+    bad:fault{ mode = "pass" }
+    return percentile(lat, 0.99), percentile(base, 0.99)
+  end
+  local p99, b99 = measure("refuse", { hedge_ms = nil })
+  local added = (p99 - b99) * 1000
+  row("added p99 latency, primary refuses", ("%.2f ms"):format(added), ("base p99 %.2f ms"):format(b99 * 1000),
+    "-", "< 5 ms", added < 5)
+  local h99 = measure("hang", { hedge_ms = 100, timeout = 30, n = 50 })
+  row("p99 latency, primary hangs, hedge 100 ms", ("%.1f ms"):format(h99 * 1000), "-", "-", "<= 110 ms", h99 * 1000 <= 110)
+  bad:stop(); good:stop(); a:stop()
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("limiter") then
+  local rl = require("ferry.core.ratelimit").new{ rate = 1e12, burst = 1e12 }
+  local N = 2000000
+  local s = best_of(3, function()
+    local take = rl.try_take
+    for _ = 1, N do take(rl, 1) end
+  end)
+  local ours = N / s
+  local b = node("bottleneck.js")
+  local r = ours / b.admissions_per_s
+  row("rate limiter admissions", fmt(ours) .. "/s", "Bottleneck " .. fmt(b.admissions_per_s) .. "/s",
+    ("%.0fx"):format(r), ">= 1000x", r >= 1000)
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("cache") then
+  local cachec = require "ferry.core.cache"
+  local N = 100000
+  local keys, vals = {}, {}
+  for i = 1, N do keys[i] = "k" .. i; vals[i] = ("v%07d"):format(i) end
+  local c = cachec.new{ max_entries = 2 * N }
+  local set, get = c.set, c.get
+  local ss = best_of(3, function() for i = 1, N do set(c, keys[i], vals[i]) end end)
+  local gs = best_of(3, function() for i = 1, N do get(c, keys[i]) end end)
+  local nc = node("nodecache.js", tostring(N), "1")      -- defaults, as users run it
+  local nc0 = node("nodecache.js", tostring(N), "0")     -- {useClones = false}
+  local rs, rg = (N / ss) / nc.set_per_s, (N / gs) / nc.get_per_s
+  row("cache set from Lua (100k keys)", fmt(N / ss) .. "/s", "node-cache " .. fmt(nc.set_per_s) .. "/s", ("%.1fx"):format(rs), ">= 3x", rs >= 3)
+  row("cache get from Lua (100k keys)", fmt(N / gs) .. "/s", "node-cache " .. fmt(nc.get_per_s) .. "/s", ("%.1fx"):format(rg), ">= 3x", rg >= 3)
+  row("  ... node-cache with useClones=false", "", ("set %s get %s"):format(fmt(nc0.set_per_s), fmt(nc0.get_per_s)),
+    ("%.1fx/%.1fx"):format((N / ss) / nc0.set_per_s, (N / gs) / nc0.get_per_s), "", nil)
+  -- memory: RSS growth for 1e6 small entries (10-byte keys, 8-byte values)
+  c:close()
+  collectgarbage("collect")
+  local function rss()
+    local f = io.open("/proc/self/statm")
+    local pages = tonumber(f:read("a"):match("%d+%s+(%d+)"))
+    f:close()
+    return pages * 4096
+  end
+  local M = 1000000
+  local ks, vs = {}, {}
+  for i = 1, M do ks[i] = ("key%07d"):format(i); vs[i] = ("%08d"):format(i) end
+  collectgarbage("collect")
+  local big = cachec.new{ max_entries = 2 * M }
+  local before = rss()
+  for i = 1, M do big:set(ks[i], vs[i]) end
+  local per = (rss() - before) / M
+  row("cache bytes per entry (1e6 small entries)", ("%.0f B"):format(per), ("node-cache %.0f B"):format(nc.bytes_per_entry),
+    ("%.1fx"):format(nc.bytes_per_entry / per), "<= 100 B", per <= 100)
+  big:close()
+end
+
+local misses = 0
+for _, r in ipairs(rows) do if r[6] == false then misses = misses + 1 end end
+io.stdout:write(("-"):rep(100), "\n", ("%d measured, %d below target\n"):format(#rows, misses))
