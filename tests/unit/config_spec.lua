@@ -279,12 +279,14 @@ describe("ferry.config", function()
         validate_error({ chains = { x = { chain_id = 1, providers = { main = { url = url() } } } } }))
     end)
 
-    it("is what ferry.set_config applies", function()
-      local saved = ferry.config
-      local cfg = ferry.set_config({ data_dir = "/tmp/x" })
-      assert.equal("/tmp/x", cfg.data_dir)
-      assert.equal(cfg, ferry.config())
-      assert.equal(saved, ferry.config)
+    it("is what ferry.set_config applies (child process: the config is per engine)", function()
+      local code, out, err = run_ferry({ "-e", [[
+        local ferry = require "ferry"
+        local cfg = ferry.set_config({ data_dir = "/tmp/x" })
+        print(cfg.data_dir, cfg == ferry.config(), cfg.cache.ttl.eth_blockNumber)
+        print(pcall(ferry.set_config, { data_dri = "/tmp/x" }))]] })
+      assert.equal(0, code, err)
+      assert.equal('/tmp/x\ttrue\t12\nfalse\tconfig: data_dri: unknown key (did you mean "data_dir"?)\n', out)
     end)
   end)
 end)
