@@ -7,6 +7,9 @@ local proc = require "ferry.core.proc"
 -- Run argv (argv[1] is the program) to completion; -> exit code, stdout, stderr.
 -- The process is killed and closed on every path (the <close> of the Process).
 local function run(argv, env)
+  -- children log at the default level and format whatever this process was started with
+  env = env or {}
+  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
   argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
   local p <close> = assert(proc.spawn(argv))
   local out = p:read_all(30)

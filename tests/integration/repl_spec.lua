@@ -5,6 +5,9 @@ local proc = require "ferry.core.proc"
 local CONFIG = "tests/fixtures/configs/good.lua"
 
 local function run(argv, env)
+  -- children log at the default level and format whatever this process was started with
+  env = env or {}
+  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
   argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
   local p <close> = assert(proc.spawn(argv))
   local out = p:read_all(30)

@@ -11,6 +11,9 @@ local DIR = "tests/fixtures/configs/"
 local function run_ferry(args, env)
   local argv = { "./ferry" }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
+  -- children log at the default level and format whatever this process was started with
+  env = env or {}
+  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
   argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
   local p <close> = assert(proc.spawn(argv))
   local out = p:read_all(20)
