@@ -80,8 +80,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(a, "--") == 0) { if (i + 1 < argc) { script_idx = i + 1; script = argv[i + 1]; } break; }
     if (strcmp(a, "-") == 0) { from_stdin = 1; script_idx = i; script = "-"; break; }
-    if (a[0] == '-') { fprintf(stderr, "ferry: unknown option '%s'\n%s", a, usage); return 1; }
-    if (strcmp(a, "repl") == 0 && !script) { repl = 1; script_idx = i; continue; }
+    if (strcmp(a, "repl") == 0 && !script && !repl) { repl = 1; script_idx = i; continue; }
     if (repl) {
       if (strcmp(a, "--attach") == 0) {
         fprintf(stderr, "ferry repl: --attach needs the engine's REPL socket, which `ferry serve` "
@@ -91,6 +90,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "ferry repl: unexpected argument '%s'\n", a);
       return 1;
     }
+    if (a[0] == '-') { fprintf(stderr, "ferry: unknown option '%s'\n%s", a, usage); return 1; }
     script_idx = i;
     script = a;
     break;

@@ -426,15 +426,21 @@ static void enc_table(lua_State *L, enc_t *e, int idx) {
   lua_Unsigned len = lua_rawlen(L, idx);
   if (!as_object && !as_array) {
     if (len > 0) {
-      /* an array only if every key is 1..len */
+      /* an array only if the keys are exactly 1..len (a stray t[0] or t.x makes it an object) */
       lua_Unsigned count = 0;
+      int other = 0;
       lua_pushnil(L);
       while (lua_next(L, idx)) {
         lua_pop(L, 1);
-        count++;
-        if (lua_type(L, -1) != LUA_TNUMBER || !lua_isinteger(L, -1)) { lua_pop(L, 1); count = 0; break; }
+        if (lua_isinteger(L, -1)) {
+          lua_Integer k = lua_tointeger(L, -1);
+          if (k >= 1 && (lua_Unsigned)k <= len) { count++; continue; }
+        }
+        other = 1;
+        lua_pop(L, 1);
+        break;
       }
-      as_array = count == len;
+      as_array = !other && count == len;
     }
   }
   if (as_array) {
@@ -521,6 +527,8 @@ static void enc_value(lua_State *L, enc_t *e, int idx) {
         double v = lua_tonumber(L, idx);
         if (!isfinite(v)) luaL_error(L, "json.encode: cannot encode %f", v);
         int n = snprintf(num, sizeof num, "%.17g", v);
+        /* keep it a float when decoded again: 1.0 is "1.0", not "1" */
+        if (!strpbrk(num, ".eE")) n += snprintf(num + n, sizeof num - (size_t)n, ".0");
         enc_put(L, e, num, (size_t)n);
       }
       return;

@@ -5,6 +5,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,10 +49,28 @@ static void timestamp(char *buf, size_t n) {
   snprintf(buf + k, n - k, ".%03dZ", (int)(tv.tv_usec / 1000));
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not valid. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  if (s[0] < 0x80) return 1;
+  size_t k = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+  if (!k || k > n) return 0;
+  for (size_t i = 1; i < k; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  return k;
+}
+
+/* A JSON string: escapes, and bytes that are not UTF-8 as U+FFFD, so a line always parses. */
 static void json_string(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (c >= 0x80) {
+      size_t k = utf8_len((const unsigned char *)s + i, n - i);
+      if (!k) { fputs("\\ufffd", f); continue; }
+      fwrite(s + i, 1, k, f);
+      i += k - 1;
+      continue;
+    }
     if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
     else if (c == '\n') fputs("\\n", f);
     else if (c == '\t') fputs("\\t", f);
@@ -93,7 +112,10 @@ static void emit(int level, const char *msg, size_t len, lua_State *L, int field
           fputc(',', f);
           json_string(f, k, strlen(k));
           fputc(':', f);
-          if (lua_type(L, -1) == LUA_TNUMBER || lua_type(L, -1) == LUA_TBOOLEAN) fwrite(v, 1, vn, f);
+          /* numbers raw, except nan/inf, which JSON cannot hold */
+          int raw = lua_type(L, -1) == LUA_TBOOLEAN ||
+                    (lua_type(L, -1) == LUA_TNUMBER && (lua_isinteger(L, -1) || isfinite(lua_tonumber(L, -1))));
+          if (raw) fwrite(v, 1, vn, f);
           else json_string(f, v, vn);
         } else {
           fprintf(f, " %s=%.*s", k, (int)vn, v);

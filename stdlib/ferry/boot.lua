@@ -65,6 +65,17 @@ function M.main(kind, src, chunkname, config, pre, ...)
   M.options.config = config
   local args = pack(...)
   task.spawn(function()
+    -- a configuration named explicitly is checked before anything runs: a typo stops here,
+    -- with the key path and no traceback (it is the file that is wrong, not the code)
+    -- (the REPL starts anyway and says what is wrong: it is where one goes to look)
+    if kind ~= "repl" and (config or os.getenv("FERRY_CONFIG")) then
+      local ok, err = pcall(require("ferry").config)
+      if not ok then
+        io.stderr:write("ferry: ", tostring(err), "\n")
+        io.stderr:flush()
+        os.exit(1)
+      end
+    end
     local ok, err = xpcall(function()
       for _, p in ipairs(pre) do
         local k, v = p:sub(1, 1), p:sub(2)

@@ -215,7 +215,7 @@ function validate_node(node, v, path)
 end
 
 -- After the schema: defaults that depend on other fields.
-local function finish(cfg, env_missing)
+local function finish(cfg)
   for name, c in pairs(cfg.chains) do
     for i, p in ipairs(c.providers) do
       p.name = p.name or (name .. "#" .. i)
@@ -233,30 +233,34 @@ local function finish(cfg, env_missing)
   for k, v in pairs(DEFAULT_TTL) do ttl[k] = v end
   for k, v in pairs(cfg.cache.ttl or {}) do ttl[k] = v end
   cfg.cache.ttl = ttl
-  cfg.env_missing = env_missing
   return cfg
 end
 
 --- Validate a config table; raises "config: path: problem" on the first mistake.
 function M.validate(tbl, source)
-  local ok, res = pcall(validate_node, M.schema, tbl, "")
+  local ok, res = pcall(function() return finish(validate_node(M.schema, tbl, "")) end)
   if not ok then
     if type(res) == "table" and res.config_error then
       error((source or "config") .. ": " .. res.config_error, 0)
     end
     error(res, 0)
   end
-  return finish(res, {})
+  return res
 end
 
--- Providers whose URL came from an unset environment variable are left out, with the
--- variable's name kept so eth.chain() can say what to set.
-local function env_fn(missing)
+-- env(name) with no default and the variable unset gives a marker, not nil, so the loader
+-- knows exactly which values came from which missing variable: a provider whose url is such
+-- a marker is left out (eth.chain names the variable to set), any other marked value is nil.
+local Missing = {}
+Missing.__index = Missing
+Missing.__tostring = function(m) return "env " .. m.name .. " (unset)" end
+
+local function env_fn()
   return function(name, default)
     if type(name) ~= "string" then error("env(name, default): name must be a string", 2) end
     local v = os.getenv(name)
     if v == nil or v == "" then
-      if default == nil then missing[#missing + 1] = name end
+      if default == nil then return setmetatable({ name = name }, Missing) end
       return default
     end
     if type(default) == "number" then
@@ -269,19 +273,30 @@ local function env_fn(missing)
   end
 end
 
-local function sandbox(missing)
+local function sandbox()
   return {
-    env = env_fn(missing),
+    env = env_fn(),
     tonumber = tonumber, tostring = tostring, pairs = pairs, ipairs = ipairs, type = type,
     error = error, assert = assert, select = select, next = next,
     string = string, table = table, math = math,
   }
 end
 
+-- Replace every Missing marker by nil (in place), depth-first.
+local function strip_missing(t, seen)
+  seen = seen or {}
+  if seen[t] then return end
+  seen[t] = true
+  for k, v in pairs(t) do
+    if getmetatable(v) == Missing then t[k] = nil
+    elseif type(v) == "table" then strip_missing(v, seen) end
+  end
+end
+
 --- Load and validate a config file. path nil: $FERRY_CONFIG or ./config.lua; when the
 --- default file is absent, an empty configuration (no chains).
 function M.load(path)
-  local explicit = path ~= nil
+  local explicit = path ~= nil or os.getenv("FERRY_CONFIG") ~= nil
   path = path or os.getenv("FERRY_CONFIG") or "config.lua"
   local f = io.open(path, "r")
   if not f then
@@ -290,36 +305,31 @@ function M.load(path)
   end
   local src = f:read("a")
   f:close()
-  local missing = {}
-  local chunk, err = load(src, "@" .. path, "t", sandbox(missing))
+  local chunk, err = load(src, "@" .. path, "t", sandbox())
   if not chunk then error(("config: %s"):format(err), 0) end
   local ok, tbl = pcall(chunk)
   if not ok then error(("config: %s"):format(tostring(tbl)), 0) end
   if type(tbl) ~= "table" then error(("config: %s must return a table, got %s"):format(path, type(tbl)), 0) end
-  -- drop providers with no URL because their env var is unset; remember why
+  -- leave out providers whose url is an unset variable; remember which variable, per chain
+  local dropped = {}
   for name, c in pairs(type(tbl.chains) == "table" and tbl.chains or {}) do
     if type(c) == "table" and type(c.providers) == "table" then
-      local kept, dropped = {}, {}
+      local kept = {}
       for _, p in ipairs(c.providers) do
-        if type(p) == "table" and p.url == nil and #missing > 0 then dropped[#dropped + 1] = p.name or "?"
-        else kept[#kept + 1] = p end
+        if type(p) == "table" and getmetatable(p.url) == Missing then
+          dropped[name] = dropped[name] or {}
+          table.insert(dropped[name], { provider = type(p.name) == "string" and p.name or "?", env = p.url.name })
+        else
+          kept[#kept + 1] = p
+        end
       end
-      if #dropped > 0 then
-        c.providers = kept
-        c.unavailable = nil
-        tbl.chains[name] = c
-        c._dropped = dropped
-      end
+      c.providers = kept
     end
   end
-  local dropped_info = {}
-  for name, c in pairs(type(tbl.chains) == "table" and tbl.chains or {}) do
-    if type(c) == "table" and c._dropped then dropped_info[name] = c._dropped; c._dropped = nil end
-  end
+  strip_missing(tbl)
   local cfg = M.validate(tbl, path)
   cfg.path = path
-  cfg.dropped_providers = dropped_info
-  cfg.env_missing = missing
+  cfg.dropped_providers = dropped
   return cfg
 end
 

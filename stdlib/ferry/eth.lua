@@ -144,7 +144,9 @@ function M.chain(name)
   end
   if cc.kind ~= "evm" then error(("eth.chain: %s is a %s chain"):format(name, cc.kind), 2) end
   if #cc.providers == 0 then
-    local hint = (cfg.env_missing and #cfg.env_missing > 0) and (": set " .. table.concat(cfg.env_missing, " or ")) or ""
+    local vars = {}
+    for _, d in ipairs(cfg.dropped_providers and cfg.dropped_providers[name] or {}) do vars[#vars + 1] = d.env end
+    local hint = #vars > 0 and (": set " .. table.concat(vars, " or ")) or ""
     error(("eth.chain: chain %s has no usable provider%s"):format(name, hint), 2)
   end
   c = setmetatable({ name = name, cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,

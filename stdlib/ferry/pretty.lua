@@ -3,6 +3,11 @@
 --- shown as hex; cycles are marked. pretty.render(v, {depth = 4, items = 50, indent = "  "}).
 local M = {}
 
+local KEYWORDS = {}
+for w in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+  KEYWORDS[w] = true
+end
+
 local function is_binary(s)
   return s:find("[^\t\n\r\032-\126\128-\255]") ~= nil
 end
@@ -52,7 +57,7 @@ local function render(v, depth, opts, seen, indent)
     for _, k in ipairs(keys) do
       count = count + 1
       if count > opts.items then parts[#parts + 1] = ("... %d more"):format(#keys - (count - n) + 1); break end
-      local ks = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or ("[" .. render(k, opts.depth, opts, seen, inner) .. "]")
+      local ks = type(k) == "string" and k:match("^[%a_][%w_]*$") and not KEYWORDS[k] and k or ("[" .. render(k, opts.depth, opts, seen, inner) .. "]")
       parts[#parts + 1] = ks .. " = " .. render(v[k], depth + 1, opts, seen, inner)
     end
   end
