@@ -59,9 +59,13 @@ ctest: $(CTESTS)
 
 fuzz: $(FUZZ_TARGETS)
 
-check: build/asan/ferry peers
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
-	UBSAN_OPTIONS=print_stacktrace=1 FERRY_GC=aggressive build/asan/ferry tests/run.lua
+# the suite under ASan+UBSan: unit specs with an aggressive GC (as luv's CI does), the
+# integration specs (real peers, timing) with the normal one; any report fails the run
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+check: build/asan/ferry peers ctest
+	$(ASAN_ENV) FERRY_GC=aggressive build/asan/ferry tests/run.lua --run=unit
+	$(ASAN_ENV) build/asan/ferry tests/run.lua --run=integration
 
 bench: ferry peers
 	./ferry bench/run.lua

@@ -495,14 +495,19 @@ function Signer:send(t)
   end
 end
 
---- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive} -> receipt (raises
---- {code = "reverted", receipt =} if it was mined but failed, "timeout" if not mined in time).
+--- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive, rebroadcast = 3} -> receipt
+--- Raises {code = "reverted", receipt =} if it was mined but failed, "timeout" if not mined in
+--- time. While it waits, the signed bytes are sent again every `rebroadcast` seconds: a node
+--- that lost the transaction from its pool (restarts, evictions, pool bugs) gets it back, and
+--- "already known" costs nothing.
 function Tx:wait(opts)
   opts = opts or {}
   local chain = self.chain
   local conf = opts.confirmations or chain.confirmations or 1
   local deadline = ferry.now() + (opts.timeout or 120)
   local poll = opts.poll or 0.02
+  local every = opts.rebroadcast or 3
+  local next_send = ferry.now() + every
   while true do
     local rc = chain:receipt(self.hash)
     if rc then
@@ -516,6 +521,11 @@ function Tx:wait(opts)
         end
         return rc
       end
+    elseif every > 0 and ferry.now() >= next_send then
+      local _, err = chain:call("eth_sendRawTransaction", { self.raw })
+      ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
+      self.rebroadcasts = (self.rebroadcasts or 0) + 1
+      next_send = ferry.now() + every
     end
     if ferry.now() + poll > deadline then
       raise("timeout", ("transaction %s not %s within %ss"):format(self.hash, rc and "confirmed" or "mined",

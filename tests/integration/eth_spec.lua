@@ -116,3 +116,22 @@ describe("ferry.eth on anvil", function()
     assert.has_error(function() signer:send{ to = ADDR1, value = -1 } end)
   end)
 end)
+
+describe("tx:wait on a node that lost the transaction", function()
+  it("sends the signed bytes again and the transaction is mined", function()
+    local anvil = peers.anvil{ "--no-mining" }
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local signer = chain:signer(KEY0)
+    local tx = signer:send{ to = ADDR1, value = 7 }
+    -- the node forgets it (as after a restart or an eviction)
+    assert.equal(tx.hash, (anvil.rpc:call("anvil_dropTransaction", { tx.hash })))
+    local miner = ferry.spawn(function()
+      for _ = 1, 40 do ferry.sleep(0.05); anvil.rpc:call("evm_mine", {}) end
+    end)
+    local rc = tx:wait{ timeout = 5, rebroadcast = 0.2 }
+    miner:cancel()
+    anvil:stop()
+    assert.equal(tx.hash, rc.transactionHash)
+    assert.is_true(tx.rebroadcasts >= 1)
+  end)
+end)

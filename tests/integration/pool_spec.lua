@@ -72,9 +72,13 @@ describe("provider pool: one faulty provider, one healthy", function()
   it("429 with Retry-After: fail over at once, and no call before Retry-After", function()
     bad:fault{ mode = "429", retry_after = 1 }
     bad:reset_stats()
-    local t0 = ferry.now()
-    for _ = 1, 20 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true })) end
-    assert.is_true(ferry.now() - t0 < 0.5, "failed over without waiting")
+    local slowest = 0
+    for _ = 1, 20 do
+      local t0 = ferry.now()
+      assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true }))
+      slowest = math.max(slowest, ferry.now() - t0)
+    end
+    assert.is_true(slowest < 0.9, "failed over without waiting out the Retry-After")
     assert.equal(1, bad:stats().requests)             -- blocked for the Retry-After second
     bad:fault{ mode = "pass" }
     ferry.sleep(1.05)
