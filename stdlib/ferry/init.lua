@@ -69,9 +69,19 @@ end
 
 --- The loaded configuration (config.lua or --config), validated; loaded on first use.
 local config_cache
+
+-- config.log applies unless FERRY_LOG (the operator's override) is set
+local function apply_log(cfg)
+  local l = cfg.log
+  if l and not os.getenv("FERRY_LOG") then
+    logc.configure((l.level or "info") .. "," .. (l.format or "text"))
+  end
+end
+
 function M.config()
   if not config_cache then
     config_cache = require("ferry.config").load(M.options.config)
+    apply_log(config_cache)
   end
   return config_cache
 end
@@ -79,6 +89,7 @@ end
 --- Replace the configuration (tests, REPL experiments). Validated like a file.
 function M.set_config(tbl)
   config_cache = require("ferry.config").validate(tbl, "config")
+  apply_log(config_cache)
   return config_cache
 end
 
