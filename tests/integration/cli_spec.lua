@@ -2,29 +2,9 @@
 -- options, arg, stdin scripts, exit codes, os.exit shutdown, task failures, logging.
 local ferry = require "ferry"
 local json = require "ferry.core.json"
-local proc = require "ferry.core.proc"
 
--- Run argv (argv[1] is the program) to completion; -> exit code, stdout, stderr.
--- The process is killed and closed on every path (the <close> of the Process).
-local function run(argv, env)
-  -- children log at the default level and format whatever this process was started with
-  env = env or {}
-  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
-  argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
-  local p <close> = assert(proc.spawn(argv))
-  local out = p:read_all(30)
-  local code = p:wait(30)
-  assert(code ~= nil, "child did not exit in time: " .. table.concat(argv, " "))
-  return code, out, p:read_err()
-end
-
-local function ferry_run(args, env)
-  local argv = { "./ferry" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  return run(argv, env)
-end
-
-local function sh(cmd, env) return run({ "/bin/sh", "-c", cmd }, env) end
+local child = require "helpers.child"
+local run, ferry_run, sh = child.run, child.ferry, child.sh
 
 local function tmpfile(text)
   local path = os.tmpname()

@@ -1,20 +1,9 @@
 -- `ferry repl` with its input piped in (stdlib/ferry/repl.lua, stdlib/ferry/pretty.lua,
 -- engine/core/term.c pipe mode). Each case checks the whole of stdout.
-local proc = require "ferry.core.proc"
 
 local CONFIG = "tests/fixtures/configs/good.lua"
 
-local function run(argv, env)
-  -- children log at the default level and format whatever this process was started with
-  env = env or {}
-  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
-  argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
-  local p <close> = assert(proc.spawn(argv))
-  local out = p:read_all(30)
-  local code = p:wait(30)
-  assert(code ~= nil, "child did not exit in time")
-  return code, out, p:read_err()
-end
+local run = require("helpers.child").run
 
 -- Pipe `input` into `ferry repl` (through the environment, so no shell quoting is involved).
 local function repl(input, extra)

@@ -3,24 +3,10 @@
 -- ./ferry so this process's environment is never touched.
 local ferry = require "ferry"
 local config = require "ferry.config"
-local proc = require "ferry.core.proc"
 
 local DIR = "tests/fixtures/configs/"
 
--- Run ./ferry with argv and extra environment; -> exit code, stdout, stderr.
-local function run_ferry(args, env)
-  local argv = { "./ferry" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  -- children log at the default level and format whatever this process was started with
-  env = env or {}
-  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
-  argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
-  local p <close> = assert(proc.spawn(argv))
-  local out = p:read_all(20)
-  local code = p:wait(20)
-  if code == nil then p:kill("KILL") end
-  return code, out, p:read_err()
-end
+local run_ferry = require("helpers.child").ferry
 
 local function load_error(file)
   local ok, err = pcall(config.load, DIR .. file)

@@ -1,0 +1,35 @@
+-- tests/helpers/child.lua -- run a program (usually ./ferry) as a child process to completion.
+--
+--   local child = require "helpers.child"
+--   local code, out, err = child.ferry({ "-e", "print(1)" }, { FERRY_LOG = "json" })
+--   local code, out, err = child.sh("printf 'x\n' | ./ferry repl")
+-- Children log at the default level and format unless env says otherwise, so exact stderr
+-- checks hold whatever FERRY_LOG the suite itself runs under. The process is killed and
+-- closed on every path (the <close> of the Process).
+local proc = require "ferry.core.proc"
+
+local M = {}
+
+--- run(argv, env, timeout = 30) -> exit code, stdout, stderr
+function M.run(argv, env, timeout)
+  env = env or {}
+  if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
+  argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
+  local p <close> = assert(proc.spawn(argv))
+  local out = p:read_all(timeout or 30)
+  local code = p:wait(timeout or 30)
+  assert(code ~= nil, "child did not exit in time: " .. table.concat(argv, " "))
+  return code, out, p:read_err()
+end
+
+--- ferry(args, env) runs ./ferry with args
+function M.ferry(args, env, timeout)
+  local argv = { "./ferry" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return M.run(argv, env, timeout)
+end
+
+--- sh(cmd, env) runs a shell command line
+function M.sh(cmd, env, timeout) return M.run({ "/bin/sh", "-c", cmd }, env, timeout) end
+
+return M
