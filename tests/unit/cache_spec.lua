@@ -112,4 +112,57 @@ describe("ferry.core.cache", function()
     do local scoped <close> = cache.new{}; scoped:set("a", "b") end
     collectgarbage()
   end)
+  it("keeps values alive and reuses their slots (values live in a Lua table)", function()
+    local c = cache.new{ max_entries = 100 }
+    for i = 1, 100 do c:set("k" .. i, ("long value %d "):format(i) .. ("x"):rep(100)) end
+    collectgarbage(); collectgarbage()
+    for i = 1, 100 do assert.are.equal(("long value %d "):format(i) .. ("x"):rep(100), c:get("k" .. i)) end
+    -- churn: overwrite, evict, delete, expire; memory stays flat and values stay right
+    local clk = fake_clock()
+    local t = cache.new{ max_entries = 50, clock = clk.now }
+    local function churn(round)
+      for i = 1, 200 do
+        local k = "k" .. (i % 80)
+        t:set(k, k .. "@" .. round .. ("y"):rep(i % 50), i % 3 == 0 and 5 or nil,
+              i % 7 == 0 and { head_bound = true } or { block = i })
+        if i % 11 == 0 then t:delete("k" .. ((i + 3) % 80)) end
+        if i % 13 == 0 then t:new_head() end
+        if i % 17 == 0 then t:drop_from_block(190) end
+        local v = t:get(k)
+        assert(v == nil or v:sub(1, #k + 1 + #tostring(round)) == k .. "@" .. round)
+      end
+      clk.t = clk.t + 6
+    end
+    for r = 1, 20 do churn(r) end
+    collectgarbage(); collectgarbage()
+    local kb = collectgarbage("count")
+    for r = 21, 220 do churn(r) end
+    collectgarbage(); collectgarbage()
+    assert.is_true(collectgarbage("count") < kb + 64, "slots or values leak")
+    assert.is_true(t:stats().entries <= 50)
+  end)
+
+  it("stores numbers as strings and returns the same string", function()
+    local c = cache.new{}
+    c:set("n", 42)
+    assert.are.equal("42", c:get("n"))
+    local s = "shared value"
+    c:set("s", s)
+    assert.are.equal(s, c:get("s"))
+    assert.are.equal(cache.ENTRY_OVERHEAD + 1 + #s, c:stats().bytes - (cache.ENTRY_OVERHEAD + 1 + 2))
+  end)
+
+  it("works after flush and refuses too large values without losing slots", function()
+    local c = cache.new{ max_bytes = cache.ENTRY_OVERHEAD + 100 }
+    c:set("a", "1")
+    c:flush()
+    assert.is_nil(c:get("a"))
+    c:set("a", "2")
+    assert.are.equal("2", c:get("a"))
+    for _ = 1, 1000 do assert.is_nil((c:set("b", ("z"):rep(200)))) end
+    assert.are.equal("2", c:get("a"))
+    assert.is_nil(c:get("b"))
+    c:close()
+    collectgarbage()
+  end)
 end)
