@@ -127,29 +127,6 @@ int main(void) {
          (unsigned long long)small.stats.evictions);
   fy_cache_free(&small);
 
-  /* refs (how the Lua binding stores values): no TTL, no mark, a 4-byte ref instead of the
-   * value: the layout the Lua memory target is measured with */
-  struct mallinfo2 m2 = mallinfo2();
-  fy_cache_t refs;
-  fy_cache_init(&refs, 0, 0);
-  t0 = mono();
-  for (int i = 0; i < NKEYS; i++)
-    fy_cache_set_ref(&refs, keys[i], KEYLEN, (uint32_t)i + 1, VALLEN, 0, 1.0, 0, -1, NULL);
-  dt = mono() - t0;
-  struct mallinfo2 m3 = mallinfo2();
-  printf("cache set_ref (insert)    %8.2f M ops/s  %.1f allocator bytes/entry\n", NKEYS / dt / 1e6,
-         (double)(m3.uordblks - m2.uordblks) / NKEYS);
-  t0 = mono();
-  for (int i = 0; i < NKEYS; i++) {
-    const char *v;
-    size_t vl;
-    uint32_t ref;
-    ok += (size_t)fy_cache_get_ref(&refs, keys[order[i]], KEYLEN, 2.0, &ref, &v, &vl);
-  }
-  dt = mono() - t0;
-  printf("cache get_ref (random)    %8.2f M ops/s\n", NKEYS / dt / 1e6);
-  fy_cache_free(&refs);
-
   printf("cache bytes/entry         %8.1f allocator (mallinfo2), %.1f RSS, %.1f accounted"
          "  (%d entries, %d-byte keys, %d-byte values)\n",
          (double)(m1.uordblks - m0.uordblks) / NKEYS, (double)(r1 - r0) * 1024 / NKEYS,

@@ -4,31 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* private flags next to FY_CACHE_HEAD_BOUND */
-enum { HAS_BLOCK = 2, HAS_TTL = 4, IS_REF = 8 };
-enum { HAS_MARK = FY_CACHE_HEAD_BOUND | HAS_BLOCK, LAYOUT = HAS_TTL | HAS_MARK | IS_REF };
+enum { HAS_BLOCK = 2 };          /* private flag next to FY_CACHE_HEAD_BOUND */
 
-/* 35 bytes of fixed header on LP64, then the optional fields (present per flags, read with
- * memcpy as they are unaligned), then the key, then the value bytes or a 4-byte ref:
- *   [expires: double, if HAS_TTL][mark: uint64, if HAS_MARK][key][value[vlen] | ref]
- * mark is the generation if HEAD_BOUND, the block number if HAS_BLOCK. A 10-byte key with an
- * 8-byte inline value or a ref and no TTL/mark is 49-53 bytes: glibc's 64-byte chunk (80 with
- * a TTL), plus 8 bytes of bucket pointer per entry. */
+/* 51 bytes of header on LP64; key then value follow inline. For a 10-byte key and an 8-byte
+ * value glibc hands out an 80-byte chunk, plus 8 bytes of bucket pointer per entry. */
 struct fy_cache_entry {
   fy_cache_entry_t *hnext;       /* hash chain */
   fy_cache_entry_t *prev, *next; /* LRU list: prev is towards the head (more recent) */
+  double expires;                /* absolute; 0 = never */
+  uint64_t mark;                 /* generation if HEAD_BOUND, block number if HAS_BLOCK */
   uint32_t hash;
-  uint32_t vlen;                 /* value length (accounted; for a ref, the caller's length) */
+  uint32_t vlen;
   uint16_t klen;
   uint8_t flags;
-  char data[];
+  char data[];                   /* key[klen] value[vlen] */
 };
 
-#define HEADER offsetof(struct fy_cache_entry, data)
-
-/* Accounted as if both optional fields were present (51 on LP64, the size of the former fixed
- * header), so byte budgets do not depend on which options an entry uses. */
-const size_t FY_CACHE_ENTRY_OVERHEAD = HEADER + sizeof(double) + sizeof(uint64_t);
+const size_t FY_CACHE_ENTRY_OVERHEAD = offsetof(struct fy_cache_entry, data);
 
 #define INITIAL_BUCKETS 16
 
@@ -94,48 +86,10 @@ static inline size_t entry_size(size_t klen, size_t vlen) {
 }
 
 
-/* Offsets inside data[] for a layout (flags & LAYOUT). */
-static inline size_t opt_len(unsigned flags) {
-  return (flags & HAS_TTL ? sizeof(double) : 0) + (flags & HAS_MARK ? sizeof(uint64_t) : 0);
-}
-
-static inline size_t alloc_size(unsigned flags, size_t klen, size_t vlen) {
-  return HEADER + opt_len(flags) + klen + (flags & IS_REF ? sizeof(uint32_t) : vlen);
-}
-
-static inline char *ekey(fy_cache_entry_t *e) { return e->data + opt_len(e->flags); }
-static inline char *evalue(fy_cache_entry_t *e) { return ekey(e) + e->klen; }
-
-static inline double get_expires(const fy_cache_entry_t *e) {
-  double d;
-  memcpy(&d, e->data, sizeof d);
-  return d;
-}
-
-static inline uint64_t get_mark(const fy_cache_entry_t *e) {
-  uint64_t m;
-  memcpy(&m, e->data + (e->flags & HAS_TTL ? sizeof(double) : 0), sizeof m);
-  return m;
-}
-
-static inline uint32_t get_ref(fy_cache_entry_t *e) {
-  uint32_t r;
-  memcpy(&r, evalue(e), sizeof r);
-  return r;
-}
-
-
 static inline int entry_state(const fy_cache_t *c, const fy_cache_entry_t *e, double now) {
-  if ((e->flags & FY_CACHE_HEAD_BOUND) && get_mark(e) != c->generation) return STALE;
-  if ((e->flags & HAS_TTL) && get_expires(e) <= now) return EXPIRED;
+  if ((e->flags & FY_CACHE_HEAD_BOUND) && e->mark != c->generation) return STALE;
+  if (e->expires != 0 && e->expires <= now) return EXPIRED;
   return ALIVE;
-}
-
-
-/* Free e (already unlinked), handing its ref back to the owner first. */
-static inline void entry_free(fy_cache_t *c, fy_cache_entry_t *e) {
-  if ((e->flags & IS_REF) && c->release) c->release(c->release_ud, get_ref(e));
-  free(e);
 }
 
 
@@ -161,7 +115,7 @@ static void cache_remove(fy_cache_t *c, fy_cache_entry_t *e) {
   lru_unlink(c, e);
   c->stats.entries--;
   c->stats.bytes -= entry_size(e->klen, e->vlen);
-  entry_free(c, e);
+  free(e);
 }
 
 
@@ -180,7 +134,7 @@ static fy_cache_entry_t *cache_find(const fy_cache_t *c, const void *key, size_t
                                     uint32_t h) {
   if (!c->buckets) return NULL;
   for (fy_cache_entry_t *e = c->buckets[h & c->mask]; e; e = e->hnext)
-    if (e->hash == h && e->klen == klen && key_eq(ekey(e), key, klen)) return e;
+    if (e->hash == h && e->klen == klen && key_eq(e->data, key, klen)) return e;
   return NULL;
 }
 
@@ -217,7 +171,7 @@ void fy_cache_flush(fy_cache_t *c) {
   fy_cache_entry_t *e = c->lru_head, *next;
   for (; e; e = next) {
     next = e->next;
-    entry_free(c, e);
+    free(e);
   }
   c->lru_head = c->lru_tail = NULL;
   if (c->buckets) memset(c->buckets, 0, (c->mask + 1) * sizeof *c->buckets);
@@ -234,8 +188,8 @@ void fy_cache_free(fy_cache_t *c) {
 }
 
 
-/* The live entry for key (made most recently used), or NULL (a dead one is freed). */
-static fy_cache_entry_t *cache_lookup(fy_cache_t *c, const void *key, size_t klen, double now) {
+int fy_cache_get(fy_cache_t *c, const void *key, size_t klen, double now,
+                 const char **val, size_t *vlen) {
   fy_cache_entry_t *e = klen <= FY_CACHE_MAX_KEY ? cache_find(c, key, klen, hash_key(c, key, klen))
                                                  : NULL;
   if (e && entry_state(c, e, now) != ALIVE) {
@@ -244,75 +198,39 @@ static fy_cache_entry_t *cache_lookup(fy_cache_t *c, const void *key, size_t kle
   }
   if (!e) {
     c->stats.misses++;
-    return NULL;
+    return 0;
   }
   c->stats.hits++;
   if (c->lru_head != e) {
     lru_unlink(c, e);
     lru_push_front(c, e);
   }
-  return e;
-}
-
-
-int fy_cache_get(fy_cache_t *c, const void *key, size_t klen, double now,
-                 const char **val, size_t *vlen) {
-  fy_cache_entry_t *e = cache_lookup(c, key, klen, now);
-  if (!e) return 0;
-  *val = e->flags & IS_REF ? NULL : evalue(e);
+  *val = e->data + e->klen;
   *vlen = e->vlen;
   return 1;
 }
 
 
-int fy_cache_get_ref(fy_cache_t *c, const void *key, size_t klen, double now, uint32_t *ref,
-                     const char **val, size_t *vlen) {
-  fy_cache_entry_t *e = cache_lookup(c, key, klen, now);
-  if (!e) return 0;
-  *vlen = e->vlen;
-  if (e->flags & IS_REF) {
-    *ref = get_ref(e);
-    *val = NULL;
-    return 2;
+static void fill(fy_cache_t *c, fy_cache_entry_t *e, const void *val, size_t vlen, double ttl,
+                 double now, unsigned flags, int64_t block) {
+  memcpy(e->data + e->klen, val, vlen);
+  e->expires = ttl > 0 ? now + ttl : 0;
+  if (e->expires == 0 && ttl > 0) e->expires = 1e-300;   /* now + ttl == 0: already due */
+  if (flags & FY_CACHE_HEAD_BOUND) {
+    e->flags = FY_CACHE_HEAD_BOUND;
+    e->mark = c->generation;
+  } else if (block >= 0) {
+    e->flags = HAS_BLOCK;
+    e->mark = (uint64_t)block;
+  } else {
+    e->flags = 0;
+    e->mark = 0;
   }
-  *val = evalue(e);
-  return 1;
 }
 
 
-static unsigned layout_of(double ttl, unsigned flags, int64_t block, int is_ref) {
-  unsigned f = flags & FY_CACHE_HEAD_BOUND ? FY_CACHE_HEAD_BOUND : block >= 0 ? HAS_BLOCK : 0;
-  if (ttl > 0) f |= HAS_TTL;
-  if (is_ref) f |= IS_REF;
-  return f;
-}
-
-
-/* Write the optional fields and the value (bytes, or ref when val is NULL) of e, whose flags
- * and klen are set and whose key is in place. */
-static void fill(fy_cache_t *c, fy_cache_entry_t *e, const void *val, size_t vlen, uint32_t ref,
-                 double ttl, double now, int64_t block) {
-  char *p = e->data;
-  if (e->flags & HAS_TTL) {
-    double expires = now + ttl;
-    memcpy(p, &expires, sizeof expires);
-    p += sizeof expires;
-  }
-  if (e->flags & HAS_MARK) {
-    uint64_t mark = e->flags & FY_CACHE_HEAD_BOUND ? c->generation : (uint64_t)block;
-    memcpy(p, &mark, sizeof mark);
-  }
-  e->vlen = (uint32_t)vlen;
-  if (e->flags & IS_REF)
-    memcpy(evalue(e), &ref, sizeof ref);
-  else if (vlen)
-    memcpy(evalue(e), val, vlen);
-}
-
-
-static int cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
-                     uint32_t ref, int is_ref, double ttl, double now, unsigned flags,
-                     int64_t block, int *forcible) {
+int fy_cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
+                 double ttl, double now, unsigned flags, int64_t block, int *forcible) {
   int forced = 0;
   if (forcible) *forcible = 0;
   if (!c->buckets) {
@@ -321,34 +239,20 @@ static int cache_set(fy_cache_t *c, const void *key, size_t klen, const void *va
     c->mask = INITIAL_BUCKETS - 1;
   }
   size_t size = entry_size(klen, vlen);
-  unsigned layout = layout_of(ttl, flags, block, is_ref);
   int toobig = klen > FY_CACHE_MAX_KEY || vlen > UINT32_MAX ||
                (c->max_bytes && size > c->max_bytes);
   uint32_t h = toobig && klen > FY_CACHE_MAX_KEY ? 0 : hash_key(c, key, klen);
   fy_cache_entry_t *old = toobig && klen > FY_CACHE_MAX_KEY ? NULL : cache_find(c, key, klen, h);
 
-  /* a ref passed back for the key that already holds it (fy_cache_peek_ref) is not released */
-  int same_ref = old && is_ref && (old->flags & IS_REF) && get_ref(old) == ref;
-
-  /* same accounted size and same layout: rewrite in place */
-  if (old && !toobig && old->vlen == vlen && (old->flags & LAYOUT) == (layout & LAYOUT)) {
-    if (old->flags & IS_REF && c->release && !same_ref) c->release(c->release_ud, get_ref(old));
-    old->flags = (uint8_t)layout;
-    fill(c, old, val, vlen, ref, ttl, now, block);
+  if (old && !toobig && old->vlen == vlen) {          /* same size: rewrite in place */
+    fill(c, old, val, vlen, ttl, now, flags, block);
     if (c->lru_head != old) {
       lru_unlink(c, old);
       lru_push_front(c, old);
     }
     return FY_CACHE_OK;
   }
-  if (old && same_ref) {
-    fy_cache_release_fn release = c->release;
-    c->release = NULL;
-    cache_remove(c, old);
-    c->release = release;
-  } else if (old) {
-    cache_remove(c, old);
-  }
+  if (old) cache_remove(c, old);
   if (toobig) return FY_CACHE_ETOOBIG;
 
   /* Reclaim a few dead entries from the tail, stopping at the first live one. */
@@ -363,13 +267,13 @@ static int cache_set(fy_cache_t *c, const void *key, size_t klen, const void *va
   }
   if (forcible) *forcible = forced;
 
-  fy_cache_entry_t *e = malloc(alloc_size(layout, klen, vlen));
+  fy_cache_entry_t *e = malloc(size);
   if (!e) return FY_CACHE_ENOMEM;
   e->hash = h;
   e->klen = (uint16_t)klen;
-  e->flags = (uint8_t)layout;
-  memcpy(ekey(e), key, klen);
-  fill(c, e, val, vlen, ref, ttl, now, block);
+  e->vlen = (uint32_t)vlen;
+  memcpy(e->data, key, klen);
+  fill(c, e, val, vlen, ttl, now, flags, block);
   fy_cache_entry_t **b = &c->buckets[h & c->mask];
   e->hnext = *b;
   *b = e;
@@ -378,33 +282,6 @@ static int cache_set(fy_cache_t *c, const void *key, size_t klen, const void *va
   c->stats.bytes += size;
   if (c->stats.entries > c->mask + 1) cache_grow(c);
   return FY_CACHE_OK;
-}
-
-
-int fy_cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
-                 double ttl, double now, unsigned flags, int64_t block, int *forcible) {
-  return cache_set(c, key, klen, val, vlen, 0, 0, ttl, now, flags, block, forcible);
-}
-
-
-int fy_cache_set_ref(fy_cache_t *c, const void *key, size_t klen, uint32_t ref, size_t vlen,
-                     double ttl, double now, unsigned flags, int64_t block, int *forcible) {
-  return cache_set(c, key, klen, NULL, vlen, ref, 1, ttl, now, flags, block, forcible);
-}
-
-
-int fy_cache_peek_ref(const fy_cache_t *c, const void *key, size_t klen, uint32_t *ref) {
-  if (klen > FY_CACHE_MAX_KEY) return 0;
-  fy_cache_entry_t *e = cache_find(c, key, klen, hash_key(c, key, klen));
-  if (!e || !(e->flags & IS_REF)) return 0;
-  *ref = get_ref(e);
-  return 1;
-}
-
-
-void fy_cache_set_release(fy_cache_t *c, fy_cache_release_fn fn, void *ud) {
-  c->release = fn;
-  c->release_ud = ud;
 }
 
 
@@ -429,7 +306,7 @@ size_t fy_cache_drop_from_block(fy_cache_t *c, int64_t n) {
   fy_cache_entry_t *e = c->lru_head, *next;
   for (; e; e = next) {
     next = e->next;
-    if ((e->flags & HAS_BLOCK) && get_mark(e) >= (uint64_t)n) {
+    if ((e->flags & HAS_BLOCK) && e->mark >= (uint64_t)n) {
       c->stats.invalidations++;
       cache_remove(c, e);
       dropped++;

@@ -11,11 +11,6 @@
 **   Expired entries go lazily on get; each set reclaims at most a few dead entries from the
 **   LRU tail, then force-evicts LRU entries while over max_entries or max_bytes.
 **   Accounted size of an entry = FY_CACHE_ENTRY_OVERHEAD + key length + value length.
-**   A value is either a copy of the bytes (fy_cache_set) or an opaque 32-bit ref owned by the
-**   caller's store (fy_cache_set_ref; the Lua binding keeps the Lua string in a table slot, so
-**   a hit pushes it without re-interning); the cache calls the release function registered
-**   with fy_cache_set_release when it drops a ref entry (evict, expire, delete, overwrite,
-**   flush, drop_from_block, free), never from fy_cache_get on a live entry.
 ** Depends on: libc only. Knows nothing of Lua or the clock: calls take `now` (monotonic
 **   seconds). Not thread-safe; loop thread only.
 ** Backs: ferry.core.cache (cache_lua.c): cache.new{max_entries=, max_bytes=} -> "ferry.Cache"
@@ -51,9 +46,6 @@ typedef struct fy_cache_stats {
   size_t   bytes;            /* accounted bytes of the live entries (see above) */
 } fy_cache_stats_t;
 
-/* Called once for every ref the cache lets go of; must not call back into the cache. */
-typedef void (*fy_cache_release_fn)(void *ud, uint32_t ref);
-
 typedef struct fy_cache {
   fy_cache_entry_t **buckets;    /* NULL until the first set, and after fy_cache_free */
   size_t mask;                   /* bucket count - 1 (a power of two) */
@@ -63,17 +55,13 @@ typedef struct fy_cache {
   size_t max_bytes;              /* 0 = unbounded */
   uint64_t generation;           /* bumped by new_head (and drop_from_block) */
   uint64_t seed;                 /* hash seed */
-  fy_cache_release_fn release;   /* NULL: refs are dropped silently */
-  void *release_ud;
   fy_cache_stats_t stats;
 } fy_cache_t;
 
-/* Accounted per-entry overhead in bytes: the header with its optional expiry and mark fields
- * (51 on LP64), whether or not an entry uses them, without the allocator's own word. */
+/* Accounted per-entry overhead in bytes (the header, without the allocator's own word). */
 extern const size_t FY_CACHE_ENTRY_OVERHEAD;
 
-/* Set up an empty cache; 0 limits mean unbounded. Allocates nothing yet. Always returns 0.
- * No release function: set one with fy_cache_set_release before storing refs. */
+/* Set up an empty cache; 0 limits mean unbounded. Allocates nothing yet. Always returns 0. */
 int fy_cache_init(fy_cache_t *c, size_t max_entries, size_t max_bytes);
 
 /* Free every entry and the table. Idempotent; the cache may be re-initialised afterwards. */
@@ -81,15 +69,9 @@ void fy_cache_free(fy_cache_t *c);
 
 /* Look key up at time now. Returns 1 and sets *val, *vlen (borrowed: valid until the next call
  * that mutates the cache) on a hit, which also makes the entry most recently used; returns 0
- * on a miss (absent, expired, or stale head-bound -- the dead entry is freed then, and a ref
- * released). A hit on an entry stored with fy_cache_set_ref sets *val = NULL. */
+ * on a miss (absent, expired, or stale head-bound -- the dead entry is freed then). */
 int fy_cache_get(fy_cache_t *c, const void *key, size_t klen, double now,
                  const char **val, size_t *vlen);
-
-/* fy_cache_get for caches holding refs: 0 on a miss; 1 on a hit of bytes (*val, *vlen as
- * above); 2 on a hit of a ref (*ref and *vlen set, *val = NULL). */
-int fy_cache_get_ref(fy_cache_t *c, const void *key, size_t klen, double now, uint32_t *ref,
-                     const char **val, size_t *vlen);
 
 /* Store a copy of key and val. ttl > 0: expires at now + ttl; ttl <= 0: never.
  * flags: FY_CACHE_HEAD_BOUND or 0. block >= 0: the block the data belongs to, dropped by
@@ -99,23 +81,6 @@ int fy_cache_get_ref(fy_cache_t *c, const void *key, size_t klen, double now, ui
  * `forcible` is not NULL it gets the number of live entries force-evicted to make room. */
 int fy_cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen,
                  double ttl, double now, unsigned flags, int64_t block, int *forcible);
-
-/* fy_cache_set storing ref instead of a copy of the value; vlen is the value's length, for the
- * byte accounting. On FY_CACHE_OK the cache owns ref (it is released when the entry goes,
- * including when a later set replaces it); on an error it does not (the caller releases it),
- * while the old entry for key is still removed and released. */
-int fy_cache_set_ref(fy_cache_t *c, const void *key, size_t klen, uint32_t ref, size_t vlen,
-                     double ttl, double now, unsigned flags, int64_t block, int *forcible);
-
-/* The ref held by key's entry, live or dead, without counting a lookup or touching the LRU
- * order: 1 and *ref, or 0 (absent, or holding bytes). Passing that ref back to
- * fy_cache_set_ref for the same key (after storing the new value under it) keeps it: it is
- * not released, whether the entry is rewritten in place or reallocated; on an error the
- * caller releases it, as for any refused ref. */
-int fy_cache_peek_ref(const fy_cache_t *c, const void *key, size_t klen, uint32_t *ref);
-
-/* Register the function called with ud for every ref the cache releases (NULL: none). */
-void fy_cache_set_release(fy_cache_t *c, fy_cache_release_fn fn, void *ud);
 
 /* Remove key. Returns 1 if it was there (dead or alive), 0 if not. */
 int fy_cache_delete(fy_cache_t *c, const void *key, size_t klen);

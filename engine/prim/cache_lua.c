@@ -8,46 +8,14 @@
 #define CACHE_MT "ferry.Cache"
 
 /* The cache lives inside the userdata (STYLE 3.5); user value 1 is an optional clock
- * function (tests); user value 2 is the value table: every live entry's value is the Lua string
- * at t[ref], stored by fy_cache_set_ref, so a hit is a C lookup plus lua_rawgeti -- no
- * lua_pushlstring, which re-interned (short) or copied and allocated (long, > 40 bytes) the
- * value on every hit and was most of a get. Free slots hold the next free slot (an integer,
- * 0 ends the list), as luaL_ref does; the release callback runs inside the cache calls that
- * drop entries, with the value table at stack index u->tidx of u->L (set by with_values).
- * Memory: a slot is 16 bytes of array (up to twice that before the array doubles); the
- * cache's copy of the value is gone, the string is shared with whoever else holds it.
- * Otherwise the clock is CLOCK_MONOTONIC_COARSE: the same monotonic clock
+ * function (tests). Otherwise the clock is CLOCK_MONOTONIC_COARSE: the same monotonic clock
  * as uv_hrtime() at tick resolution (1-4 ms), which is plenty for TTLs and costs a few ns
  * instead of ~50 (uv_hrtime under kvm-clock), half of a get from Lua otherwise. */
 typedef struct l_cache {
   fy_cache_t c;
   int open;
   int has_clock;
-  lua_State *L;            /* valid during a cache call that may release refs */
-  int tidx;                /* absolute stack index of the value table in L then */
-  uint32_t free_head;      /* first free slot of the value table, 0 = none */
-  uint32_t top;            /* slots 1..top have been used */
 } l_cache_t;
-
-#define VALUES 2           /* user value index of the value table */
-
-
-/* fy_cache_release_fn: put slot ref on the free list. Overwrites an existing key of the
- * table, which neither allocates nor raises. */
-static void release_slot(void *ud, uint32_t ref) {
-  l_cache_t *u = ud;
-  lua_pushinteger(u->L, (lua_Integer)u->free_head);
-  lua_rawseti(u->L, u->tidx, (lua_Integer)ref);
-  u->free_head = ref;
-}
-
-
-/* Push the value table and make it the target of release_slot. */
-static void with_values(lua_State *L, l_cache_t *u) {
-  lua_getiuservalue(L, 1, VALUES);
-  u->L = L;
-  u->tidx = lua_gettop(L);
-}
 
 
 /* Methods carry the metatable as upvalue 1: comparing it is cheaper than luaL_checkudata's
@@ -103,19 +71,13 @@ static int l_cache_new(lua_State *L) {
   } else {
     lua_pushnil(L);
   }
-  l_cache_t *u = lua_newuserdatauv(L, sizeof *u, 2);     /* [opts, clock, u] */
+  l_cache_t *u = lua_newuserdatauv(L, sizeof *u, 1);     /* [opts, clock, u] */
   u->open = 0;
   fy_cache_init(&u->c, max_entries, max_bytes);
-  fy_cache_set_release(&u->c, release_slot, u);
+  u->open = 1;
   u->has_clock = has_clock;
-  u->L = NULL;
-  u->tidx = 0;
-  u->free_head = u->top = 0;
   lua_insert(L, -2);                                     /* [opts, u, clock] */
   lua_setiuservalue(L, -2, 1);                           /* [opts, u] */
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, VALUES);
-  u->open = 1;
   luaL_setmetatable(L, CACHE_MT);
   return 1;
 }
@@ -126,32 +88,11 @@ static int l_cache_get(lua_State *L) {
   l_cache_t *u = check_cache(L);
   size_t klen, vlen;
   const char *key = luaL_checklstring(L, 2, &klen), *val;
-  double now = cache_now(L, u);
-  uint32_t ref;
-  with_values(L, u);                                    /* [c, key, values] */
-  switch (fy_cache_get_ref(&u->c, key, klen, now, &ref, &val, &vlen)) {
-  case 2: lua_rawgeti(L, -1, (lua_Integer)ref); break;
-  case 1: lua_pushlstring(L, val, vlen); break;         /* not stored by this binding */
-  default: lua_pushnil(L); break;
-  }
+  if (fy_cache_get(&u->c, key, klen, cache_now(L, u), &val, &vlen))
+    lua_pushlstring(L, val, vlen);
+  else
+    lua_pushnil(L);
   return 1;
-}
-
-
-/* A free slot of the value table holding the value at the top (popped). may raise (memory),
- * before anything changed */
-static uint32_t take_slot(lua_State *L, l_cache_t *u, int values) {
-  uint32_t ref = u->free_head;
-  if (ref) {
-    lua_rawgeti(L, values, (lua_Integer)ref);           /* [.., v, next] */
-    u->free_head = (uint32_t)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    lua_rawseti(L, values, (lua_Integer)ref);           /* existing key: cannot raise */
-    return ref;
-  }
-  if (u->top == UINT32_MAX) luaL_error(L, "ferry.Cache: too many entries");
-  lua_rawseti(L, values, (lua_Integer)u->top + 1);      /* may grow the table, or raise */
-  return ++u->top;
 }
 
 
@@ -161,7 +102,7 @@ static int l_cache_set(lua_State *L) {
   l_cache_t *u = check_cache(L);
   size_t klen, vlen;
   const char *key = luaL_checklstring(L, 2, &klen);
-  luaL_checklstring(L, 3, &vlen);                       /* a number becomes a string in place */
+  const char *val = luaL_checklstring(L, 3, &vlen);
   double ttl = luaL_optnumber(L, 4, 0);
   unsigned flags = 0;
   lua_Integer block = -1;
@@ -177,16 +118,8 @@ static int l_cache_set(lua_State *L) {
     lua_pop(L, 2);
   }
   int forcible = 0;
-  double now = cache_now(L, u);
-  with_values(L, u);                                    /* [.., values] */
-  lua_pushvalue(L, 3);
-  uint32_t ref;
-  if (fy_cache_peek_ref(&u->c, key, klen, &ref))        /* overwrite: reuse the key's slot */
-    lua_rawseti(L, u->tidx, (lua_Integer)ref);          /* existing key: cannot raise */
-  else
-    ref = take_slot(L, u, u->tidx);
-  int rc = fy_cache_set_ref(&u->c, key, klen, ref, vlen, ttl, now, flags, block, &forcible);
-  if (rc != FY_CACHE_OK) release_slot(u, ref);          /* not taken by the cache */
+  int rc = fy_cache_set(&u->c, key, klen, val, vlen, ttl, cache_now(L, u), flags, block,
+                        &forcible);
   if (rc == FY_CACHE_ETOOBIG) {
     lua_pushnil(L);
     lua_pushliteral(L, "too_large");
@@ -210,7 +143,6 @@ static int l_cache_delete(lua_State *L) {
   l_cache_t *u = check_cache(L);
   size_t klen;
   const char *key = luaL_checklstring(L, 2, &klen);
-  with_values(L, u);
   lua_pushboolean(L, fy_cache_delete(&u->c, key, klen));
   return 1;
 }
@@ -226,21 +158,13 @@ static int l_cache_new_head(lua_State *L) {
 static int l_cache_drop_from_block(lua_State *L) {
   l_cache_t *u = check_cache(L);
   lua_Integer n = luaL_checkinteger(L, 2);
-  with_values(L, u);
   lua_pushinteger(L, (lua_Integer)fy_cache_drop_from_block(&u->c, n));
   return 1;
 }
 
 
-/* Flush: a fresh value table instead of releasing every slot. */
 static int l_cache_flush(lua_State *L) {
-  l_cache_t *u = check_cache(L);
-  lua_newtable(L);                                      /* may raise: before the flush */
-  fy_cache_set_release(&u->c, NULL, NULL);
-  fy_cache_flush(&u->c);
-  fy_cache_set_release(&u->c, release_slot, u);
-  lua_setiuservalue(L, 1, VALUES);
-  u->free_head = u->top = 0;
+  fy_cache_flush(&check_cache(L)->c);
   return 0;
 }
 
@@ -278,11 +202,7 @@ static int l_cache_close(lua_State *L) {
   l_cache_t *u = luaL_checkudata(L, 1, CACHE_MT);
   if (u->open) {
     u->open = 0;
-    fy_cache_set_release(&u->c, NULL, NULL);           /* the value table goes as a whole */
     fy_cache_free(&u->c);
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, VALUES);
-    u->free_head = u->top = 0;
   }
   return 0;
 }

@@ -253,116 +253,6 @@ static void test_cache_head_and_reorg(void) {
 }
 
 
-/* refs: every ref handed to set_ref comes back through the release function exactly once */
-#define NREFS 64
-static int released[NREFS];
-
-static void record_release(void *ud, uint32_t ref) {
-  (*(int *)ud)++;
-  if (ref < NREFS) released[ref]++;
-}
-
-static int get_ref_of(fy_cache_t *c, const char *k, double now, uint32_t *ref) {
-  const char *v;
-  size_t n;
-  return fy_cache_get_ref(c, k, strlen(k), now, ref, &v, &n) == 2 && v == NULL;
-}
-
-static void test_cache_refs(void) {
-  fy_cache_t c;
-  int calls = 0, forced;
-  uint32_t ref;
-  const char *v;
-  size_t n;
-  memset(released, 0, sizeof released);
-  fy_cache_init(&c, 3, 0);
-  fy_cache_set_release(&c, record_release, &calls);
-  CHECK(fy_cache_set_ref(&c, "a", 1, 1, 5, 0, 0, 0, -1, NULL) == FY_CACHE_OK);
-  CHECK(get_ref_of(&c, "a", 0, &ref) && ref == 1);
-  CHECK(fy_cache_get(&c, "a", 1, 0, &v, &n) == 1 && v == NULL && n == 5);
-  CHECK(c.stats.bytes == FY_CACHE_ENTRY_OVERHEAD + 1 + 5);
-  /* overwrite in place (same length) and by reallocation (new length): old ref released */
-  CHECK(fy_cache_set_ref(&c, "a", 1, 2, 5, 0, 0, 0, -1, NULL) == FY_CACHE_OK);
-  CHECK(released[1] == 1 && get_ref_of(&c, "a", 0, &ref) && ref == 2);
-  CHECK(fy_cache_set_ref(&c, "a", 1, 3, 7, 0, 0, 0, -1, NULL) == FY_CACHE_OK);
-  CHECK(released[2] == 1 && get_ref_of(&c, "a", 0, &ref) && ref == 3);
-  CHECK(c.stats.bytes == FY_CACHE_ENTRY_OVERHEAD + 1 + 7 && c.stats.entries == 1);
-  /* bytes and refs mixed in one cache; a layout change (ttl) on overwrite */
-  CHECK(set_str(&c, "b", "bytes", 0, 0, 0, -1) == FY_CACHE_OK);
-  CHECK(fy_cache_get_ref(&c, "b", 1, 0, &ref, &v, &n) == 1 && n == 5 && memcmp(v, "bytes", 5) == 0);
-  CHECK(fy_cache_set_ref(&c, "b", 1, 4, 5, 10, 0, 0, -1, NULL) == FY_CACHE_OK);
-  CHECK(calls == 2 && get_ref_of(&c, "b", 0, &ref) && ref == 4);
-  CHECK(fy_cache_set_ref(&c, "b", 1, 5, 5, 0, 0, FY_CACHE_HEAD_BOUND, -1, NULL) == FY_CACHE_OK);
-  CHECK(released[4] == 1);
-  /* eviction, expiry, staleness, delete */
-  CHECK(fy_cache_set_ref(&c, "c", 1, 6, 1, 10, 0, 0, -1, NULL) == FY_CACHE_OK);
-  CHECK(fy_cache_set_ref(&c, "d", 1, 7, 1, 0, 0, 0, 42, &forced) == FY_CACHE_OK && forced == 1);
-  CHECK(released[3] == 1 && !get_ref_of(&c, "a", 0, &ref));             /* a was LRU */
-  CHECK(!get_ref_of(&c, "c", 10, &ref) && released[6] == 1 && c.stats.expirations == 1);
-  fy_cache_new_head(&c);
-  CHECK(!get_ref_of(&c, "b", 0, &ref) && released[5] == 1 && c.stats.invalidations == 1);
-  CHECK(fy_cache_delete(&c, "d", 1) == 1 && released[7] == 1 && c.stats.entries == 0);
-  /* errors: the new ref is not taken, the old one is released */
-  CHECK(fy_cache_set_ref(&c, "e", 1, 8, 1, 0, 0, 0, 100, NULL) == FY_CACHE_OK);
-  char bigkey[FY_CACHE_MAX_KEY + 2];
-  memset(bigkey, 'k', sizeof bigkey);
-  CHECK(fy_cache_set_ref(&c, bigkey, sizeof bigkey, 9, 1, 0, 0, 0, -1, NULL) == FY_CACHE_ETOOBIG);
-  CHECK(released[9] == 0);
-  fy_cache_free(&c);
-  CHECK(released[8] == 1);                                             /* free releases */
-  fy_cache_init(&c, 0, FY_CACHE_ENTRY_OVERHEAD + 10);
-  fy_cache_set_release(&c, record_release, &calls);
-  CHECK(fy_cache_set_ref(&c, "f", 1, 10, 1, 0, 0, 0, -1, NULL) == FY_CACHE_OK);
-  CHECK(fy_cache_set_ref(&c, "f", 1, 11, 100, 0, 0, 0, -1, NULL) == FY_CACHE_ETOOBIG);
-  CHECK(released[10] == 1 && released[11] == 0 && c.stats.entries == 0 && c.stats.bytes == 0);
-  fy_cache_free(&c);
-  /* drop_from_block and flush release */
-  fy_cache_init(&c, 0, 0);
-  fy_cache_set_release(&c, record_release, &calls);
-  for (uint32_t i = 12; i < 20; i++) {
-    char k[8];
-    snprintf(k, sizeof k, "b%u", i);
-    CHECK(fy_cache_set_ref(&c, k, strlen(k), i, 1, 0, 0, 0, i, NULL) == FY_CACHE_OK);
-  }
-  CHECK(fy_cache_drop_from_block(&c, 16) == 4);
-  for (uint32_t i = 12; i < 20; i++) CHECK(released[i] == (i >= 16));
-  fy_cache_flush(&c);
-  for (uint32_t i = 12; i < 20; i++) CHECK(released[i] == 1);
-  CHECK(calls == 17);   /* refs 1-8, 10 and 12-19: 9 and 11 were refused */
-  fy_cache_free(&c);
-  CHECK(calls == 17);   /* refs 1-8, 10 and 12-19: 9 and 11 were refused */
-}
-
-/* every combination of ttl / head-bound / block and key length survives lookups, overwrites
- * that change the layout, and rehashing (the optional fields move the key) */
-static void test_cache_layouts(void) {
-  fy_cache_t c;
-  char buf[64];
-  fy_cache_init(&c, 0, 0);
-  int good = 1;
-  for (int round = 0; round < 3; round++) {
-    for (int i = 0; i < 3000; i++) {
-      char k[40], v[40];
-      snprintf(k, sizeof k, "%.*s%d", i % 23, "kkkkkkkkkkkkkkkkkkkkkkk", i);
-      snprintf(v, sizeof v, "v%d/%d", i, round);
-      int kind = (i + round) % 4;
-      good &= set_str(&c, k, v, kind & 1 ? 100 : 0, 0, kind == 2 ? FY_CACHE_HEAD_BOUND : 0,
-                      kind == 3 ? i : -1) == FY_CACHE_OK;
-    }
-    for (int i = 0; i < 3000; i++) {
-      char k[40], v[40];
-      snprintf(k, sizeof k, "%.*s%d", i % 23, "kkkkkkkkkkkkkkkkkkkkkkk", i);
-      snprintf(v, sizeof v, "v%d/%d", i, round);
-      good &= get_str(&c, k, 50, buf) && strcmp(buf, v) == 0;
-    }
-  }
-  CHECK(good);
-  CHECK(c.stats.entries == 3000);
-  CHECK(fy_cache_drop_from_block(&c, 0) == 750);                      /* kind 3 of round 2 */
-  fy_cache_free(&c);
-}
-
-
 /* ---- health ------------------------------------------------------------------------------ */
 
 static fy_health_set_t *new_set(int n) {
@@ -502,8 +392,6 @@ int main(void) {
   test_cache_lru();
   test_cache_ttl();
   test_cache_head_and_reorg();
-  test_cache_refs();
-  test_cache_layouts();
   test_health_breaker();
   test_health_pick();
   printf("prim_test: %d checks, %d failed\n", checks, failures);
