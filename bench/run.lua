@@ -124,12 +124,38 @@ if wanted("transfers") then
     return ferry.now() - t0
   end)
   local eth_s = with_anvil(function(a) return node("ethers_transfers.js", a.url, tostring(N)).seconds end)
-  local floor_s = with_anvil(function(a) return node("floor.js", a.url, tostring(N)).floor_seconds end)
+  local node_floor = with_anvil(function(a) return node("floor.js", a.url, tostring(N)).floor_seconds end)
+  -- the floor in ferry itself: 200 transactions signed beforehand (not timed), then only
+  -- eth_sendRawTransaction + receipts, 32 in flight, on the same HTTP client
+  local floor_s = with_anvil(function(a)
+    local eth = require "ferry.eth"
+    local rpc = require "ferry.rpc"
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
+    local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    local f = chain:fees()
+    local raws = {}
+    for i = 1, N do
+      raws[i] = signer:sign{ to = eth.address("0x" .. eth.keccak256("floor" .. i):sub(-40)), value = 1, nonce = i - 1,
+                             gas = 21000, max_fee = f.max_fee, max_priority_fee = f.max_priority_fee }
+    end
+    local c = rpc.http(a.url, { timeout = 30 })
+    assert(c:call("eth_chainId"))
+    local t0 = ferry.now()
+    local _, summary = workflow.parallel(raws, { max_concurrent = 32, progress = false }, function(raw)
+      local hash = assert(c:call("eth_sendRawTransaction", { raw }))
+      local poll = 0.02
+      while not c:call("eth_getTransactionReceipt", { hash }) do ferry.sleep(poll); poll = math.min(poll * 1.5, 1) end
+    end)
+    assert(summary.errors == 0, "floor transfers failed")
+    return ferry.now() - t0
+  end)
   local r = ours / floor_s
   row("200 transfers, whole pipeline (wall)", ("%.0f ms"):format(ours * 1000), ("ethers %.0f ms"):format(eth_s * 1000),
     ("%.2fx"):format(eth_s / ours), "faster", ours < eth_s)
   row("  ... against the pre-signed floor", ("%.0f ms"):format(ours * 1000), ("floor %.0f ms"):format(floor_s * 1000),
     ("%.2fx"):format(r), "<= 1.5x", r <= 1.5)
+  row("  ... (the same floor sent from Node)", "", ("node floor %.0f ms"):format(node_floor * 1000),
+    ("%.2fx"):format(ours / node_floor), "", nil)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -203,23 +229,21 @@ if wanted("cache") then
   row("cache get from Lua (100k keys)", fmt(N / gs) .. "/s", "node-cache " .. fmt(nc.get_per_s) .. "/s", ("%.1fx"):format(rg), ">= 3x", rg >= 3)
   row("  ... node-cache with useClones=false", "", ("set %s get %s"):format(fmt(nc0.set_per_s), fmt(nc0.get_per_s)),
     ("%.1fx/%.1fx"):format((N / ss) / nc0.set_per_s, (N / gs) / nc0.get_per_s), "", nil)
-  -- memory: RSS growth for 1e6 small entries (10-byte keys, 8-byte values)
+  -- memory: C heap in use (allocator's own count, freed garbage excluded) for 1e6 small
+  -- entries; keys are built beforehand (the cache copies them), values are made fresh during
+  -- the fill as nodecache.js does, so whatever the cache keeps of them is counted
   c:close()
-  collectgarbage("collect")
-  local function rss()
-    local f = io.open("/proc/self/statm")
-    local pages = tonumber(f:read("a"):match("%d+%s+(%d+)"))
-    f:close()
-    return pages * 4096
-  end
+  local heap = require("ferry.core.task").heap
   local M = 1000000
-  local ks, vs = {}, {}
-  for i = 1, M do ks[i] = ("key%07d"):format(i); vs[i] = ("%08d"):format(i) end
+  local ks = {}
+  for i = 1, M do ks[i] = ("key%07d"):format(i) end
   collectgarbage("collect")
   local big = cachec.new{ max_entries = 2 * M }
-  local before = rss()
-  for i = 1, M do big:set(ks[i], vs[i]) end
-  local per = (rss() - before) / M
+  local before = heap()
+  for i = 1, M do big:set(ks[i], ("%08d"):format(i)) end
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local per = (heap() - before) / M
   row("cache bytes per entry (1e6 small entries)", ("%.0f B"):format(per), ("node-cache %.0f B"):format(nc.bytes_per_entry),
     ("%.1fx"):format(nc.bytes_per_entry / per), "<= 100 B", per <= 100)
   big:close()

@@ -12,6 +12,7 @@
 #include "core/log.h"
 
 #include <lauxlib.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -703,6 +704,15 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* heap() -> bytes in use in the C heap (malloc'd, Lua's own objects included): what a
+ * structure really costs, whatever the allocator kept from freed garbage (RSS does not
+ * shrink after a collection, so RSS deltas over-count). */
+static int l_heap(lua_State *L) {
+  struct mallinfo2 mi = mallinfo2();
+  lua_pushinteger(L, (lua_Integer)(mi.uordblks + mi.hblkhd));
+  return 1;
+}
+
 /* exit(code): stop the loop and park the task; the engine shuts down in order. */
 static int l_exit(lua_State *L) {
   fy_engine_t *E = fy_engine(L);
@@ -729,6 +739,7 @@ static const luaL_Reg task_meta[] = {
 static const luaL_Reg task_funcs[] = {
   {"spawn", l_spawn}, {"sleep", l_sleep}, {"now", l_now}, {"current", l_current},
   {"tasks", l_tasks}, {"stats", l_stats}, {"exit", l_exit}, {"queue", l_queue_new},
+  {"heap", l_heap},
   {NULL, NULL}};
 
 int luaopen_ferry_core_task(lua_State *L) {
