@@ -68,7 +68,7 @@ describe("ferry.rpc against anvil", function()
     frozen:stop()
     assert.is_nil(r)
     assert.equal("timeout", err.code)
-    assert.is_true(dt >= 0.3 and dt < 0.35, ("took %.3f s"):format(dt))
+    assert.is_true(dt >= 0.29 and dt < 0.35, ("took %.3f s"):format(dt))  -- deadline + 50 ms; timers tick in ms
     assert.is_true(ticks >= 15, "other tasks kept running (" .. ticks .. " ticks)")
   end)
 end)
