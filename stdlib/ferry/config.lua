@@ -58,7 +58,7 @@ local chain = S("table", { fields = {
     max_fee_gwei = S("number", { min = 0 }),
   }}),
   gas_margin = S("number", { min = 1 }),
-  head_poll = S("number", { min = 0.01 }),
+  head_poll = S("number", { min = 0 }),
   breaker = S("table", { fields = {
     failure_threshold = S("integer", { min = 1 }),
     cooldown = S("number", { min = 0.001 }),

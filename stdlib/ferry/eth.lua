@@ -154,6 +154,9 @@ function M.chain(name)
                      nonces = {} }, Chain)
   chains[name] = c
   ferry.register_stats("pool:" .. name, function() return c.pool:stats() end)
+  -- follow the head (new heads drop head-bound cache entries, reorgs drop what they
+  -- replaced); a daemon task, so it never keeps a script alive. head_poll = 0 turns it off.
+  if (cc.head_poll or 1) > 0 and ferry.current() then c.pool:track_heads(cc.head_poll or 1) end
   return c
 end
 

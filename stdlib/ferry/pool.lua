@@ -346,7 +346,8 @@ function Pool:track_heads(interval)
   interval = interval or self.chain.head_poll or 1
   self.tracker = ferry.spawn(function()
     while true do
-      self:poll_heads()
+      local ok, err = pcall(self.poll_heads, self)
+      if not ok then ferry.log.warn("head tracker", { chain = self.name, err = tostring(err) }) end
       ferry.sleep(interval)
     end
   end):daemon()
