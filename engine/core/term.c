@@ -11,6 +11,7 @@
 
 #include <editline/readline.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,10 +27,10 @@ typedef struct {
   size_t len, cap;
   char *line;           /* tty mode: the line libedit produced */
   int have_line;
-  uv_signal_t sigint;
+  uv_poll_t sigpoll;       /* the read end of the SIGINT self-pipe */
   int sig_active;
-  int interrupts;
   int active_closes;
+  char prompt[64];
 } term_t;
 
 static term_t *T;
@@ -146,20 +147,49 @@ static void term_shutdown(void *data) {
   free(T->buf);
   free(T->line);
   T->active_closes = 1 + T->sig_active;
-  if (T->sig_active) uv_close((uv_handle_t *)&T->sigint, term_closed);
+  if (T->sig_active) {
+    signal(SIGINT, SIG_DFL);
+    uv_close((uv_handle_t *)&T->sigpoll, term_closed);
+  }
   uv_close((uv_handle_t *)&T->poll, term_closed);
   T = NULL;
 }
 
-static void sigint_cb(uv_signal_t *s, int sig) {
-  (void)s; (void)sig;
-  T->interrupts++;
+/* Ctrl-C. A busy entry (`while true do end`) never returns to the loop, so the signal
+ * handler itself stops it the way lua.c does: it sets a hook on the evaluating thread (the
+ * Lua manual allows lua_sethook from a signal handler) that raises "interrupted". It also
+ * writes to a self-pipe, so the prompt is redrawn from the loop, where libedit may run. */
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t sig_count;
+static lua_State *volatile eval_thread;
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted");
+}
+
+static void on_sigint(int sig) {
+  (void)sig;
+  sig_count++;
+  lua_State *L = eval_thread;
+  if (L) lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+  char c = 1;
+  ssize_t w = write(sig_pipe[1], &c, 1);
+  (void)w;
+}
+
+static void sigpoll_cb(uv_poll_t *h, int status, int events) {
+  (void)h; (void)status; (void)events;
+  char buf[64];
+  while (read(sig_pipe[0], buf, sizeof buf) > 0) {}
   if (T->is_tty && T->op) {
-    /* Ctrl-C at the prompt: drop the partial line, show a fresh prompt */
-    rl_replace_line("", 0);
-    rl_crlf();
-    rl_on_new_line();
-    rl_redisplay();
+    /* Ctrl-C at the prompt: drop the partial line, show a fresh prompt (reinstalling the
+     * handler resets libedit's line state; editing calls on it left the old text behind) */
+    rl_callback_handler_remove();
+    fputs("\n", stdout);
+    fflush(stdout);
+    rl_callback_handler_install(T->prompt, line_handler);
   }
 }
 
@@ -176,11 +206,17 @@ static term_t *term_get(lua_State *L) {
     return NULL;
   }
   T->poll.data = T;
-  if (T->is_tty) {
-    uv_signal_init(&E->loop, &T->sigint);
-    T->sigint.data = T;
-    uv_signal_start(&T->sigint, sigint_cb, SIGINT);
-    uv_unref((uv_handle_t *)&T->sigint);
+  if (T->is_tty && (sig_pipe[0] >= 0 || pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) == 0)) {
+    uv_poll_init(&E->loop, &T->sigpoll, sig_pipe[0]);
+    T->sigpoll.data = T;
+    uv_poll_start(&T->sigpoll, UV_READABLE, sigpoll_cb);
+    uv_unref((uv_handle_t *)&T->sigpoll);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
     T->sig_active = 1;
   }
   fy_engine_on_shutdown(E, term_shutdown, NULL);
@@ -202,7 +238,10 @@ static int l_readline(lua_State *L) {
   }
   if (t->op) return luaL_error(L, "term.readline: another task is reading");
   if (take_line(L)) return 1;
-  if (t->is_tty) rl_callback_handler_install(prompt, line_handler);
+  if (t->is_tty) {
+    snprintf(t->prompt, sizeof t->prompt, "%s", prompt);
+    rl_callback_handler_install(t->prompt, line_handler);
+  }
   fy_op_t *op = fy_op_new(L, 0, read_cancel, NULL);
   t->op = op;
   uv_poll_start(&t->poll, UV_READABLE, poll_cb);
@@ -237,19 +276,33 @@ static int l_width(lua_State *L) {
   return 1;
 }
 
-/* Ctrl-C presses since the last call (the REPL cancels its running evaluation on one). */
+/* Ctrl-C presses since the last call (the REPL cancels an entry that waits on I/O on one). */
 static int l_interrupts(lua_State *L) {
-  int n = T ? T->interrupts : 0;
-  if (T) T->interrupts = 0;
+  static int seen;
+  int now = (int)sig_count, n = now - seen;
+  seen = now;
   lua_pushinteger(L, n);
   return 1;
+}
+
+/* watch([thread]): Ctrl-C interrupts this thread even while it runs without yielding;
+ * watch() with no thread stops watching (and clears a hook that may have been set). */
+static int l_watch(lua_State *L) {
+  lua_State *old = eval_thread;
+  if (lua_isthread(L, 1)) {
+    eval_thread = lua_tothread(L, 1);
+  } else {
+    eval_thread = NULL;
+    if (old) lua_sethook(old, NULL, 0, 0);
+  }
+  return 0;
 }
 
 int luaopen_ferry_core_term(lua_State *L) {
   static const luaL_Reg f[] = {
     {"readline", l_readline}, {"add_history", l_add_history}, {"load_history", l_load_history},
     {"save_history", l_save_history}, {"isatty", l_isatty}, {"width", l_width},
-    {"interrupts", l_interrupts}, {NULL, NULL}};
+    {"interrupts", l_interrupts}, {"watch", l_watch}, {NULL, NULL}};
   luaL_newlib(L, f);
   return 1;
 }

@@ -53,16 +53,22 @@ function M.eval(src, env, out)
   local fn, err = M.compile(src, env)
   if not fn then out(err .. "\n"); return false end
   local t = ferry.spawn(function()
-    return table.pack(xpcall(fn, function(e)
+    -- Ctrl-C stops this entry even if it never waits (while true do end)
+    term.watch(coroutine.running())
+    local r = table.pack(xpcall(fn, function(e)
       if type(e) == "table" and e.code then return e end
+      if type(e) == "string" and e:match("^[^\n]*interrupted$") then return "interrupted" end
       return debug.traceback(tostring(e), 2)
     end))
+    term.watch()
+    return r
   end)
   term.interrupts()
   while true do
     local ok, r = t:wait(0.1)
     if ok == nil then -- wait timed out: check for Ctrl-C
       if term.interrupts() > 0 then
+        term.watch()
         t:cancel("interrupted")
         out("interrupted\n")
         return false
