@@ -477,6 +477,11 @@ function Signer:send(t)
     end
     -- 7. broadcast
     local r, err = session:call("eth_sendRawTransaction", { raw_tx })
+    if err and err.code == "timeout" then
+      -- no answer: it may or may not have reached the node; ask before deciding
+      local seen = chain:_call("eth_getTransactionByHash", { hash }, { fresh = true })
+      if seen then err = nil end
+    end
     if err == nil or err.code == "already_known" or (r ~= nil and r == hash) then
       if r ~= nil and r ~= hash then
         ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
@@ -488,8 +493,10 @@ function Signer:send(t)
     if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
       nonces:resync()
     else
-      -- did not reach the mempool: the nonce can be used again (unless the node was merely slow)
+      -- did not reach the mempool: the nonce can be used again. After a timeout the bytes may
+      -- still arrive, so the nonce stays taken and the caller gets them (err.raw) to resend.
       if not t.nonce and err.code ~= "timeout" then nonces:release(nonce) end
+      err.raw = raw_tx
       if err.code == "reverted" then error(revert_error(err), 2) end
       err.nonce = nonce
       err.hash = hash

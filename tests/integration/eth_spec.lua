@@ -135,3 +135,27 @@ describe("tx:wait on a node that lost the transaction", function()
     assert.is_true(tx.rebroadcasts >= 1)
   end)
 end)
+
+describe("a broadcast that gets no answer", function()
+  it("raises timeout with the signed bytes, keeps the nonce taken, and they can be resent", function()
+    local anvil = peers.anvil()
+    local proxy = peers.proxy(anvil.url)
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "p", url = proxy.url, rps = 10000, timeout = 0.3 } } }
+    chain.pool.retries = 0
+    local signer = chain:signer(KEY0)
+    proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
+    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 5 })
+    assert.is_false(ok)
+    assert.equal("timeout", err.code)
+    assert.matches("^0x02", err.raw)
+    proxy:fault{ mode = "pass" }
+    -- the next send does not reuse the nonce the lost one may still hold
+    local tx2 = signer:send{ to = ADDR1, value = 6 }
+    assert.equal(err.nonce + 1, tx2.nonce)
+    -- resending the lost bytes fills the gap and both are mined
+    assert.equal(err.hash, (chain:call("eth_sendRawTransaction", { err.raw })))
+    tx2:wait{ timeout = 10 }
+    assert.equal(err.nonce + 2, chain:nonce(ADDR0))
+    proxy:stop(); anvil:stop()
+  end)
+end)
