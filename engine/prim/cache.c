@@ -4,23 +4,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { HAS_BLOCK = 2 };          /* private flag next to FY_CACHE_HEAD_BOUND */
+/* private flags next to FY_CACHE_HEAD_BOUND; they also say which optional fields an entry has */
+enum { HAS_BLOCK = 2, HAS_TTL = 4 };
+enum { HAS_MARK = FY_CACHE_HEAD_BOUND | HAS_BLOCK, LAYOUT = HAS_TTL | HAS_MARK };
 
-/* 51 bytes of header on LP64; key then value follow inline. For a 10-byte key and an 8-byte
- * value glibc hands out an 80-byte chunk, plus 8 bytes of bucket pointer per entry. */
+/* One allocation per entry: the optional fields an entry uses come first, then the 35-byte
+ * fixed header (LP64) that entry pointers point at, then the key and the value:
+ *   [mark: uint64, if HAS_MARK][expires: double, if HAS_TTL] header key[klen] value[vlen]
+ *   ^ allocation (entry_base)                                 ^ fy_cache_entry_t *
+ * so lookups, key compares and value reads see the same fixed offsets as when every entry had
+ * both fields, the fields share the header's cache line, and only free/relayout need the
+ * allocation start (entry - opt_len(flags)). Both fields are 8 bytes, so the header stays
+ * 8-aligned. mark is the generation if HEAD_BOUND, the block number if HAS_BLOCK (HEAD_BOUND
+ * wins when set() gets both, as before). A 10-byte key and an 8-byte value with neither field
+ * is a 53-byte request, glibc's 64-byte chunk (61 or 69 bytes, an 80-byte chunk, with one or
+ * both fields), plus 8 bytes of bucket pointer per entry. */
 struct fy_cache_entry {
   fy_cache_entry_t *hnext;       /* hash chain */
   fy_cache_entry_t *prev, *next; /* LRU list: prev is towards the head (more recent) */
-  double expires;                /* absolute; 0 = never */
-  uint64_t mark;                 /* generation if HEAD_BOUND, block number if HAS_BLOCK */
   uint32_t hash;
   uint32_t vlen;
   uint16_t klen;
-  uint8_t flags;
+  uint8_t flags;                 /* FY_CACHE_HEAD_BOUND | HAS_BLOCK | HAS_TTL */
   char data[];                   /* key[klen] value[vlen] */
 };
 
-const size_t FY_CACHE_ENTRY_OVERHEAD = offsetof(struct fy_cache_entry, data);
+#define HEADER offsetof(struct fy_cache_entry, data)
+
+/* Accounted as if both optional fields were present (51 on LP64, the size of the former fixed
+ * header), so byte budgets and stats do not depend on which options an entry uses. */
+const size_t FY_CACHE_ENTRY_OVERHEAD = HEADER + sizeof(double) + sizeof(uint64_t);
 
 #define INITIAL_BUCKETS 16
 
@@ -86,9 +99,30 @@ static inline size_t entry_size(size_t klen, size_t vlen) {
 }
 
 
-static inline int entry_state(const fy_cache_t *c, const fy_cache_entry_t *e, double now) {
-  if ((e->flags & FY_CACHE_HEAD_BOUND) && e->mark != c->generation) return STALE;
-  if (e->expires != 0 && e->expires <= now) return EXPIRED;
+/* Bytes of optional fields in front of the header for a layout (flags & LAYOUT). */
+static inline size_t opt_len(unsigned flags) {
+  return (flags & HAS_TTL ? sizeof(double) : 0) + (flags & HAS_MARK ? sizeof(uint64_t) : 0);
+}
+
+static inline size_t alloc_size(unsigned flags, size_t klen, size_t vlen) {
+  return opt_len(flags) + HEADER + klen + vlen;
+}
+
+/* Where e's allocation starts (what malloc returned; what free takes). */
+static inline void *entry_base(fy_cache_entry_t *e) { return (char *)e - opt_len(e->flags); }
+
+static inline double *expires_of(fy_cache_entry_t *e) {        /* HAS_TTL only */
+  return (double *)(void *)((char *)e - sizeof(double));
+}
+
+static inline uint64_t *mark_of(fy_cache_entry_t *e) {         /* HAS_MARK only */
+  return (uint64_t *)(void *)((char *)e - opt_len(e->flags));
+}
+
+
+static inline int entry_state(const fy_cache_t *c, fy_cache_entry_t *e, double now) {
+  if ((e->flags & FY_CACHE_HEAD_BOUND) && *mark_of(e) != c->generation) return STALE;
+  if ((e->flags & HAS_TTL) && *expires_of(e) <= now) return EXPIRED;
   return ALIVE;
 }
 
@@ -107,6 +141,14 @@ static inline void lru_push_front(fy_cache_t *c, fy_cache_entry_t *e) {
 }
 
 
+static inline void lru_touch(fy_cache_t *c, fy_cache_entry_t *e) {
+  if (c->lru_head != e) {
+    lru_unlink(c, e);
+    lru_push_front(c, e);
+  }
+}
+
+
 /* Unlink e from its chain and the LRU list, free it, fix the accounting. */
 static void cache_remove(fy_cache_t *c, fy_cache_entry_t *e) {
   fy_cache_entry_t **pp = &c->buckets[e->hash & c->mask];
@@ -115,7 +157,7 @@ static void cache_remove(fy_cache_t *c, fy_cache_entry_t *e) {
   lru_unlink(c, e);
   c->stats.entries--;
   c->stats.bytes -= entry_size(e->klen, e->vlen);
-  free(e);
+  free(entry_base(e));
 }
 
 
@@ -130,8 +172,9 @@ static void cache_drop(fy_cache_t *c, fy_cache_entry_t *e, double now) {
 }
 
 
-static fy_cache_entry_t *cache_find(const fy_cache_t *c, const void *key, size_t klen,
-                                    uint32_t h) {
+/* inline: the call's frame setup was ~10% of a get, more than the optional fields add to a set */
+static inline fy_cache_entry_t *cache_find(const fy_cache_t *c, const void *key, size_t klen,
+                                           uint32_t h) {
   if (!c->buckets) return NULL;
   for (fy_cache_entry_t *e = c->buckets[h & c->mask]; e; e = e->hnext)
     if (e->hash == h && e->klen == klen && key_eq(e->data, key, klen)) return e;
@@ -171,7 +214,7 @@ void fy_cache_flush(fy_cache_t *c) {
   fy_cache_entry_t *e = c->lru_head, *next;
   for (; e; e = next) {
     next = e->next;
-    free(e);
+    free(entry_base(e));
   }
   c->lru_head = c->lru_tail = NULL;
   if (c->buckets) memset(c->buckets, 0, (c->mask + 1) * sizeof *c->buckets);
@@ -201,31 +244,60 @@ int fy_cache_get(fy_cache_t *c, const void *key, size_t klen, double now,
     return 0;
   }
   c->stats.hits++;
-  if (c->lru_head != e) {
-    lru_unlink(c, e);
-    lru_push_front(c, e);
-  }
+  lru_touch(c, e);
   *val = e->data + e->klen;
   *vlen = e->vlen;
   return 1;
 }
 
 
-static void fill(fy_cache_t *c, fy_cache_entry_t *e, const void *val, size_t vlen, double ttl,
-                 double now, unsigned flags, int64_t block) {
-  memcpy(e->data + e->klen, val, vlen);
-  e->expires = ttl > 0 ? now + ttl : 0;
-  if (e->expires == 0 && ttl > 0) e->expires = 1e-300;   /* now + ttl == 0: already due */
-  if (flags & FY_CACHE_HEAD_BOUND) {
-    e->flags = FY_CACHE_HEAD_BOUND;
-    e->mark = c->generation;
-  } else if (block >= 0) {
-    e->flags = HAS_BLOCK;
-    e->mark = (uint64_t)block;
-  } else {
-    e->flags = 0;
-    e->mark = 0;
+/* The entry flags for set()'s arguments: HEAD_BOUND, else HAS_BLOCK if block >= 0; HAS_TTL if
+ * ttl > 0. */
+static inline unsigned layout_of(double ttl, unsigned flags, int64_t block) {
+  unsigned f = flags & FY_CACHE_HEAD_BOUND ? FY_CACHE_HEAD_BOUND : block >= 0 ? HAS_BLOCK : 0;
+  return ttl > 0 ? f | HAS_TTL : f;
+}
+
+
+/* Give e the layout (its allocation must have room for it) and write its optional fields and
+ * value. The layout is a parameter, not re-read from e, to keep the set path in registers. */
+static inline void fill(fy_cache_t *c, fy_cache_entry_t *e, unsigned layout, const void *val,
+                        size_t vlen, double ttl, double now, int64_t block) {
+  uint64_t *opt = (uint64_t *)(void *)e;                 /* opt[-1], opt[-2]: see the layout */
+  e->flags = (uint8_t)layout;
+  if (layout & HAS_TTL) {
+    double expires = now + ttl;
+    if (expires == 0) expires = 1e-300;                  /* now + ttl == 0: already due */
+    memcpy(opt - 1, &expires, sizeof expires);
+    opt--;
   }
+  if (layout & HAS_MARK)
+    opt[-1] = layout & FY_CACHE_HEAD_BOUND ? c->generation : (uint64_t)block;
+  e->vlen = (uint32_t)vlen;
+  memcpy(e->data + e->klen, val, vlen);
+}
+
+
+/* Overwrite of an entry whose accounted size stays the same but whose optional fields change
+ * in size: a new allocation takes old's place in its chain and the LRU list, so to the rest of
+ * the cache (accounting, eviction, tail reclaim) it is the same in-place rewrite as when the
+ * fields do not change. On allocation failure old is removed (set's contract), NULL returned. */
+static fy_cache_entry_t *relayout(fy_cache_t *c, fy_cache_entry_t *old, unsigned layout) {
+  char *base = malloc(alloc_size(layout, old->klen, old->vlen));
+  if (!base) {
+    cache_remove(c, old);
+    return NULL;
+  }
+  fy_cache_entry_t *e = (fy_cache_entry_t *)(void *)(base + opt_len(layout));
+  memcpy(e, old, HEADER + old->klen);                    /* links, hash, lengths, key */
+  e->flags = (uint8_t)layout;
+  fy_cache_entry_t **pp = &c->buckets[old->hash & c->mask];
+  while (*pp != old) pp = &(*pp)->hnext;
+  *pp = e;
+  if (e->prev) e->prev->next = e; else c->lru_head = e;
+  if (e->next) e->next->prev = e; else c->lru_tail = e;
+  free(entry_base(old));
+  return e;
 }
 
 
@@ -239,17 +311,19 @@ int fy_cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, s
     c->mask = INITIAL_BUCKETS - 1;
   }
   size_t size = entry_size(klen, vlen);
+  unsigned layout = layout_of(ttl, flags, block);
   int toobig = klen > FY_CACHE_MAX_KEY || vlen > UINT32_MAX ||
                (c->max_bytes && size > c->max_bytes);
   uint32_t h = toobig && klen > FY_CACHE_MAX_KEY ? 0 : hash_key(c, key, klen);
   fy_cache_entry_t *old = toobig && klen > FY_CACHE_MAX_KEY ? NULL : cache_find(c, key, klen, h);
 
   if (old && !toobig && old->vlen == vlen) {          /* same size: rewrite in place */
-    fill(c, old, val, vlen, ttl, now, flags, block);
-    if (c->lru_head != old) {
-      lru_unlink(c, old);
-      lru_push_front(c, old);
+    if (old->flags != layout && opt_len(old->flags) != opt_len(layout)) {
+      old = relayout(c, old, layout);
+      if (!old) return FY_CACHE_ENOMEM;
     }
+    fill(c, old, layout, val, vlen, ttl, now, block);
+    lru_touch(c, old);
     return FY_CACHE_OK;
   }
   if (old) cache_remove(c, old);
@@ -267,13 +341,13 @@ int fy_cache_set(fy_cache_t *c, const void *key, size_t klen, const void *val, s
   }
   if (forcible) *forcible = forced;
 
-  fy_cache_entry_t *e = malloc(size);
-  if (!e) return FY_CACHE_ENOMEM;
+  char *base = malloc(alloc_size(layout, klen, vlen));
+  if (!base) return FY_CACHE_ENOMEM;
+  fy_cache_entry_t *e = (fy_cache_entry_t *)(void *)(base + opt_len(layout));
   e->hash = h;
   e->klen = (uint16_t)klen;
-  e->vlen = (uint32_t)vlen;
   memcpy(e->data, key, klen);
-  fill(c, e, val, vlen, ttl, now, flags, block);
+  fill(c, e, layout, val, vlen, ttl, now, block);
   fy_cache_entry_t **b = &c->buckets[h & c->mask];
   e->hnext = *b;
   *b = e;
@@ -306,7 +380,7 @@ size_t fy_cache_drop_from_block(fy_cache_t *c, int64_t n) {
   fy_cache_entry_t *e = c->lru_head, *next;
   for (; e; e = next) {
     next = e->next;
-    if ((e->flags & HAS_BLOCK) && e->mark >= (uint64_t)n) {
+    if ((e->flags & HAS_BLOCK) && *mark_of(e) >= (uint64_t)n) {
       c->stats.invalidations++;
       cache_remove(c, e);
       dropped++;

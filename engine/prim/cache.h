@@ -3,7 +3,8 @@
 **
 ** Provides: fy_cache_t, a chained hash map keyed by byte strings whose entries are single
 **   allocations (header + key + value inline) that also carry an intrusive doubly linked LRU
-**   node, an absolute expiry (0 = never), and either a head generation or a block number:
+**   node and, only when used (cache.c: the fields sit in front of the header), an absolute
+**   expiry and either a head generation or a block number:
 **   - FY_CACHE_HEAD_BOUND entries ("read at latest") die when fy_cache_new_head() bumps the
 **     generation: O(1), checked lazily on get and reclaimed from the LRU tail on set;
 **   - entries stored with a block number >= n are dropped by fy_cache_drop_from_block(n)
@@ -58,7 +59,8 @@ typedef struct fy_cache {
   fy_cache_stats_t stats;
 } fy_cache_t;
 
-/* Accounted per-entry overhead in bytes (the header, without the allocator's own word). */
+/* Accounted per-entry overhead in bytes: the header with both optional fields (expiry, mark;
+ * 51 on LP64) whether or not an entry uses them, without the allocator's own word. */
 extern const size_t FY_CACHE_ENTRY_OVERHEAD;
 
 /* Set up an empty cache; 0 limits mean unbounded. Allocates nothing yet. Always returns 0. */

@@ -253,6 +253,129 @@ static void test_cache_head_and_reorg(void) {
 }
 
 
+/* Entries carry the expiry and the head/block mark only when they use them (cache.c keeps them
+ * in front of the header), so every combination, and overwrites that add, drop or swap them,
+ * must behave as if all entries had both. */
+enum { L_TTL = 1, L_HEAD = 2, L_BLOCK = 4 };
+
+static int set_kind(fy_cache_t *c, const char *k, const char *v, int kind, double now,
+                    int64_t block) {
+  return set_str(c, k, v, kind & L_TTL ? 10 : 0, now, kind & L_HEAD ? FY_CACHE_HEAD_BOUND : 0,
+                 kind & L_BLOCK ? block : -1);
+}
+
+static void test_cache_layouts(void) {
+  fy_cache_t c;
+  char buf[64];
+  /* each kind alone: lookups, expiry, head, block, accounting */
+  for (int kind = 0; kind < 8; kind++) {
+    fy_cache_init(&c, 0, 0);
+    CHECK(set_kind(&c, "key0000001", "value__8", kind, 100, 7) == FY_CACHE_OK);
+    CHECK(c.stats.bytes == FY_CACHE_ENTRY_OVERHEAD + 10 + 8);
+    CHECK(get_str(&c, "key0000001", 109.9, buf) && strcmp(buf, "value__8") == 0);
+    int alive = get_str(&c, "key0000001", 110, buf);
+    CHECK(alive == !(kind & L_TTL));
+    if (alive) {
+      fy_cache_new_head(&c);
+      alive = get_str(&c, "key0000001", 0, buf);
+      CHECK(alive == !(kind & L_HEAD));
+    }
+    if (alive) {
+      CHECK(fy_cache_drop_from_block(&c, 8) == 0);
+      CHECK(fy_cache_drop_from_block(&c, 7) == ((kind & (L_HEAD | L_BLOCK)) == L_BLOCK));
+    }
+    fy_cache_free(&c);
+  }
+
+  /* same-size overwrites from every kind to every kind: the value, the new kind's behaviour,
+   * LRU order and accounting are as for an in-place rewrite, and dead tail entries are not
+   * reclaimed by it (a same-size overwrite never was) */
+  for (int from = 0; from < 8; from++) {
+    for (int to = 0; to < 8; to++) {
+      fy_cache_init(&c, 4, 0);
+      set_str(&c, "dead", "x", 35, 0, 0, -1);                /* expired from now = 35 on */
+      set_kind(&c, "a", "1111", from, 30, 3);
+      set_kind(&c, "b", "2222", from, 30, 3);
+      set_kind(&c, "c", "3333", from, 30, 3);
+      CHECK(c.stats.entries == 4);
+      CHECK(set_kind(&c, "b", "BBBB", to, 36, 5) == FY_CACHE_OK);    /* middle of the LRU */
+      CHECK(set_kind(&c, "a", "AAAA", to, 36, 5) == FY_CACHE_OK);    /* tail side */
+      CHECK(c.stats.entries == 4 && c.stats.expirations == 0);
+      CHECK(c.stats.bytes == 4 * FY_CACHE_ENTRY_OVERHEAD + 4 * 5);
+      /* LRU is now a, b, c, dead: a new entry reclaims dead first, then evicts c */
+      int forced = -1;
+      CHECK(fy_cache_set(&c, "d", 1, "4", 1, 0, 36, 0, -1, &forced) == FY_CACHE_OK);
+      CHECK(c.stats.expirations == 1 && forced == 0 && c.stats.entries == 4);
+      CHECK(fy_cache_set(&c, "e", 1, "5", 1, 0, 36, 0, -1, &forced) == FY_CACHE_OK);
+      CHECK(forced == 1 && !get_str(&c, "c", 36, buf));
+      CHECK(get_str(&c, "b", 36, buf) && strcmp(buf, "BBBB") == 0);
+      CHECK(get_str(&c, "a", 36, buf) && strcmp(buf, "AAAA") == 0);
+      /* the new kind decides expiry, head and block */
+      CHECK(get_str(&c, "a", 60, buf) == !(to & L_TTL));
+      fy_cache_new_head(&c);
+      CHECK(get_str(&c, "b", 0, buf) == !(to & L_HEAD));
+      /* block 5 entries left: a unless it expired above, b (a head-bound one is gone) */
+      size_t want = (to & (L_HEAD | L_BLOCK)) == L_BLOCK ? (to & L_TTL ? 1 : 2) : 0;
+      CHECK(fy_cache_drop_from_block(&c, 5) == want);
+      CHECK(get_str(&c, "d", 1e9, buf) && get_str(&c, "e", 1e9, buf));
+      fy_cache_free(&c);
+    }
+  }
+
+  /* a relayout of the most recent entry (no in-place move to the front follows to repair its
+   * neighbour's back link) and of the only entry */
+  for (int to = 1; to < 8; to++) {
+    fy_cache_init(&c, 0, 0);
+    set_kind(&c, "x", "xx", 0, 0, 1);
+    set_kind(&c, "y", "yy", 0, 0, 1);
+    CHECK(set_kind(&c, "y", "YY", to, 0, 1) == FY_CACHE_OK);         /* head, x behind it */
+    CHECK(get_str(&c, "x", 0, buf) && strcmp(buf, "xx") == 0);        /* x to the front */
+    CHECK(get_str(&c, "y", 0, buf) && strcmp(buf, "YY") == 0);
+    CHECK(fy_cache_delete(&c, "x", 1) == 1);
+    CHECK(set_kind(&c, "y", "yy", 0, 0, 1) == FY_CACHE_OK);          /* the only entry */
+    CHECK(set_kind(&c, "z", "zz", 0, 0, 1) == FY_CACHE_OK);
+    CHECK(fy_cache_delete(&c, "y", 1) == 1 && get_str(&c, "z", 0, buf));
+    fy_cache_free(&c);
+  }
+
+  /* overwrites that change the size and the kind, across table growth and long chains:
+   * relayouts must keep every chain and the LRU list intact */
+  fy_cache_init(&c, 0, 0);
+  int good = 1;
+  for (int round = 0; round < 4; round++) {
+    for (int i = 0; i < 3000; i++) {
+      char k[40], v[40];
+      snprintf(k, sizeof k, "%.*s%d", i % 23, "kkkkkkkkkkkkkkkkkkkkkkk", i);
+      snprintf(v, sizeof v, round & 1 ? "v%06d" : "w%06d", i);     /* same size each round */
+      if (round == 3) snprintf(v, sizeof v, "longer-%d", i);
+      good &= set_kind(&c, k, v, (i + round) % 8, 50, i) == FY_CACHE_OK;
+    }
+    for (int i = 0; i < 3000; i++) {
+      char k[40], v[40];
+      snprintf(k, sizeof k, "%.*s%d", i % 23, "kkkkkkkkkkkkkkkkkkkkkkk", i);
+      snprintf(v, sizeof v, round & 1 ? "v%06d" : "w%06d", i);
+      if (round == 3) snprintf(v, sizeof v, "longer-%d", i);
+      good &= get_str(&c, k, 55, buf) && strcmp(buf, v) == 0;
+    }
+    good &= c.stats.entries == 3000;
+  }
+  CHECK(good);
+  /* round 3: kinds (i + 3) % 8; drop_from_block(0) takes the block-only ones (with or without
+   * TTL) that are not head-bound: kinds 4 and 5, i.e. i % 8 == 1 or 2 */
+  CHECK(fy_cache_drop_from_block(&c, 0) == 750);
+  /* and the head-bound ones are stale now: kinds 2, 3, 6, 7 */
+  int live = 0;
+  for (int i = 0; i < 3000; i++) {
+    char k[40];
+    snprintf(k, sizeof k, "%.*s%d", i % 23, "kkkkkkkkkkkkkkkkkkkkkkk", i);
+    live += get_str(&c, k, 55, buf);
+  }
+  CHECK(live == 750 && c.stats.entries == 750);
+  fy_cache_flush(&c);
+  CHECK(c.stats.entries == 0 && c.stats.bytes == 0 && c.lru_head == NULL && c.lru_tail == NULL);
+  fy_cache_free(&c);
+}
+
 /* ---- health ------------------------------------------------------------------------------ */
 
 static fy_health_set_t *new_set(int n) {
@@ -392,6 +515,7 @@ int main(void) {
   test_cache_lru();
   test_cache_ttl();
   test_cache_head_and_reorg();
+  test_cache_layouts();
   test_health_breaker();
   test_health_pick();
   printf("prim_test: %d checks, %d failed\n", checks, failures);

@@ -87,6 +87,60 @@ describe("ferry.core.cache", function()
     assert.is_nil(c:get("latest"))
   end)
 
+  it("overwrites that add, drop or swap ttl, head_bound and block (same-size values)", function()
+    -- entries store the expiry and the head/block mark only when they use them
+    local clk = fake_clock(100)
+    local c = cache.new{ clock = clk.now }
+    local kinds = {
+      { },                                  -- plain
+      { ttl = 10 },
+      { hb = true },
+      { block = 7 },
+      { ttl = 10, hb = true },
+      { ttl = 10, block = 7 },
+    }
+    local function put(k, v, kind)
+      return c:set(k, v, kind.ttl, (kind.hb or kind.block) and { head_bound = kind.hb, block = kind.block } or nil)
+    end
+    for i, from in ipairs(kinds) do
+      for j, to in ipairs(kinds) do
+        c:flush()
+        clk.t = 100
+        local k = ("k%d-%d"):format(i, j)
+        assert.is_true(put(k, "old!", from))
+        assert.is_true(put("other", "keep", {}))
+        assert.is_true(put(k, "new!", to))               -- same size: rewritten where it is
+        assert.are.equal("new!", c:get(k))
+        assert.are.equal(2, c:stats().entries)
+        assert.are.equal(2 * cache.ENTRY_OVERHEAD + #k + 4 + 5 + 4, c:stats().bytes)
+        clk.t = 110
+        assert.are.equal(to.ttl == nil, c:get(k) ~= nil, "ttl " .. k)
+        if not to.ttl then
+          c:new_head()
+          assert.are.equal(not to.hb, c:get(k) ~= nil, "head " .. k)
+          assert.are.equal((to.block and not to.hb) and 1 or 0, c:drop_from_block(7), "block " .. k)
+        end
+        assert.are.equal("keep", c:get("other"))
+      end
+    end
+  end)
+
+  it("keeps values right across many layout-changing overwrites", function()
+    local c = cache.new{ max_entries = 500 }
+    for round = 1, 6 do
+      for i = 1, 2000 do
+        local opts = i % 3 == 0 and { head_bound = true } or i % 3 == 1 and { block = i } or nil
+        c:set("key" .. i, ("%08d"):format(i + round), (i + round) % 2 == 0 and 60 or nil, opts)
+      end
+      for i = 1501, 2000 do assert.are.equal(("%08d"):format(i + round), c:get("key" .. i)) end
+      assert.are.equal(500, c:stats().entries)
+    end
+    c:new_head()
+    local live = 0
+    for i = 1501, 2000 do if c:get("key" .. i) then live = live + 1 end end
+    assert.are.equal(500 - 166, live)                   -- i % 3 == 0 among 1501..2000: 166
+  end)
+
   it("counts hits and misses", function()
     local c = cache.new{}
     c:set("a", "1")
