@@ -4,6 +4,7 @@ return {
   chains = {
     ["local"] = {
       kind = "evm", chain_id = env("LOCAL_CHAIN_ID", 31337), confirmations = 1,
+      stuck_after = 3,   -- seconds next-in-line and unmined before a fee bump (blocks are instant here)
       providers = {
         { name = "anvil", url = env("LOCAL_RPC_URL", "http://127.0.0.1:8545"),
           ws = env("LOCAL_WS_URL", "ws://127.0.0.1:8545"), weight = 1, priority = 1,

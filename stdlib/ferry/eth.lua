@@ -487,8 +487,10 @@ function Signer:send(t)
         ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
       end
       return setmetatable({ hash = hash, nonce = nonce, from = from, to = t.to, value = value,
+                            data = data, access_list = t.access_list, legacy = legacy,
                             raw = raw_tx, chain = base, gas = gas, max_fee = max_fee,
-                            max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now() }, Tx)
+                            max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now(),
+                            hashes = { hash }, bumps = 0, signer = self }, Tx)
     end
     if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
       nonces:resync()
@@ -505,11 +507,60 @@ function Signer:send(t)
   end
 end
 
---- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive, rebroadcast = 3} -> receipt
+-- Fee bump: the same transaction (same nonce) with fees raised by at least 12.5% (geth
+-- wants +10% on both; anvil only a higher max fee) or to what the chain asks now, whichever
+-- is higher, never above limits.max_gas_price_gwei. -> true if a replacement was sent.
+function Tx:_bump()
+  local chain = self.chain
+  local cap = chain.cfg_root.limits and chain.cfg_root.limits.max_gas_price_gwei
+  local function up(v) return v + (v + 7) // 8 end
+  local fields = { nonce = self.nonce, gas = self.gas, to = self.to, value = self.value, data = self.data,
+                   access_list = self.access_list }
+  local price
+  if self.legacy then
+    local now = chain:gas_price()
+    fields.gas_price = up(self.gas_price)
+    if now > fields.gas_price then fields.gas_price = now end
+    price = fields.gas_price
+  else
+    local f = chain:fees()
+    fields.max_fee, fields.max_priority_fee = up(self.max_fee), up(self.max_priority_fee)
+    if f.max_fee > fields.max_fee then fields.max_fee = f.max_fee end
+    if f.max_priority_fee > fields.max_priority_fee then fields.max_priority_fee = f.max_priority_fee end
+    if fields.max_priority_fee > fields.max_fee then fields.max_priority_fee = fields.max_fee end
+    price = fields.max_fee
+  end
+  if cap and price > M.gwei(cap) then
+    ferry.log.warn("fee bump would pass the gas price cap; waiting instead",
+      { hash = self.hash, nonce = self.nonce, cap_gwei = cap })
+    return false
+  end
+  local raw_tx, hash = self.signer:sign(fields)
+  local r, err = chain:call("eth_sendRawTransaction", { raw_tx })
+  if err and err.code ~= "already_known" then
+    ferry.log.warn("fee bump refused", { hash = self.hash, nonce = self.nonce, err = tostring(err) })
+    return false
+  end
+  local _ = r
+  ferry.log.info("fee bump", { nonce = self.nonce, old = self.hash, new = hash,
+    max_fee_gwei = u256.format_units(price, 9) })
+  self.raw, self.hash, self.bumps = raw_tx, hash, self.bumps + 1
+  self.hashes[#self.hashes + 1] = hash
+  if self.legacy then self.gas_price = fields.gas_price
+  else self.max_fee, self.max_priority_fee = fields.max_fee, fields.max_priority_fee end
+  return true
+end
+
+--- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive, rebroadcast = 3,
+---         stuck_after = chain's (12 s), max_bumps = 3} -> receipt
 --- Raises {code = "reverted", receipt =} if it was mined but failed, "timeout" if not mined in
---- time. While it waits, the signed bytes are sent again every `rebroadcast` seconds: a node
---- that lost the transaction from its pool (restarts, evictions, pool bugs) gets it back, and
---- "already known" costs nothing.
+--- time. While it waits:
+---  * the signed bytes are sent again every `rebroadcast` seconds: a node that lost the
+---    transaction from its pool (restart, eviction) gets it back; "already known" costs nothing;
+---  * when it is next in line (the account's mined nonce equals its nonce) and still not mined
+---    `stuck_after` seconds after it was sent or last bumped, it is replaced by the same
+---    transaction with higher fees (tx.hash follows; tx.hashes keeps every version, and a
+---    receipt for any of them ends the wait).
 function Tx:wait(opts)
   opts = opts or {}
   local chain = self.chain
@@ -517,9 +568,16 @@ function Tx:wait(opts)
   local deadline = ferry.now() + (opts.timeout or 120)
   local poll = opts.poll or 0.02
   local every = opts.rebroadcast or 3
+  local stuck_after = opts.stuck_after or chain.cfg.stuck_after or 12
+  local max_bumps = opts.max_bumps or 3
   local next_send = ferry.now() + every
+  local last_move = self.sent_at or ferry.now()
   while true do
-    local rc = chain:receipt(self.hash)
+    local rc
+    for i = #self.hashes, 1, -1 do
+      rc = chain:receipt(self.hashes[i])
+      if rc then self.hash = self.hashes[i]; break end
+    end
     if rc then
       local bn = qty(rc.blockNumber)
       local head = conf > 1 and chain:block_number() or bn
@@ -531,15 +589,22 @@ function Tx:wait(opts)
         end
         return rc
       end
-    elseif every > 0 and ferry.now() >= next_send then
-      local _, err = chain:call("eth_sendRawTransaction", { self.raw })
-      ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
-      self.rebroadcasts = (self.rebroadcasts or 0) + 1
-      next_send = ferry.now() + every
+    else
+      local now = ferry.now()
+      if stuck_after > 0 and self.bumps < max_bumps and self.signer and now - last_move >= stuck_after then
+        last_move = now
+        if chain:nonce(self.from, "latest") == self.nonce and self:_bump() then next_send = now + every end
+      end
+      if every > 0 and now >= next_send then
+        local _, err = chain:call("eth_sendRawTransaction", { self.raw })
+        ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
+        self.rebroadcasts = (self.rebroadcasts or 0) + 1
+        next_send = now + every
+      end
     end
     if ferry.now() + poll > deadline then
       raise("timeout", ("transaction %s not %s within %ss"):format(self.hash, rc and "confirmed" or "mined",
-        opts.timeout or 120), { hash = self.hash })
+        opts.timeout or 120), { hash = self.hash, hashes = self.hashes })
     end
     ferry.sleep(poll)
     poll = math.min(poll * 1.5, opts.max_poll or 1)

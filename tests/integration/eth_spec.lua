@@ -89,7 +89,9 @@ describe("ferry.eth on anvil", function()
       tx:wait{ timeout = 20 }
       return tx.nonce
     end)
-    assert.equal(0, summary.errors)
+    local first
+    for _, r in ipairs(results) do if not r.ok then first = first or r.err end end
+    assert.equal(0, summary.errors, first and tostring(first))
     local seen = {}
     for _, r in ipairs(results) do seen[r.value] = true end
     for n = start, start + 99 do assert.is_true(seen[n], "nonce " .. n) end
@@ -157,5 +159,34 @@ describe("a broadcast that gets no answer", function()
     tx2:wait{ timeout = 10 }
     assert.equal(err.nonce + 2, chain:nonce(ADDR0))
     proxy:stop(); anvil:stop()
+  end)
+end)
+
+describe("a transaction stuck below the base fee", function()
+  it("is replaced with higher fees, same nonce, and the replacement is mined", function()
+    local anvil = peers.anvil{ "--no-mining" }
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local signer = chain:signer(KEY0)
+    local f = chain:fees()
+    local tx = signer:send{ to = ADDR1, value = 9, max_fee = f.base_fee, max_priority_fee = 1 }
+    local first = tx.hash
+    -- the base fee jumps to 100 gwei: the transaction no longer fits in a block
+    assert.is_nil(select(2, anvil.rpc:call("anvil_setNextBlockBaseFeePerGas", { "0x174876e800" })))
+    local miner = ferry.spawn(function()
+      while true do
+        anvil.rpc:call("anvil_setNextBlockBaseFeePerGas", { "0x174876e800" })
+        anvil.rpc:call("evm_mine", {})
+        ferry.sleep(0.1)
+      end
+    end)
+    local rc = tx:wait{ timeout = 10, stuck_after = 0.3 }
+    miner:cancel()
+    anvil:stop()
+    assert.equal(1, tx.bumps)
+    assert.are_not.equal(first, tx.hash)
+    assert.same({ first, tx.hash }, tx.hashes)
+    assert.equal(tx.hash, rc.transactionHash)
+    assert.is_true(tx.max_fee > eth.gwei(100))
+    assert.equal(0, tx.nonce)
   end)
 end)
