@@ -15,7 +15,8 @@ describe("ferry.eth on anvil", function()
   local anvil, chain, signer
   setup(function()
     anvil = peers.anvil()
-    chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    chain = eth.connect{ chain_id = 31337, stuck_after = 3,
+                         providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
     signer = chain:signer(KEY0)
   end)
   teardown(function() anvil:stop() end)
