@@ -12,7 +12,7 @@ FUZZ_TARGETS  += fuzz-rlp
 build/ctest/crypto_test: tests/c/crypto_test.c $(CRYPTO_CORE) $(CRYPTO_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror -Iengine \
-	  $(ASAN) -o $@ tests/c/crypto_test.c $(CRYPTO_CORE) $(shell pkg-config --libs nettle)
+	  $(ASAN) -o $@ tests/c/crypto_test.c $(CRYPTO_CORE)
 
 ctest-crypto: build/ctest/crypto_test
 	UBSAN_OPTIONS=print_stacktrace=1 ./build/ctest/crypto_test tests/fixtures/vectors

@@ -2,7 +2,7 @@
 ** keccak.h -- Keccak-256 (the original Keccak padding used by Ethereum, not SHA3-256).
 **
 ** Provides: one-shot fy_keccak256() and an incremental hasher (fy_keccak_t).
-** Depends on: nettle (sha3_permute, the Keccak-f[1600] permutation). No Lua, no libuv;
+** Depends on: nothing (its own Keccak-f[1600], see keccak.c for why). No Lua, no libuv;
 **             pure functions, safe from any thread (a fy_keccak_t is not shared).
 ** Backs: ferry.core.keccak (keccak256, tohex, fromhex) through keccak_lua.c.
 */
@@ -11,13 +11,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <nettle/sha3.h>
 
 #define FY_KECCAK256_RATE 136   /* bytes absorbed per permutation: (1600 - 2*256) / 8 */
 #define FY_KECCAK256_SIZE 32
 
 typedef struct {
-  struct sha3_state st;   /* 25 little-endian 64-bit lanes */
+  uint64_t a[25];         /* the state: 25 little-endian 64-bit lanes, lane (x, y) at a[x + 5y] */
   size_t pos;             /* bytes absorbed into the current block, 0..RATE-1 */
 } fy_keccak_t;
 
