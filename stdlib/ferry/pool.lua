@@ -203,13 +203,12 @@ function Pool:_request(method, params, opts)
   local q = task.queue()
   local last_err
   for round = 0, self.retries do
-    local exclude, running, attempts = {}, {}, 0
+    local exclude, running = {}, {}
     local function start()
       local i, _, perr = self:_pick(exclude, deadline, opts.provider)
       if perr then last_err = perr end
       if not i then return false end
       exclude[i] = true
-      attempts = attempts + 1
       running[i] = ferry.spawn(function() self:_attempt(i, method, params, deadline, q) end)
       return true
     end
@@ -237,12 +236,13 @@ function Pool:_request(method, params, opts)
       end
       for i, t in pairs(running) do
         t:cancel("deadline")
-        self.health:report(i, "timeout", deadline - ferry.now())
+        self.health:report(i, "timeout", self.providers[i].timeout)
       end
     end
     if ferry.now() >= deadline then break end
     if round < self.retries then
-      -- nobody left this round: back off (exponential, full jitter), then try everyone again
+      -- nobody left this round: back off (exponential, half of it jittered), then try everyone
+      -- again; a provider blocked by Retry-After sets the wait if that is longer
       self.st.retries = self.st.retries + 1
       local _, wait = self.health:pick({})
       local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
