@@ -423,7 +423,7 @@ function Signer:send(t)
   local chain = base:view()
   local from = self.address
   assert(type(t) == "table", "signer:send: expects a table")
-  if t.to ~= nil then t.to = secp.checksum(t.to) end
+  local to = t.to ~= nil and secp.checksum(t.to) or nil   -- the caller's table is left as it is
   local value = t.value and U(t.value) or U(0)
   local data = t.data
   data_bytes(data) -- validates
@@ -447,9 +447,10 @@ function Signer:send(t)
   local simulated = false
   local gas = t.gas
   if not gas then
-    gas = chain:estimate_gas({ from = from, to = t.to, value = value, data = data })
+    gas = chain:estimate_gas({ from = from, to = to, value = value, data = data })
     simulated = true
   end
+  -- 2. policies (before_send) come with the policy issue
   -- 3. pre-flight funds check, fresh
   local required = value + U(gas) * price
   local available = chain:balance(from, "pending", { fresh = true })
@@ -459,7 +460,7 @@ function Signer:send(t)
       { required = required, available = available, address = from })
   end
   -- 4. simulate when estimation did not already run the call
-  if not simulated then chain:eth_call({ from = from, to = t.to, value = value, data = data, gas = gas }, "pending") end
+  if not simulated then chain:eth_call({ from = from, to = to, value = value, data = data, gas = gas }, "pending") end
   -- 5. nonce
   local nonces = base:_nonces(from)
   local session = chain.session
@@ -467,7 +468,7 @@ function Signer:send(t)
     local nonce = t.nonce or nonces:reserve()
     -- 6. sign
     local fields = { type = legacy and 0 or 2, chain_id = chain.chain_id, nonce = nonce, gas = gas,
-                     to = t.to, value = value, data = data, access_list = t.access_list }
+                     to = to, value = value, data = data, access_list = t.access_list }
     if legacy then fields.gas_price = gas_price
     else fields.max_fee, fields.max_priority_fee = max_fee, tip end
     local ok, raw_tx, hash = pcall(self.sign, self, fields)
@@ -486,7 +487,7 @@ function Signer:send(t)
       if r ~= nil and r ~= hash then
         ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
       end
-      return setmetatable({ hash = hash, nonce = nonce, from = from, to = t.to, value = value,
+      return setmetatable({ hash = hash, nonce = nonce, from = from, to = to, value = value,
                             data = data, access_list = t.access_list, legacy = legacy,
                             raw = raw_tx, chain = base, gas = gas, max_fee = max_fee,
                             max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now(),
