@@ -160,9 +160,12 @@ function M.chain(name)
   return c
 end
 
---- A chain over explicit settings (tests, tools): eth.connect{chain_id =, providers = {...}}.
-function M.connect(spec)
-  local cfg = require("ferry.config").validate({ chains = { adhoc = spec } }, "eth.connect")
+--- A chain over explicit settings (tests, tools): eth.connect{chain_id =, providers = {...}},
+--- with optional top-level config (limits, cache, rpc) as a second table.
+function M.connect(spec, root)
+  local tbl = { chains = { adhoc = spec } }
+  for k, v in pairs(root or {}) do tbl[k] = v end
+  local cfg = require("ferry.config").validate(tbl, "eth.connect")
   local cc = cfg.chains.adhoc
   return setmetatable({ name = spec.name or "adhoc", cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
                         confirmations = cc.confirmations, pool = Pool.new(spec.name or "adhoc", cc, cfg),

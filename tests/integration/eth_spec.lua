@@ -191,3 +191,20 @@ describe("a transaction stuck below the base fee", function()
     assert.equal(0, tx.nonce)
   end)
 end)
+
+describe("the gas price cap", function()
+  it("refuses to broadcast above limits.max_gas_price_gwei", function()
+    local anvil = peers.anvil()
+    local chain = eth.connect({ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } },
+      { limits = { max_gas_price_gwei = 50 } })
+    local signer = chain:signer(KEY0)
+    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 1, max_fee = eth.gwei(60), max_priority_fee = eth.gwei(1) })
+    assert.is_false(ok)
+    assert.equal("policy_rejected", err.code)
+    assert.matches("above the cap of 50 gwei", err.message)
+    assert.equal(0, chain:nonce(ADDR0))
+    local tx = signer:send{ to = ADDR1, value = 1, max_fee = eth.gwei(40), max_priority_fee = eth.gwei(1) }
+    tx:wait{ timeout = 10 }
+    anvil:stop()
+  end)
+end)
