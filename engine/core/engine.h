@@ -41,7 +41,7 @@ typedef struct fy_engine {
   uint64_t next_task_id;
   /* counters for ferry.stats() */
   uint64_t tasks_spawned, tasks_failed, tasks_cancelled, ops_started, ops_timed_out;
-  int64_t tasks_alive, ops_pending, refs;
+  int64_t tasks_alive, daemons_alive, ops_pending, refs;
 } fy_engine_t;
 
 /* The engine owning L (any thread of the state). */

@@ -299,6 +299,7 @@ static void task_finish(fy_task_t *t, int state) {
   child_remove(t);
   list_remove(t);
   E->tasks_alive--;
+  if (t->daemon) E->daemons_alive--;
   if (state == T_FAILED) E->tasks_failed++;
   if (state == T_CANCELLED) E->tasks_cancelled++;
   wake_waiters(t);
@@ -440,6 +441,9 @@ static void drain_cb(uv_check_t *h) {
     if (t == last) break;
   }
   if (!E->ready_head && uv_is_active((uv_handle_t *)&E->spin)) uv_idle_stop(&E->spin);
+  /* only daemons left (a head tracker in the middle of a request, say): the work is done,
+   * and their pending I/O must not keep the engine alive */
+  if (E->tasks_alive > 0 && E->tasks_alive == E->daemons_alive) uv_stop(&E->loop);
 }
 
 void fy__sched_init(fy_engine_t *E) {
@@ -619,6 +623,7 @@ static int l_task_detach(lua_State *L) {
  * engine alive; it is cancelled at shutdown like any other. Implies detach. */
 static int l_task_daemon(lua_State *L) {
   fy_task_t *t = check_task(L, 1);
+  if (!t->daemon && t->state < T_DONE) fy_engine(L)->daemons_alive++;
   t->daemon = 1;
   t->detached = 1;
   child_remove(t);

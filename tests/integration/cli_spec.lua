@@ -317,3 +317,15 @@ describe("ferry CLI", function()
     end)
   end)
 end)
+
+describe("daemon tasks", function()
+  it("do not keep the engine alive, even in the middle of a request", function()
+    local code, _, err = child.ferry({ "-e", [[
+      local ferry = require "ferry"
+      ferry.spawn(function()
+        while true do require("ferry.core.http").request("http://10.255.255.1:9/", { timeout = 30 }) end
+      end):daemon()
+      ferry.sleep(0.05)]] }, nil, 10)
+    assert.equal(0, code, err)
+  end)
+end)
