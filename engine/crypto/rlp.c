@@ -234,3 +234,25 @@ const char *fy_rlp_err_name(int rc)
       return errors[i].name;
   return "eunknown";
 }
+
+static int reencode(fy_buf_t *b, const fy_rlp_item_t *it, int depth)
+{
+  if (!it->is_list)
+    return fy_rlp_put_bytes(b, it->p, it->len);
+  if (depth >= FY_RLP_MAX_DEPTH)
+    return FY_RLP_EDEPTH;
+  size_t mark = fy_rlp_list_begin(b);
+  fy_rlp_iter_t iter;
+  fy_rlp_item_t sub;
+  int rc;
+  fy_rlp_iter_init(&iter, it);
+  while ((rc = fy_rlp_iter_next(&iter, &sub)) == 1)
+    if ((rc = reencode(b, &sub, depth + 1)) != 0)
+      return rc;
+  return rc ? rc : fy_rlp_list_end(b, mark);
+}
+
+int fy_rlp_reencode(fy_buf_t *b, const fy_rlp_item_t *item)
+{
+  return reencode(b, item, 0);
+}

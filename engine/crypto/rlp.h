@@ -103,6 +103,11 @@ int fy_rlp_get_u64(const fy_rlp_item_t *it, uint64_t *v);
  * deeper than max_depth list levels (FY_RLP_EDEPTH). Returns 0 or a negative FY_RLP_E*. */
 int fy_rlp_validate(const fy_rlp_item_t *item, int max_depth);
 
+/* Encode a decoded item again, canonically, into b (nested lists are decoded on the way).
+ * Returns 0, FY_RLP_ENOMEM, or the decode error met inside a nested list (FY_RLP_EDEPTH past
+ * FY_RLP_MAX_DEPTH). The strict decoder's oracle: canonical input re-encodes to itself. */
+int fy_rlp_reencode(fy_buf_t *b, const fy_rlp_item_t *item);
+
 /* A static, lowercase message for rc ("ok" for 0, "unknown rlp error" for other values). */
 const char *fy_rlp_strerror(int rc);
 

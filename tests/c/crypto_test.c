@@ -103,23 +103,6 @@ static void keccak_vector(char *in_hex, char *digest_hex)
   free(want);
 }
 
-/* ---- rlp: re-encode a decoded item (checks nested items on the way). */
-static int reencode(const fy_rlp_item_t *it, fy_buf_t *b, int depth)
-{
-  if (!it->is_list)
-    return fy_rlp_put_bytes(b, it->p, it->len);
-  if (depth >= FY_RLP_MAX_DEPTH)
-    return FY_RLP_EDEPTH;
-  size_t mark = fy_rlp_list_begin(b);
-  fy_rlp_iter_t iter;
-  fy_rlp_item_t sub;
-  int rc;
-  fy_rlp_iter_init(&iter, it);
-  while ((rc = fy_rlp_iter_next(&iter, &sub)) == 1)
-    if ((rc = reencode(&sub, b, depth + 1)) != 0)
-      return rc;
-  return rc ? rc : fy_rlp_list_end(b, mark);
-}
 
 static void rlp_valid(char *name, char *hex)
 {
@@ -130,7 +113,7 @@ static void rlp_valid(char *name, char *hex)
   CHECK(rc == 0, "%s: decode_all: %s", name, fy_rlp_strerror(rc));
   CHECK(fy_rlp_validate(&it, FY_RLP_MAX_DEPTH) == 0, "%s: validate", name);
   fy_buf_t b = {0};
-  rc = reencode(&it, &b, 0);
+  rc = fy_rlp_reencode(&b, &it);
   CHECK(rc == 0 && b.len == n && memcmp(b.data, in, n) == 0, "%s: re-encoding differs (rc %d)", name, rc);
   fy_buf_free(&b);
   free(in);
