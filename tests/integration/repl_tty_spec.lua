@@ -2,9 +2,11 @@
 -- so libedit's line editing and the SIGINT handling run as they do for a person.
 local child = require "helpers.child"
 
--- feed: a shell snippet writing the keystrokes (with sleeps between them) to the pty
+-- feed: a shell snippet writing the keystrokes (with sleeps between them) to the pty.
+-- script(1) runs its command with $SHELL -c; `exec` keeps that shell out of the pty's foreground
+-- process group, or dash (SHELL=/bin/sh, as on CI) dies of the ^C and script exits 130.
 local function tty(feed)
-  local code, out, err = child.sh("(" .. feed .. ") | timeout 20 script -qfec './ferry repl' /dev/null")
+  local code, out, err = child.sh("(" .. feed .. ") | SHELL=/bin/sh timeout 20 script -qfec 'exec ./ferry repl' /dev/null")
   return code, out:gsub("\r", ""), err
 end
 
