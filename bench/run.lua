@@ -102,32 +102,46 @@ if wanted("transfers") then
   -- 200 transfers through the whole pipeline, ethers doing the same, and the floor (200
   -- pre-signed raw transactions), each on a fresh anvil
   local N = 200
-  local function with_anvil(fn)
-    local a = peers.anvil()
-    local ok, v = pcall(fn, a)
-    a:stop()
-    if not ok then error(v, 0) end
-    return v
+  -- anvil 1.7.1 now and then (under load) leaves the account's next nonce in `queued` for good
+  -- (bench/stress_sends.lua counts it). ferry's pipeline gets out by a fee bump, but only after
+  -- stuck_after (12 s), and the floor and ethers never do: a run that met it measured anvil,
+  -- not the client, so it is done again on a fresh anvil (and said so on stderr).
+  local function with_anvil(what, fn)
+    for _ = 1, 3 do
+      local a = peers.anvil()
+      local ok, v, bumped = pcall(fn, a)
+      local st = a.rpc:call("txpool_status", {})
+      local queued = st and tonumber(st.queued) or 0
+      a:stop()
+      if ok and queued == 0 and not bumped then return v end
+      if not ok and queued == 0 then error(v, 0) end
+      io.stderr:write(("bench: %s met anvil's stuck queue (%d queued, %s); again on a fresh anvil\n")
+        :format(what, queued, bumped and "freed by a fee bump" or tostring(v)))
+    end
+    error(what .. ": anvil's tx pool got stuck three runs in a row")
   end
-  local ours = with_anvil(function(a)
+  local ours = with_anvil("ferry", function(a)
     local eth = require "ferry.eth"
     local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
     local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     local to = {}
     for i = 1, N do to[i] = eth.address("0x" .. eth.keccak256("bench" .. i):sub(-40)) end
     chain:nonce(signer.address) -- connection warm, as the others' setup does
+    local bumps = 0
     local t0 = ferry.now()
     local _, summary = workflow.parallel(to, { max_concurrent = 32, progress = false }, function(addr)
-      signer:send{ to = addr, value = 1 }:wait{ timeout = 60 }
+      local tx = signer:send{ to = addr, value = 1 }
+      tx:wait{ timeout = 60 }
+      bumps = bumps + tx.bumps
     end)
     assert(summary.errors == 0, "transfers failed")
-    return ferry.now() - t0
+    return ferry.now() - t0, bumps > 0
   end)
-  local eth_s = with_anvil(function(a) return node("ethers_transfers.js", a.url, tostring(N)).seconds end)
-  local node_floor = with_anvil(function(a) return node("floor.js", a.url, tostring(N)).floor_seconds end)
+  local eth_s = with_anvil("ethers", function(a) return node("ethers_transfers.js", a.url, tostring(N)).seconds end)
+  local node_floor = with_anvil("node floor", function(a) return node("floor.js", a.url, tostring(N)).floor_seconds end)
   -- the floor in ferry itself: 200 transactions signed beforehand (not timed), then only
   -- eth_sendRawTransaction + receipts, 32 in flight, on the same HTTP client
-  local floor_s = with_anvil(function(a)
+  local floor_s = with_anvil("floor", function(a)
     local eth = require "ferry.eth"
     local rpc = require "ferry.rpc"
     local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
@@ -144,7 +158,10 @@ if wanted("transfers") then
     local _, summary = workflow.parallel(raws, { max_concurrent = 32, progress = false }, function(raw)
       local hash = assert(c:call("eth_sendRawTransaction", { raw }))
       local poll = 0.02
-      while not c:call("eth_getTransactionReceipt", { hash }) do ferry.sleep(poll); poll = math.min(poll * 1.5, 1) end
+      while not c:call("eth_getTransactionReceipt", { hash }) do
+        if ferry.now() - t0 > 20 then error("no receipt after 20 s") end
+        ferry.sleep(poll); poll = math.min(poll * 1.5, 1)
+      end
     end)
     assert(summary.errors == 0, "floor transfers failed")
     return ferry.now() - t0

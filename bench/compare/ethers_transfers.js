@@ -16,7 +16,7 @@ const KEY0 = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
   const url = process.argv[2];
   if (!url) { console.error('usage: ethers_transfers.js URL [N]'); process.exit(2); }
   const N = intArg(3, 200), CONC = 32;
-  deadline(30 + N / 4, 'ethers_transfers.js');
+  deadline(10 + N / 20, 'ethers_transfers.js');
   const POLL_MS = intArg(4, 250);
   const provider = new ethers.JsonRpcProvider(url);
   provider.pollingInterval = POLL_MS;

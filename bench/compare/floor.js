@@ -11,7 +11,7 @@ const KEY0 = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
   const url = process.argv[2];
   if (!url) { console.error('usage: floor.js URL [N]'); process.exit(2); }
   const N = intArg(3, 200), CONC = 32;
-  deadline(30 + N / 4, 'floor.js');
+  deadline(10 + N / 20, 'floor.js');
   const wallet = new ethers.Wallet(KEY0);
   const chainId = BigInt(await rpc(url, 'eth_chainId', []));
   const nonce0 = Number(await rpc(url, 'eth_getTransactionCount', [wallet.address, 'pending']));
