@@ -291,6 +291,8 @@ end
 ---------------------------------------------------------------------------------------------
 
 local Nonces = {}
+-- broadcast errors that do not say whether the node got the transaction
+local UNSURE = { timeout = true, provider_down = true, bad_response = true }
 Nonces.__index = Nonces
 
 function Chain:_nonces(addr)
@@ -333,10 +335,52 @@ function Nonces:reserve()
   return n
 end
 
--- Give back a nonce whose transaction never reached a node.
-function Nonces:release(n)
-  if n == self.next - 1 then self.next = n
-  else self.free[#self.free + 1] = n end
+-- Give back a nonce whose transaction never reached a node. Below nonces already handed out
+-- it is a gap that every later transaction of the address waits on: the next send takes it
+-- (reserve prefers freed nonces), and if none does within the chain's `gap_fill_after`
+-- seconds (default 2), `signer` fills it with a 0-value transfer to itself.
+function Nonces:release(n, signer)
+  self.free[#self.free + 1] = n
+  table.sort(self.free)
+  while self.free[#self.free] == self.next - 1 do   -- freed at the top: no gap, just give back
+    self.next = table.remove(self.free)
+  end
+  if #self.free > 0 and signer and not self.filler then
+    self.filler = ferry.spawn(self._fill_gaps, self, signer)
+  end
+end
+
+-- The gap filler: one task per address while freed nonces sit below handed-out ones.
+function Nonces:_fill_gaps(signer)
+  local wait = self.chain.cfg.gap_fill_after or 2
+  local failures = 0
+  while #self.free > 0 and failures < 5 do
+    ferry.sleep(wait)
+    local n = table.remove(self.free, 1)       -- sorted: the lowest gap first
+    if n == nil then break end                 -- sends took them meanwhile
+    local ok, tx = pcall(signer.send, signer, { to = signer.address, value = 0, nonce = n })
+    if ok then
+      ferry.log.warn("nonce gap filled with a 0-value transfer to self", { address = signer.address, nonce = n, hash = tx.hash })
+      failures = 0
+      ferry.spawn(function()                   -- see it mined (and bumped if it gets stuck)
+        local wok, werr = pcall(tx.wait, tx, { timeout = 300 })
+        if not wok then ferry.log.error("nonce gap filler not mined", { nonce = n, hash = tx.hash, err = tostring(werr) }) end
+      end)
+    elseif type(tx) == "table" and tx.code == "nonce_too_low" then
+      ferry.log.info("nonce gap already filled", { address = signer.address, nonce = n })
+    else
+      failures = failures + 1
+      self.free[#self.free + 1] = n
+      table.sort(self.free)
+      ferry.log.warn("nonce gap fill failed; trying again", { address = signer.address, nonce = n, err = tostring(tx) })
+      wait = math.min(wait * 2, 30)
+    end
+  end
+  if #self.free > 0 then
+    ferry.log.error("nonce gaps left unfilled: later transactions of this address wait on them",
+      { address = signer.address, nonces = table.concat(self.free, ",") })
+  end
+  self.filler = nil
 end
 
 -- The node says our count is stale (nonce too low): forget it and read again.
@@ -476,15 +520,19 @@ function Signer:send(t)
     else fields.max_fee, fields.max_priority_fee = max_fee, tip end
     local ok, raw_tx, hash = pcall(self.sign, self, fields)
     if not ok then
-      if not t.nonce then nonces:release(nonce) end
+      if not t.nonce then nonces:release(nonce, self) end
       error(raw_tx, 2)
     end
     -- 7. broadcast
     local r, err = session:call("eth_sendRawTransaction", { raw_tx })
-    if err and err.code == "timeout" then
-      -- no answer: it may or may not have reached the node; ask before deciding
-      local seen = chain:_call("eth_getTransactionByHash", { hash }, { fresh = true })
-      if seen then err = nil end
+    local unsure = err and UNSURE[err.code]
+    if unsure then
+      -- no clear answer: it may or may not have reached the node; ask before deciding. A
+      -- "not there" settles it after a complete reply (5xx, garbage), not after a timeout: that
+      -- request may still be on its way.
+      local seen, lerr = chain:_call("eth_getTransactionByHash", { hash }, { fresh = true })
+      if seen then err = nil
+      elseif not lerr and err.code ~= "timeout" then unsure = false end
     end
     if err == nil or err.code == "already_known" or (r ~= nil and r == hash) then
       if r ~= nil and r ~= hash then
@@ -499,9 +547,10 @@ function Signer:send(t)
     if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
       nonces:resync()
     else
-      -- did not reach the mempool: the nonce can be used again. After a timeout the bytes may
-      -- still arrive, so the nonce stays taken and the caller gets them (err.raw) to resend.
-      if not t.nonce and err.code ~= "timeout" then nonces:release(nonce) end
+      -- did not reach the mempool: the nonce can be used again. When even the lookup got no
+      -- answer the bytes may still arrive, so the nonce stays taken and the caller gets them
+      -- (err.raw) to resend.
+      if not t.nonce and not unsure then nonces:release(nonce, self) end
       err.raw = raw_tx
       if err.code == "reverted" then error(revert_error(err), 2) end
       err.nonce = nonce

@@ -208,3 +208,38 @@ describe("the gas price cap", function()
     anvil:stop()
   end)
 end)
+
+describe("a broadcast refused in the middle of a batch", function()
+  it("leaves no nonce gap: the freed nonce is filled and every later transaction is mined", function()
+    local anvil = peers.anvil()
+    local proxy = peers.proxy(anvil.url)
+    local chain = eth.connect{ chain_id = 31337, gap_fill_after = 0.5,
+                               providers = { { name = "p", url = proxy.url, rps = 10000 } } }
+    local signer = chain:signer(KEY0)
+    local wf = require "ferry.workflow"
+    local start = chain:nonce(ADDR0)
+    local sent = 0
+    local results = wf.parallel({ 1, 2, 3, 4, 5, 6, 7, 8 }, { max_concurrent = 8, progress = false }, function(i)
+      if i == 3 then
+        -- every broadcast attempt of this one gets HTTP 500 (the pool retries writes)
+        proxy:fault{ mode = "500", methods = { "eth_sendRawTransaction" }, count = chain.pool.retries + 1 }
+      end
+      local tx = signer:send{ to = fresh_address(900 + i), value = 1 }
+      sent = sent + 1
+      if i == 3 then proxy:fault{ mode = "pass" } end
+      return tx
+    end)
+    local failed = 0
+    for _, r in ipairs(results) do
+      if not r.ok then failed = failed + 1; assert.equal("provider_down", r.err.code) end
+    end
+    assert.is_true(failed >= 1, "a broadcast should have failed")
+    -- later transactions hold nonces above the freed one; they are mined once the gap is filled
+    for _, r in ipairs(results) do
+      if r.ok then r.value:wait{ timeout = 15 } end
+    end
+    assert.equal(start + 8, chain:nonce(ADDR0))
+    assert.equal(0, tonumber(anvil.rpc:call("txpool_status", {}).queued))
+    proxy:stop(); anvil:stop()
+  end)
+end)
