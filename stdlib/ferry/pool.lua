@@ -86,7 +86,10 @@ function M.new(name, chain, cfg)
       name = p.name, index = i,
       client = rpc.http(p.url, { timeout = p.timeout or self.timeout, headers = p.headers, name = p.name,
                                  max_bytes = rcfg.max_bytes }),
-      limiter = ratelimit.new{ rate = p.rps, burst = p.burst },
+      -- one token of the burst is held back for the network: the provider counts arrivals,
+      -- and requests admitted in order can arrive bunched up; with a token in hand a burst
+      -- that arrives up to 1/rps late still stays within rps x t + burst at the provider
+      limiter = ratelimit.new{ rate = p.rps, burst = p.burst and p.burst > 1 and p.burst - 1 or p.burst },
       timeout = p.timeout or self.timeout,
       verified = false, -- chain id checked since the breaker last closed
     }
