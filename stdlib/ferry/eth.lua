@@ -298,7 +298,7 @@ Nonces.__index = Nonces
 function Chain:_nonces(addr)
   local n = self.nonces[addr]
   if not n then
-    n = setmetatable({ chain = self, addr = addr, next = nil, free = {}, syncing = nil }, Nonces)
+    n = setmetatable({ chain = self, addr = addr, next = nil, free = {}, limbo = {}, syncing = nil }, Nonces)
     self.nonces[addr] = n
   end
   return n
@@ -318,6 +318,7 @@ function Nonces:_sync()
     local keep = {}
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
     self.free = keep
+    for l in pairs(self.limbo) do if l < n then self.limbo[l] = nil end end
   end)
   local ok, err = self.syncing:wait()
   self.syncing = nil
@@ -331,54 +332,112 @@ function Nonces:reserve()
     return table.remove(self.free, 1)
   end
   local n = self.next
+  while self.limbo[n] do n = n + 1 end       -- after a resync: never reuse an unanswered one
   self.next = n + 1
   return n
 end
 
--- Give back a nonce whose transaction never reached a node. Below nonces already handed out
--- it is a gap that every later transaction of the address waits on: the next send takes it
--- (reserve prefers freed nonces), and if none does within the chain's `gap_fill_after`
--- seconds (default 2), `signer` fills it with a 0-value transfer to itself.
+-- Gaps. Every transaction of an address waits on all lower nonces, so a nonce handed out and
+-- then not used stalls everything above it. Two ways that happens:
+--  * freed: the node refused the broadcast; the next send takes the nonce (reserve prefers
+--    freed ones);
+--  * unsure: the broadcast got no answer, so the bytes may still arrive and the nonce stays
+--    taken (the caller has them in err.raw to resend).
+-- Whatever is still open after the chain's `gap_fill_after` seconds (default 2) is filled by
+-- one filler task per address with a 0-value transfer to self. For an unsure nonce it first
+-- asks the node for the original and leaves the nonce to it if it is there. The two share the
+-- nonce, so at most one is ever mined; the filler pays at least the original's fees, so an
+-- original already in a mempool is not displaced by it ("replacement underpriced": taken).
+
 function Nonces:release(n, signer)
   self.free[#self.free + 1] = n
   table.sort(self.free)
   while self.free[#self.free] == self.next - 1 do   -- freed at the top: no gap, just give back
     self.next = table.remove(self.free)
   end
-  if #self.free > 0 and signer and not self.filler then
-    self.filler = ferry.spawn(self._fill_gaps, self, signer)
-  end
+  if #self.free > 0 then self:_watch_gaps(signer) end
 end
 
--- The gap filler: one task per address while freed nonces sit below handed-out ones.
+-- fields: the unanswered transaction's fee fields (max_fee, max_priority_fee | gas_price)
+function Nonces:unsure(n, signer, hash, fields)
+  self.limbo[n] = { hash = hash, max_fee = fields.max_fee, max_priority_fee = fields.max_priority_fee,
+                    gas_price = fields.gas_price }
+  self:_watch_gaps(signer)
+end
+
+-- A daemon: it serves the transactions someone waits on and never keeps a script alive.
+function Nonces:_watch_gaps(signer)
+  if signer and not self.filler then self.filler = ferry.spawn(self._fill_gaps, self, signer):daemon() end
+end
+
+-- The lowest open gap, taken out of its list: n, limbo entry (nil for a freed nonce)
+function Nonces:_take_gap()
+  local n, lim = self.free[1], nil
+  for ln, l in pairs(self.limbo) do
+    if n == nil or ln < n then n, lim = ln, l end
+  end
+  if lim then self.limbo[n] = nil elseif n then table.remove(self.free, 1) end
+  return n, lim
+end
+
+-- Fill nonce n -> "filled" | "taken" (nothing to do) | nil, err (try again later)
+function Nonces:_fill(signer, n, lim)
+  local chain = self.chain
+  local t = { to = signer.address, value = 0, nonce = n }
+  if lim then
+    if chain:_call("eth_getTransactionByHash", { lim.hash }, { fresh = true }) then return "taken" end
+    t.gas = 21000
+    if lim.gas_price then
+      local now = chain:gas_price()
+      t.gas_price = now > lim.gas_price and now or lim.gas_price
+    else
+      local f = chain:fees()
+      t.max_fee = f.max_fee > lim.max_fee and f.max_fee or lim.max_fee
+      t.max_priority_fee = f.max_priority_fee > lim.max_priority_fee and f.max_priority_fee or lim.max_priority_fee
+      if t.max_priority_fee > t.max_fee then t.max_priority_fee = t.max_fee end
+    end
+  end
+  local ok, tx = pcall(signer.send, signer, t)
+  if ok then
+    ferry.log.warn("nonce gap filled with a 0-value transfer to self",
+      { address = signer.address, nonce = n, hash = tx.hash, was = lim and "unanswered broadcast" or "refused broadcast" })
+    ferry.spawn(function()                     -- see it mined (and bumped if it gets stuck)
+      local wok, werr = pcall(tx.wait, tx, { timeout = 300 })
+      if not wok then ferry.log.error("nonce gap filler not mined", { nonce = n, hash = tx.hash, err = tostring(werr) }) end
+    end):daemon()
+    return "filled"
+  end
+  local code, msg = type(tx) == "table" and tx.code, type(tx) == "table" and tostring(tx.message) or ""
+  if code == "nonce_too_low" or code == "already_known" or (code == "underpriced" and msg:find("replacement", 1, true)) then
+    return "taken"                             -- the chain or the mempool has a tx at n
+  end
+  return nil, tx
+end
+
 function Nonces:_fill_gaps(signer)
   local wait = self.chain.cfg.gap_fill_after or 2
   local failures = 0
-  while #self.free > 0 and failures < 5 do
+  while (#self.free > 0 or next(self.limbo)) and failures < 5 do
     ferry.sleep(wait)
-    local n = table.remove(self.free, 1)       -- sorted: the lowest gap first
+    local n, lim = self:_take_gap()
     if n == nil then break end                 -- sends took them meanwhile
-    local ok, tx = pcall(signer.send, signer, { to = signer.address, value = 0, nonce = n })
-    if ok then
-      ferry.log.warn("nonce gap filled with a 0-value transfer to self", { address = signer.address, nonce = n, hash = tx.hash })
-      failures = 0
-      ferry.spawn(function()                   -- see it mined (and bumped if it gets stuck)
-        local wok, werr = pcall(tx.wait, tx, { timeout = 300 })
-        if not wok then ferry.log.error("nonce gap filler not mined", { nonce = n, hash = tx.hash, err = tostring(werr) }) end
-      end)
-    elseif type(tx) == "table" and tx.code == "nonce_too_low" then
-      ferry.log.info("nonce gap already filled", { address = signer.address, nonce = n })
-    else
+    local done, err = self:_fill(signer, n, lim)
+    if done == "taken" then
+      ferry.log.info("nonce gap already closed", { address = signer.address, nonce = n })
+    elseif not done then
       failures = failures + 1
-      self.free[#self.free + 1] = n
-      table.sort(self.free)
-      ferry.log.warn("nonce gap fill failed; trying again", { address = signer.address, nonce = n, err = tostring(tx) })
+      if lim then self.limbo[n] = lim else self.free[#self.free + 1] = n; table.sort(self.free) end
+      ferry.log.warn("nonce gap fill failed; trying again", { address = signer.address, nonce = n, err = tostring(err) })
       wait = math.min(wait * 2, 30)
     end
   end
-  if #self.free > 0 then
-    ferry.log.error("nonce gaps left unfilled: later transactions of this address wait on them",
-      { address = signer.address, nonces = table.concat(self.free, ",") })
+  local open = {}
+  for _, n in ipairs(self.free) do open[#open + 1] = n end
+  for n in pairs(self.limbo) do open[#open + 1] = n end
+  if #open > 0 then
+    table.sort(open)
+    ferry.log.error("nonce gaps left open: later transactions of this address wait on them",
+      { address = signer.address, nonces = table.concat(open, ",") })
   end
   self.filler = nil
 end
@@ -547,10 +606,12 @@ function Signer:send(t)
     if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
       nonces:resync()
     else
-      -- did not reach the mempool: the nonce can be used again. When even the lookup got no
-      -- answer the bytes may still arrive, so the nonce stays taken and the caller gets them
-      -- (err.raw) to resend.
-      if not t.nonce and not unsure then nonces:release(nonce, self) end
+      -- refused: the nonce can be used again. Unsure (no answer, and no answer that settles
+      -- it from the lookup either): the bytes may still arrive, so the nonce stays taken until
+      -- the gap filler settles it, and the caller gets them (err.raw) to resend. See "Gaps".
+      if not t.nonce then
+        if unsure then nonces:unsure(nonce, self, hash, fields) else nonces:release(nonce, self) end
+      end
       err.raw = raw_tx
       if err.code == "reverted" then error(revert_error(err), 2) end
       err.nonce = nonce

@@ -139,6 +139,13 @@ describe("tx:wait on a node that lost the transaction", function()
   end)
 end)
 
+-- wait for the address's gap filler task to finish, if it is still running
+local function filler_done(chain)
+  local f = chain:_nonces(ADDR0).filler
+  if f then assert.is_true((f:wait(5))) end
+  assert.is_nil(chain:_nonces(ADDR0).filler)
+end
+
 describe("a broadcast that gets no answer", function()
   it("raises timeout with the signed bytes, keeps the nonce taken, and they can be resent", function()
     local anvil = peers.anvil()
@@ -159,6 +166,35 @@ describe("a broadcast that gets no answer", function()
     assert.equal(err.hash, (chain:call("eth_sendRawTransaction", { err.raw })))
     tx2:wait{ timeout = 10 }
     assert.equal(err.nonce + 2, chain:nonce(ADDR0))
+    -- the gap filler finds the original on chain and sends nothing
+    filler_done(chain)
+    assert.equal(err.nonce + 2, chain:nonce(ADDR0))
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("never resent: the gap filler takes the nonce with a 0-value transfer to self, and later sends are mined", function()
+    local anvil = peers.anvil()
+    local proxy = peers.proxy(anvil.url)
+    local chain = eth.connect{ chain_id = 31337, gap_fill_after = 0.3,
+                               providers = { { name = "p", url = proxy.url, rps = 10000, timeout = 0.3 } } }
+    chain.pool.retries = 0
+    local signer = chain:signer(KEY0)
+    local before = chain:balance(ADDR1, "latest", { fresh = true })
+    proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
+    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 5 })
+    assert.is_false(ok)
+    assert.equal("timeout", err.code)
+    proxy:fault{ mode = "pass" }
+    local tx2 = signer:send{ to = ADDR1, value = 6 }
+    assert.equal(err.nonce + 1, tx2.nonce)
+    tx2:wait{ timeout = 10 }                    -- mined only once the filler took err.nonce
+    filler_done(chain)
+    assert.equal(err.nonce + 2, chain:nonce(ADDR0))
+    assert.equal(before + 6, chain:balance(ADDR1, "latest", { fresh = true }))   -- the unanswered payout never happened
+    assert.is_nil(chain:receipt(err.hash))
+    -- and its bytes, sent late, are refused: the nonce is used
+    local _, late = chain:call("eth_sendRawTransaction", { err.raw })
+    assert.equal("nonce_too_low", late and late.code)
     proxy:stop(); anvil:stop()
   end)
 end)
