@@ -11,7 +11,7 @@
 local M = {}
 
 local DEFAULT_TTL = { eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15,
-                      eth_chainId = 0, net_version = 0 }
+                      eth_feeHistory = 12, eth_maxPriorityFeePerGas = 12, eth_chainId = 0, net_version = 0 }
 -- documented per-provider budgets (requests per second) by provider name
 M.DEFAULT_RPS = { alchemy = 25, infura = 10, quicknode = 15, public = 5 }
 M.RPS_ENV = { alchemy = "RPC_RATE_LIMIT_ALCHEMY", infura = "RPC_RATE_LIMIT_INFURA",

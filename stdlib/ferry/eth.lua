@@ -222,13 +222,13 @@ end
 --- receipt(hash) -> receipt table | nil while not mined
 function Chain:receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
 
---- fees() -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the next block's base
---- fee and the chain's `fees.percentile` (50) of recent tips; max_fee = base_multiplier (2)
---- x base + tip.
-function Chain:fees()
+--- fees({fresh = bool}?) -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the
+--- next block's base fee and the chain's `fees.percentile` (50) of recent tips; max_fee =
+--- base_multiplier (2) x base + tip. The history is cached until the next head (cache.ttl).
+function Chain:fees(opts)
   local fc = self.cfg.fees or {}
   local pct = fc.percentile or 50
-  local h = self:_must("eth_feeHistory", { ("0x%x"):format(fc.blocks or 5), "latest", json.array({ pct }) })
+  local h = self:_must("eth_feeHistory", { ("0x%x"):format(fc.blocks or 5), "latest", json.array({ pct }) }, opts)
   local bases = h.baseFeePerGas
   if type(bases) ~= "table" or #bases == 0 then
     raise("bad_response", "eth_feeHistory without baseFeePerGas", { chain = self.name })
@@ -287,7 +287,8 @@ function Chain:estimate_gas(t, opts)
 end
 
 ---------------------------------------------------------------------------------------------
--- Nonces: an in-process allocator per address (the store issue replaces it)
+-- Nonces: an in-process allocator per address (the store issue replaces it), and the funds
+-- its sends have committed between their pre-flight check and their broadcast
 ---------------------------------------------------------------------------------------------
 
 local Nonces = {}
@@ -298,7 +299,8 @@ Nonces.__index = Nonces
 function Chain:_nonces(addr)
   local n = self.nonces[addr]
   if not n then
-    n = setmetatable({ chain = self, addr = addr, next = nil, free = {}, limbo = {}, syncing = nil }, Nonces)
+    n = setmetatable({ chain = self, addr = addr, next = nil, free = {}, limbo = {}, syncing = nil,
+                       holds = {}, seq = 0, checking = 0 }, Nonces)
     self.nonces[addr] = n
   end
   return n
@@ -442,6 +444,41 @@ function Nonces:_fill_gaps(signer)
   self.filler = nil
 end
 
+-- Funds. A mined balance does not show this address's sends that are still on their way:
+-- past their pre-flight check, signed, broadcast, in a mempool. So a send first commits what
+-- it may spend (value + gas x max fee) and then checks the balance against its amount plus
+-- what the sends that committed before it still hold; sends checking at the same time are
+-- judged in commit order, as if one after the other. A hold ends when the send fails or is
+-- cancelled before its broadcast (closing it), or once its nonce is below the account's mined
+-- count: the balance shows it from there. The count is read before the balance, so a
+-- transaction mined between the two reads is counted twice (a refusal on the safe side, which
+-- the send looks at once more), never not at all.
+local Hold = { __close = function(h)
+  if not h.sent and h.nonces then h.nonces.holds[h] = nil end
+end }
+
+function Nonces:commit(amount)
+  self.seq = self.seq + 1
+  local h = setmetatable({ nonces = self, amount = amount, seq = self.seq, nonce = nil, sent = false }, Hold)
+  self.holds[h] = true
+  return h
+end
+
+-- What the holds that committed before h and are not mined at `count` hold: amount, how many.
+-- A check that finds no other check running forgets the holds mined at its count.
+function Nonces:ahead_of(h, count)
+  local sum, n = U(0), 0
+  local alone = self.checking == 1
+  for o in pairs(self.holds) do
+    if o.nonce and o.nonce < count then
+      if alone then self.holds[o] = nil end
+    elseif o.seq < h.seq then
+      sum, n = sum + o.amount, n + 1
+    end
+  end
+  return sum, n
+end
+
 -- The node says our count is stale (nonce too low): forget it and read again.
 function Nonces:resync()
   self.next = nil
@@ -557,21 +594,38 @@ function Signer:send(t)
     simulated = true
   end
   -- 2. policies (before_send) come with the policy issue
-  -- 3. pre-flight funds check, fresh
+  -- 3. pre-flight funds check: the mined balance, less what this address's sends that
+  -- committed before this one still hold (see "Funds" above)
+  local nonces = base:_nonces(from)
   local required = value + U(gas) * price
-  local available = chain:balance(from, "pending", { fresh = true })
-  if available < required then
-    raise("insufficient_funds", ("%s has %s wei, needs %s wei (value %s + gas %d x %s)")
-      :format(from, tostring(available), tostring(required), tostring(value), gas, tostring(price)),
-      { required = required, available = available, address = from })
+  local hold <close> = nonces:commit(required)
+  local balance, ahead, n_ahead
+  nonces.checking = nonces.checking + 1
+  local ok, e = pcall(function()
+    for _ = 1, 2 do
+      local count = chain:nonce(from, "latest")
+      balance = chain:balance(from, "latest", { fresh = true })
+      ahead, n_ahead = nonces:ahead_of(hold, count)
+      if balance >= ahead + required or n_ahead == 0 then return end
+    end
+  end)
+  nonces.checking = nonces.checking - 1
+  if not ok then error(e, 0) end
+  if balance < ahead + required then
+    local available = balance > ahead and balance - ahead or U(0)
+    local held = n_ahead > 0 and (" (balance %s, %s held by %d earlier send%s not mined yet)")
+      :format(tostring(balance), tostring(ahead), n_ahead, n_ahead > 1 and "s" or "") or ""
+    raise("insufficient_funds", ("%s has %s wei, needs %s wei (value %s + gas %d x %s)%s")
+      :format(from, tostring(available), tostring(required), tostring(value), gas, tostring(price), held),
+      { required = required, available = available, balance = balance, held = ahead, address = from })
   end
   -- 4. simulate when estimation did not already run the call
   if not simulated then chain:eth_call({ from = from, to = to, value = value, data = data, gas = gas }, "pending") end
   -- 5. nonce
-  local nonces = base:_nonces(from)
   local session = chain.session
   for attempt = 1, 3 do
     local nonce = t.nonce or nonces:reserve()
+    hold.nonce = nonce
     -- 6. sign
     local fields = { type = legacy and 0 or 2, chain_id = chain.chain_id, nonce = nonce, gas = gas,
                      to = to, value = value, data = data, access_list = t.access_list }
@@ -594,6 +648,7 @@ function Signer:send(t)
       elseif not lerr and err.code ~= "timeout" then unsure = false end
     end
     if err == nil or err.code == "already_known" or (r ~= nil and r == hash) then
+      hold.sent = true                          -- held until mined (Nonces:ahead_of)
       if r ~= nil and r ~= hash then
         ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
       end
@@ -610,7 +665,8 @@ function Signer:send(t)
       -- it from the lookup either): the bytes may still arrive, so the nonce stays taken until
       -- the gap filler settles it, and the caller gets them (err.raw) to resend. See "Gaps".
       if not t.nonce then
-        if unsure then nonces:unsure(nonce, self, hash, fields) else nonces:release(nonce, self) end
+        if unsure then hold.sent = true; nonces:unsure(nonce, self, hash, fields)
+        else nonces:release(nonce, self) end
       end
       err.raw = raw_tx
       if err.code == "reverted" then error(revert_error(err), 2) end
@@ -637,7 +693,7 @@ function Tx:_bump()
     if now > fields.gas_price then fields.gas_price = now end
     price = fields.gas_price
   else
-    local f = chain:fees()
+    local f = chain:fees({ fresh = true })      -- a bump answers what the chain asks now
     fields.max_fee, fields.max_priority_fee = up(self.max_fee), up(self.max_priority_fee)
     if f.max_fee > fields.max_fee then fields.max_fee = f.max_fee end
     if f.max_priority_fee > fields.max_priority_fee then fields.max_priority_fee = f.max_priority_fee end

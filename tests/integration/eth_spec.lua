@@ -279,3 +279,48 @@ describe("a broadcast refused in the middle of a batch", function()
     proxy:stop(); anvil:stop()
   end)
 end)
+
+describe("concurrent sends from one address", function()
+  it("are judged against the balance in turn: no more pass than it covers, and nothing reaches the node", function()
+    local anvil = peers.anvil()
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local signer = chain:signer(eth.keccak256("ferry funds in flight"))
+    local _, serr = anvil.rpc:call("anvil_setBalance", { signer.address, "0xde0b6b3a7640000" })   -- 1 ether
+    assert.is_nil(serr)
+    local wf = require "ferry.workflow"
+    local items = {}
+    for i = 1, 8 do items[i] = fresh_address(700 + i) end
+    -- each needs 0.3 ether + 21000 x 10 gwei: the balance covers three
+    local results = wf.parallel(items, { max_concurrent = 8, progress = false }, function(to)
+      return signer:send{ to = to, value = eth.ether "0.3", gas = 21000, max_fee = eth.gwei(10),
+                          max_priority_fee = eth.gwei(1) }
+    end)
+    local sent, nonces, refused = 0, {}, 0
+    for _, r in ipairs(results) do
+      if r.ok then
+        sent = sent + 1
+        nonces[#nonces + 1] = r.value.nonce
+        r.value:wait{ timeout = 10 }
+      else
+        refused = refused + 1
+        assert.equal("insufficient_funds", r.err.code, tostring(r.err))
+        assert.is_true(r.err.required > r.err.available)
+      end
+    end
+    assert.equal(3, sent)
+    assert.equal(5, refused)
+    table.sort(nonces)
+    assert.same({ 0, 1, 2 }, nonces)
+    assert.equal(3, chain:nonce(signer.address))
+    local n = chain:_nonces(signer.address)
+    assert.same({}, n.free)                              -- no broadcast was refused
+    assert.is_nil(n.filler)
+    -- every hold is gone: the refused ones at once, the sent ones once a check saw them mined
+    signer:send{ to = signer.address, value = 0, gas = 21000, max_fee = eth.gwei(2), max_priority_fee = eth.gwei(1) }
+    local holds = 0
+    for h in pairs(n.holds) do if h.nonce ~= 3 then holds = holds + 1 end end
+    assert.equal(0, holds)
+    assert.equal(0, n.checking)
+    anvil:stop()
+  end)
+end)

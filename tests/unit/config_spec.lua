@@ -46,7 +46,8 @@ describe("ferry.config", function()
     it("merges the file's cache.ttl over the default TTLs", function()
       local cfg = config.load(DIR .. "good.lua")
       assert.same({ eth_getBalance = 5, eth_call = 2, eth_blockNumber = 12, eth_gasPrice = 15,
-                    eth_chainId = 0, net_version = 0 }, cfg.cache.ttl)
+                    eth_feeHistory = 12, eth_maxPriorityFeePerGas = 12, eth_chainId = 0, net_version = 0 },
+                  cfg.cache.ttl)
     end)
 
     it("names the key path of a misspelt key and suggests the right one", function()
@@ -185,8 +186,8 @@ describe("ferry.config", function()
       assert.equal(".ferry", cfg.data_dir)
       assert.equal(100000, cfg.cache.max_entries)
       assert.equal(64 * 1024 * 1024, cfg.cache.max_bytes)
-      assert.same({ eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15, eth_chainId = 0, net_version = 0 },
-        cfg.cache.ttl)
+      assert.same({ eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15, eth_feeHistory = 12,
+                    eth_maxPriorityFeePerGas = 12, eth_chainId = 0, net_version = 0 }, cfg.cache.ttl)
       assert.same({ timeout = 10, max_bytes = 32 * 1024 * 1024, retries = 2 }, cfg.rpc)
       assert.same({}, cfg.limits)
     end)
