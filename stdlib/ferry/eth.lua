@@ -197,6 +197,9 @@ end
 function Chain:pool_status() return self.pool:status() end
 function Chain:stats() return self.pool:stats() end
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
+--- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`)
+function Chain:close() self.pool:close() end
+Chain.__close = Chain.close
 
 function Chain:block_number() return qty(self:_must("eth_blockNumber")) end
 function Chain:chain_id_remote() return qty(self:_must("eth_chainId")) end
@@ -300,7 +303,7 @@ function Chain:_nonces(addr)
   local n = self.nonces[addr]
   if not n then
     n = setmetatable({ chain = self, addr = addr, next = nil, free = {}, limbo = {}, syncing = nil,
-                       holds = {}, seq = 0, checking = 0 }, Nonces)
+                       holds = {}, seq = 0, counts = {} }, Nonces)
     self.nonces[addr] = n
   end
   return n
@@ -465,13 +468,15 @@ function Nonces:commit(amount)
 end
 
 -- What the holds that committed before h and are not mined at `count` hold: amount, how many.
--- A check that finds no other check running forgets the holds mined at its count.
+-- Holds mined at the lowest count a running check has read are forgotten (every later read
+-- sees a count at least that high).
 function Nonces:ahead_of(h, count)
+  local floor = count
+  for _, c in pairs(self.counts) do if c < floor then floor = c end end
   local sum, n = U(0), 0
-  local alone = self.checking == 1
   for o in pairs(self.holds) do
     if o.nonce and o.nonce < count then
-      if alone then self.holds[o] = nil end
+      if o.nonce < floor then self.holds[o] = nil end
     elseif o.seq < h.seq then
       sum, n = sum + o.amount, n + 1
     end
@@ -600,16 +605,16 @@ function Signer:send(t)
   local required = value + U(gas) * price
   local hold <close> = nonces:commit(required)
   local balance, ahead, n_ahead
-  nonces.checking = nonces.checking + 1
   local ok, e = pcall(function()
     for _ = 1, 2 do
       local count = chain:nonce(from, "latest")
+      nonces.counts[hold] = count
       balance = chain:balance(from, "latest", { fresh = true })
       ahead, n_ahead = nonces:ahead_of(hold, count)
       if balance >= ahead + required or n_ahead == 0 then return end
     end
   end)
-  nonces.checking = nonces.checking - 1
+  nonces.counts[hold] = nil
   if not ok then error(e, 0) end
   if balance < ahead + required then
     local available = balance > ahead and balance - ahead or U(0)

@@ -344,6 +344,16 @@ end
 
 --- Poll heads: every provider's block number (lag), and the best provider's latest block
 --- hash to see reorgs (a new hash at a height we knew, or a parent we did not know).
+--- Stop the head tracker and free the cache. The pool still answers calls afterwards (with no
+--- cache); idempotent.
+function Pool:close()
+  if self.tracker then
+    self.tracker:cancel("pool closed")
+    self.tracker = nil
+  end
+  self.cache:flush()
+end
+
 function Pool:track_heads(interval)
   if self.tracker then return self.tracker end
   interval = interval or self.chain.head_poll or 1

@@ -223,7 +223,7 @@ describe("provider pool cache", function()
     local c = chain_over({ { name = "anvil", url = a.url, rps = 10000 } })
     local signer = c:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     local to = eth.address("0x" .. ("cd"):rep(20))
-    c:track_heads(0.05)
+    local tracker = c:track_heads(0.05)
     signer:send{ to = to, value = 777 }:wait{ timeout = 10 }
     ferry.sleep(0.2)
     assert.equal("0x309", c:call("eth_getBalance", { to, "latest" }))
@@ -232,6 +232,8 @@ describe("provider pool cache", function()
     local deadline = ferry.now() + 3
     while c:stats().reorgs == 0 and ferry.now() < deadline do ferry.sleep(0.05) end
     assert.equal("0x0", c:call("eth_getBalance", { to, "latest" }))
+    c:close()                                  -- or the tracker polls a dead anvil every 50 ms
+    assert.equal("cancelled", tracker:status())
     a:stop()
   end)
 end)
