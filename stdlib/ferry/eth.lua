@@ -198,8 +198,15 @@ end
 function Chain:pool_status() return self.pool:status() end
 function Chain:stats() return self.pool:stats() end
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
---- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`)
-function Chain:close() self.pool:close() end
+--- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
+--- A closed chain still answers calls; eth.chain(name) makes a new one.
+function Chain:close()
+  self.pool:close()
+  if chains[self.name] == self then
+    chains[self.name] = nil
+    ferry.register_stats("pool:" .. self.name, nil)
+  end
+end
 Chain.__close = Chain.close
 
 function Chain:block_number() return qty(self:_must("eth_blockNumber")) end

@@ -329,3 +329,23 @@ describe("concurrent sends from one address", function()
     anvil:stop()
   end)
 end)
+
+describe("chain:close()", function()
+  it("stops eth.chain's head tracker and lets eth.chain make a new chain (child process)", function()
+    local anvil = peers.anvil()
+    local code, out, err = require("helpers.child").ferry({ "-e", ([[
+      local ferry, eth = require "ferry", require "ferry.eth"
+      ferry.set_config{ chains = { x = { kind = "evm", chain_id = 31337, head_poll = 0.05,
+                                         providers = { { url = %q } } } } }
+      local c = eth.chain "x"
+      local tracker = c.pool.tracker
+      print(tracker:status() ~= "cancelled", c:block_number(), ferry.stats()["pool:x"] ~= nil)
+      c:close()
+      print(tracker:status(), c:block_number(), ferry.stats()["pool:x"] ~= nil, eth.chain "x" ~= c)
+      do local d <close> = eth.chain "x" end
+      print(ferry.stats()["pool:x"] ~= nil)]]):format(anvil.url) })
+    anvil:stop()
+    assert.equal(0, code, err)
+    assert.equal("true\t0\ttrue\ncancelled\t0\tfalse\ttrue\nfalse\n", out)
+  end)
+end)
