@@ -427,17 +427,14 @@ function Signer:send(t)
   local required = value + U(gas) * price
   local hold <close> = nonces:commit(required)
   local balance, ahead, n_ahead
-  local ok, e = pcall(function()
-    for _ = 1, 2 do
-      local count = chain:nonce(from, "latest")
-      nonces.counts[hold] = count
-      balance = chain:balance(from, "latest", { fresh = true })
-      ahead, n_ahead = nonces:ahead_of(hold, count)
-      if balance >= ahead + required or n_ahead == 0 then return end
-    end
-  end)
+  for _ = 1, 2 do
+    local count = chain:nonce(from, "latest")
+    nonces.counts[hold] = count                 -- until the check is over (or the hold closed)
+    balance = chain:balance(from, "latest", { fresh = true })
+    ahead, n_ahead = nonces:ahead_of(hold, count)
+    if balance >= ahead + required or n_ahead == 0 then break end
+  end
   nonces.counts[hold] = nil
-  if not ok then error(e, 0) end
   if balance < ahead + required then
     local available = balance > ahead and balance - ahead or U(0)
     local held = n_ahead > 0 and (" (balance %s, %s held by %d earlier send%s not mined yet)")

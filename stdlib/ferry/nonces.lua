@@ -165,7 +165,9 @@ end
 -- transaction mined between the two reads is counted twice (a refusal on the safe side, which
 -- the send looks at once more), never not at all.
 local Hold = { __close = function(h)
-  if not h.sent and h.nonces then h.nonces.holds[h] = nil end
+  local n = h.nonces
+  n.counts[h] = nil                            -- a check cut short by an error or a cancel
+  if not h.sent then n.holds[h] = nil end
 end }
 
 function Nonces:commit(amount)

@@ -330,6 +330,28 @@ describe("concurrent sends from one address", function()
   end)
 end)
 
+describe("a send cancelled during its funds check", function()
+  it("gives its hold back", function()
+    local anvil = peers.anvil()
+    local proxy = peers.proxy(anvil.url)
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "p", url = proxy.url, rps = 10000 } } }
+    local signer = chain:signer(KEY0)
+    proxy:fault{ mode = "hang", methods = { "eth_getBalance" } }
+    local t = ferry.spawn(signer.send, signer, { to = ADDR1, value = 1 })
+    local n = chain:_nonces(ADDR0)
+    local deadline = ferry.now() + 5
+    while next(n.counts) == nil and ferry.now() < deadline do ferry.sleep(0.01) end
+    assert.is_not_nil(next(n.counts), "the send should be waiting on its balance read")
+    t:cancel("enough")
+    local ok, err = t:wait(5)
+    assert.is_false(ok)
+    assert.equal("cancelled", err.code)
+    assert.is_nil(next(n.holds))
+    assert.is_nil(next(n.counts))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
 describe("chain:close()", function()
   it("stops eth.chain's head tracker and lets eth.chain make a new chain (child process)", function()
     local anvil = peers.anvil()
