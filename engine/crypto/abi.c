@@ -96,20 +96,12 @@ static long parse_num(lexer_t *lx, long max) {
 
 static int parse_type(lexer_t *lx, int depth, fy_abi_type_t **out);
 
-/* "(" [type {"," type}] ")" -> TUPLE. The empty tuple is only allowed as a function's argument
- * list (allow_empty): Solidity has no empty structs, and keeping every type >= 32 bytes in the
- * head bounds the number of items any data can hold. */
-static int parse_tuple(lexer_t *lx, int depth, int allow_empty, fy_abi_type_t **out) {
+/* The items of a type list, each parsed at `depth`, separated by commas and ended by `closer`
+ * (consumed), or by the end of the input when closer is 0. At least one item. */
+static int parse_list(lexer_t *lx, int depth, char closer, fy_abi_type_t **out) {
   fy_abi_type_t **f = NULL, **nf;
   size_t n = 0, cap = 0;
   int rc;
-  lx->s++; /* '(' */
-  skip_ws(lx);
-  if (lx->s < lx->end && *lx->s == ')') {
-    if (!allow_empty) return FY_ABI_ETYPE;
-    lx->s++;
-    return fy_abi_tuple_new(f, 0, out);
-  }
   for (;;) {
     if (n == cap) {
       cap = cap ? cap * 2 : 4;
@@ -117,14 +109,18 @@ static int parse_tuple(lexer_t *lx, int depth, int allow_empty, fy_abi_type_t **
       if (!nf) { rc = FY_ABI_ENOMEM; goto fail; }
       f = nf;
     }
-    rc = parse_type(lx, depth + 1, &f[n]);
+    rc = parse_type(lx, depth, &f[n]);
     if (rc) goto fail;
     n++;
     if (n > FY_ABI_MAX_FIXED_LEN) { rc = FY_ABI_ELIMIT; goto fail; }
     skip_ws(lx);
-    if (lx->s >= lx->end) { rc = FY_ABI_ETYPE; goto fail; }
+    if (lx->s >= lx->end) {
+      if (!closer) break;
+      rc = FY_ABI_ETYPE;
+      goto fail;
+    }
     if (*lx->s == ',') { lx->s++; continue; }
-    if (*lx->s == ')') { lx->s++; break; }
+    if (closer && *lx->s == closer) { lx->s++; break; }
     rc = FY_ABI_ETYPE;
     goto fail;
   }
@@ -135,6 +131,20 @@ fail:
   for (size_t i = 0; i < n; i++) fy_abi_type_free(f[i]);
   free(f);
   return rc;
+}
+
+/* "(" [type {"," type}] ")" -> TUPLE. The empty tuple is only allowed as a function's argument
+ * list (allow_empty): Solidity has no empty structs, and keeping every type >= 32 bytes in the
+ * head bounds the number of items any data can hold. */
+static int parse_tuple(lexer_t *lx, int depth, int allow_empty, fy_abi_type_t **out) {
+  lx->s++; /* '(' */
+  skip_ws(lx);
+  if (lx->s < lx->end && *lx->s == ')') {
+    if (!allow_empty) return FY_ABI_ETYPE;
+    lx->s++;
+    return fy_abi_tuple_new(NULL, 0, out);
+  }
+  return parse_list(lx, depth + 1, ')', out);
 }
 
 static int parse_elementary(lexer_t *lx, fy_abi_type_t **out) {
@@ -244,37 +254,12 @@ int fy_abi_type_parse(const char *s, size_t len, fy_abi_type_t **out) {
 }
 
 int fy_abi_types_parse(const char *s, size_t len, fy_abi_type_t **out) {
-  /* wrap as "(" s ")" without copying: parse the list manually */
-  fy_abi_type_t **f = NULL, **nf;
-  size_t n = 0, cap = 0;
+  /* a tuple's items without the parentheses (no copy to wrap them in "(" ")") */
   lexer_t lx = {s, s + len};
-  int rc;
   *out = NULL;
   skip_ws(&lx);
   if (lx.s == lx.end) return fy_abi_tuple_new(NULL, 0, out);
-  for (;;) {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 4;
-      nf = realloc(f, cap * sizeof *f);
-      if (!nf) { rc = FY_ABI_ENOMEM; goto fail; }
-      f = nf;
-    }
-    rc = parse_type(&lx, 1, &f[n]);
-    if (rc) goto fail;
-    n++;
-    if (n > FY_ABI_MAX_FIXED_LEN) { rc = FY_ABI_ELIMIT; goto fail; }
-    skip_ws(&lx);
-    if (lx.s == lx.end) break;
-    if (*lx.s != ',') { rc = FY_ABI_ETYPE; goto fail; }
-    lx.s++;
-  }
-  rc = fy_abi_tuple_new(f, n, out);
-  free(f);
-  return rc;
-fail:
-  for (size_t i = 0; i < n; i++) fy_abi_type_free(f[i]);
-  free(f);
-  return rc;
+  return parse_list(&lx, 1, 0, out);
 }
 
 static int put_str(fy_buf_t *b, const char *s) {
