@@ -81,6 +81,7 @@ function M.new(name, chain, cfg)
            retries = 0, errors = 0, reorgs = 0, new_heads = 0 },
   }, Pool)
   local hp = {}
+  self.by_name = {}
   for i, p in ipairs(chain.providers) do
     self.providers[i] = {
       name = p.name, index = i,
@@ -94,6 +95,7 @@ function M.new(name, chain, cfg)
       verified = false, -- chain id checked since the breaker last closed
     }
     hp[i] = { name = p.name, weight = p.weight or 1, priority = p.priority or 1 }
+    self.by_name[p.name] = i
   end
   local b = chain.breaker or {}
   self.health = health.new{ providers = hp, max_lag = chain.max_lag or 5,
@@ -281,10 +283,20 @@ end
 
 --- call(method, params, opts) -> result | nil, err
 --- opts: fresh (skip the cache and in-flight sharing), timeout (s, whole call), provider
---- (index to prefer: a session), hedge_ms.
+--- (name or index to prefer while it is healthy: a session uses this), hedge_ms.
 function Pool:call(method, params, opts)
   opts = opts or {}
   params = params or EMPTY
+  if type(opts.provider) == "string" then
+    local i = self.by_name[opts.provider]
+    if not i then
+      local names = {}
+      for _, p in ipairs(self.providers) do names[#names + 1] = p.name end
+      error(ferry.error("invalid_argument", ("chain %s has no provider %q (it has: %s)")
+        :format(self.name, opts.provider, table.concat(names, ", "))), 2)
+    end
+    opts = setmetatable({ provider = i }, { __index = opts })
+  end
   self.st.calls = self.st.calls + 1
   if #self.providers == 0 then
     return nil, ferry.error("provider_down", ("chain %s has no provider configured"):format(self.name))

@@ -49,6 +49,18 @@ describe("provider pool: one faulty provider, one healthy", function()
     assert.equal("closed", state(chain, 1))
   end
 
+  it("chain:call{provider = name} prefers that provider; an unknown name is a clear error", function()
+    assert(chain:call("eth_chainId"))
+    good:reset_stats(); bad:reset_stats()
+    for _ = 1, 3 do assert(chain:call("eth_getBalance", { ADDR0, "latest" }, { fresh = true, provider = "good" })) end
+    assert.equal(3, good:stats().methods.eth_getBalance)
+    assert.is_nil(bad:stats().methods.eth_getBalance)  -- "bad" has the better priority
+    local ok, err = pcall(chain.call, chain, "eth_chainId", {}, { provider = "nope" })
+    assert.is_false(ok)
+    assert.equal("invalid_argument", err.code)
+    assert.matches('no provider "nope" (it has: bad, good)', err.message, 1, true)
+  end)
+
   it("refused connections", function() breaker_cycle{ mode = "refuse" } end)
   it("a hung provider", function() breaker_cycle{ mode = "hang" } end)
   it("HTTP 500", function() breaker_cycle{ mode = "500" } end)
