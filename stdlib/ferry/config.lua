@@ -114,6 +114,8 @@ local function distance(a, b)
   return prev[#b]
 end
 
+-- The closest name in `fields` (a set) within two edits of `key`, or nil. Also used for the
+-- fields of signer:send{} and signer:sign{}.
 local function suggest(key, fields)
   local best, bd = nil, 3
   for name in pairs(fields) do
@@ -122,6 +124,7 @@ local function suggest(key, fields)
   end
   return best
 end
+M.suggest = suggest
 
 local function show(v)
   if type(v) == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end

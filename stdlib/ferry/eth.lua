@@ -39,6 +39,27 @@ function M.u256(x)
 end
 local U = M.u256
 
+-- Arguments from the user: a bad one raises invalid_argument naming the call and the argument
+-- ("chain:balance: address: ..."), not the binding that caught it.
+local function bad_arg(what, err, shown)
+  local why = tostring(err):match("%((.*)%)$") or tostring(err):gsub("^[^:]*:%d+: ", "")
+  raise("invalid_argument", ("%s: %s%s"):format(what, why, shown or ""), { argument = what })
+end
+
+local function arg_address(v, what)
+  local ok, r = pcall(secp.checksum, v)
+  if not ok then
+    bad_arg(what, tostring(r):gsub("%(address: ", "("), (" (got %s)"):format(type(v) == "string" and ("%q"):format(v) or tostring(v)))
+  end
+  return r
+end
+
+local function arg_u256(v, what)
+  local ok, r = pcall(M.u256, v)
+  if not ok then bad_arg(what, r) end     -- the binding's message shows the value
+  return r
+end
+
 local function units(decimals)
   return function(x)
     if u256.is_u256(x) then return x * u256.new(10) ^ decimals end
@@ -214,15 +235,15 @@ function Chain:chain_id_remote() return qty(self:_must("eth_chainId")) end
 
 --- balance(addr, block = "latest", {fresh = true}) -> U256
 function Chain:balance(addr, block, opts)
-  return U(self:_must("eth_getBalance", { secp.checksum(addr), block or "latest" }, opts))
+  return U(self:_must("eth_getBalance", { arg_address(addr, "chain:balance"), block or "latest" }, opts))
 end
 
 --- nonce(addr, block = "pending") -> integer (always read fresh)
 function Chain:nonce(addr, block)
-  return qty(self:_must("eth_getTransactionCount", { secp.checksum(addr), block or "pending" }, { fresh = true }))
+  return qty(self:_must("eth_getTransactionCount", { arg_address(addr, "chain:nonce"), block or "pending" }, { fresh = true }))
 end
 
-function Chain:code(addr, block) return self:_must("eth_getCode", { secp.checksum(addr), block or "latest" }) end
+function Chain:code(addr, block) return self:_must("eth_getCode", { arg_address(addr, "chain:code"), block or "latest" }) end
 function Chain:gas_price() return U(self:_must("eth_gasPrice")) end
 
 function Chain:block(n, full)
@@ -267,8 +288,9 @@ end
 local function call_object(t)
   local o = json.object({})
   if t.from then o.from = t.from end
-  if t.to then o.to = secp.checksum(t.to) end
-  if t.value and U(t.value) > 0 then o.value = U(t.value):tohex() end
+  if t.to then o.to = arg_address(t.to, "call: to") end
+  local value = t.value and arg_u256(t.value, "call: value")
+  if value and value > 0 then o.value = value:tohex() end
   if t.data and t.data ~= "0x" and t.data ~= "" then o.data = t.data end
   if t.gas then o.gas = ("0x%x"):format(t.gas) end
   return o
@@ -355,12 +377,33 @@ function Chain:signer(key)
   return s
 end
 
+-- The fields signer:send{} and signer:sign{} read: a misspelt one (valeu = 1) would
+-- otherwise be dropped and a transaction sent without it.
+local SEND_FIELDS = { to = true, value = true, data = true, gas = true, max_fee = true,
+                      max_priority_fee = true, gas_price = true, nonce = true, access_list = true }
+local SIGN_FIELDS = { chain_id = true, type = true }
+for k in pairs(SEND_FIELDS) do SIGN_FIELDS[k] = true end
+
+local function check_fields(t, allowed, what)
+  if type(t) ~= "table" then
+    raise("invalid_argument", ("%s: expects a table of transaction fields, got %s"):format(what, type(t)))
+  end
+  for k in pairs(t) do
+    if not allowed[k] then
+      local s = type(k) == "string" and require("ferry.config").suggest(k, allowed)
+      raise("invalid_argument", ("%s: unknown field %s%s"):format(what, type(k) == "string" and ("%q"):format(k) or tostring(k),
+        s and (' (did you mean "' .. s .. '"?)') or ""), { field = k })
+    end
+  end
+end
+
 -- fields for ferry.core.tx from the user's table
 local function tx_fields(self, t)
+  check_fields(t, SIGN_FIELDS, "signer:sign")
   local f = {
     type = t.type or (t.gas_price and 0) or (self.chain.cfg.legacy and 0) or 2,
     chain_id = t.chain_id or self.chain.chain_id,
-    nonce = t.nonce, gas = t.gas, to = t.to, value = t.value and U(t.value) or nil,
+    nonce = t.nonce, gas = t.gas, to = t.to, value = t.value and arg_u256(t.value, "signer:sign: value") or nil,
     data = data_bytes(t.data),
     access_list = t.access_list,
   }
@@ -392,15 +435,19 @@ function Signer:send(t)
   local base = self.chain
   local chain = base:view()
   local from = self.address
-  assert(type(t) == "table", "signer:send: expects a table")
-  local to = t.to ~= nil and secp.checksum(t.to) or nil   -- the caller's table is left as it is
-  local value = t.value and U(t.value) or U(0)
+  check_fields(t, SEND_FIELDS, "signer:send")
+  if t.to == nil and (t.data == nil or t.data == "" or t.data == "0x") then
+    raise("invalid_argument", "signer:send: no `to`, and no `data` to deploy (a contract creation needs its init code)")
+  end
+  local to = t.to ~= nil and arg_address(t.to, "signer:send: to") or nil   -- the caller's table is left as it is
+  local value = t.value and arg_u256(t.value, "signer:send: value") or U(0)
   local data = t.data
   data_bytes(data) -- validates
   local legacy = t.gas_price ~= nil or chain.cfg.legacy
   -- 1. fill
-  local max_fee, tip = t.max_fee and U(t.max_fee), t.max_priority_fee and U(t.max_priority_fee)
-  local gas_price = t.gas_price and U(t.gas_price)
+  local max_fee = t.max_fee and arg_u256(t.max_fee, "signer:send: max_fee")
+  local tip = t.max_priority_fee and arg_u256(t.max_priority_fee, "signer:send: max_priority_fee")
+  local gas_price = t.gas_price and arg_u256(t.gas_price, "signer:send: gas_price")
   if legacy and not gas_price then gas_price = chain:gas_price() end
   if not legacy and not (max_fee and tip) then
     local f = chain:fees()
@@ -614,19 +661,24 @@ Token.__index = Token
 
 --- chain:erc20(address) -> token with balance_of, allowance, transfer, approve, decimals, symbol
 function Chain:erc20(address)
-  return setmetatable({ chain = self, address = secp.checksum(address) }, Token)
+  return setmetatable({ chain = self, address = arg_address(address, "chain:erc20") }, Token)
 end
 
 local function read(tok, sig, ret, ...)
   local out = tok.chain:eth_call({ to = tok.address, data = M.abi.encode_call(sig, ...) })
+  if out == "0x" then   -- what a call to an address without code returns
+    raise("bad_response", ("%s: %s returned nothing: is there a contract at this address on chain %s?")
+      :format(tok.address, sig, tok.chain.name), { address = tok.address })
+  end
   local v = table.pack(M.abi.decode(ret, out))
   if v[1] == nil then raise("bad_response", ("%s: cannot decode %s: %s"):format(tok.address, sig, tostring(v[2] and v[2].message))) end
   return table.unpack(v, 1, v.n)
 end
 
-function Token:balance_of(owner) return (read(self, "balanceOf(address)", "uint256", secp.checksum(owner))) end
+function Token:balance_of(owner) return (read(self, "balanceOf(address)", "uint256", arg_address(owner, "token:balance_of"))) end
 function Token:allowance(owner, spender)
-  return (read(self, "allowance(address,address)", "uint256", secp.checksum(owner), secp.checksum(spender)))
+  return (read(self, "allowance(address,address)", "uint256", arg_address(owner, "token:allowance: owner"),
+    arg_address(spender, "token:allowance: spender")))
 end
 function Token:decimals() return tonumber(tostring((read(self, "decimals()", "uint8")))) end
 function Token:symbol() return (read(self, "symbol()", "string")) end
@@ -634,13 +686,15 @@ function Token:total_supply() return (read(self, "totalSupply()", "uint256")) en
 
 function Token:transfer(signer, to, amount, extra)
   local t = extra or {}
-  t.to, t.data = self.address, M.abi.encode_call("transfer(address,uint256)", secp.checksum(to), U(amount))
+  t.to, t.data = self.address, M.abi.encode_call("transfer(address,uint256)", arg_address(to, "token:transfer: to"),
+    arg_u256(amount, "token:transfer: amount"))
   return signer:send(t)
 end
 
 function Token:approve(signer, spender, amount, extra)
   local t = extra or {}
-  t.to, t.data = self.address, M.abi.encode_call("approve(address,uint256)", secp.checksum(spender), U(amount))
+  t.to, t.data = self.address, M.abi.encode_call("approve(address,uint256)", arg_address(spender, "token:approve: spender"),
+    arg_u256(amount, "token:approve: amount"))
   return signer:send(t)
 end
 

@@ -285,6 +285,10 @@ end
 --- opts: fresh (skip the cache and in-flight sharing), timeout (s, whole call), provider
 --- (name or index to prefer while it is healthy: a session uses this), hedge_ms.
 function Pool:call(method, params, opts)
+  if type(method) ~= "string" or (params ~= nil and type(params) ~= "table") then
+    error(ferry.error("invalid_argument", ("chain %s: call(method, params): expects a method name and an array of params, got %s, %s")
+      :format(self.name, type(method), type(params))), 2)
+  end
   opts = opts or {}
   params = params or EMPTY
   if type(opts.provider) == "string" then

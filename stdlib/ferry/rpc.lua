@@ -130,7 +130,10 @@ end
 --- call(method, params, opts) -> result | nil, err. A JSON null result is returned as nil
 --- with no error (a receipt not yet mined, say): check `err` to tell the two apart.
 function Client:call(method, params, opts)
-  assert(type(method) == "string", "rpc call: method must be a string")
+  if type(method) ~= "string" then error("rpc call: method must be a string", 2) end
+  if params ~= nil and type(params) ~= "table" then
+    error(("rpc call %s: params must be an array (a table), got %s"):format(method, type(params)), 2)
+  end
   self.next_id = self.next_id + 1
   local id = self.next_id
   local body = json.encode({ jsonrpc = "2.0", id = id, method = method, params = json.array(params or {}) })
