@@ -149,6 +149,12 @@ end
 
 local Chain = {}
 Chain.__index = Chain
+Chain.__name = "ferry.Chain"
+Chain.__tostring = function(c)
+  local names = {}
+  for _, p in ipairs(c.pool.providers) do names[#names + 1] = p.name end
+  return ("ferry.Chain %s (chain id %d, providers: %s)"):format(c.name, c.chain_id, table.concat(names, ", "))
+end
 local chains = {}
 
 --- eth.chain(name) -> the chain from config.chains[name] (one per name and config).

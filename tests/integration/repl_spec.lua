@@ -101,6 +101,14 @@ describe("ferry repl", function()
     assert.equal('"table"\t"function"\n', repl_ok("type(workflow), type(json.encode)\n"))
   end)
 
+  it("shows a chain and a signer by name and address, never their config dump or key", function()
+    local out = repl_ok([[c = require("ferry.eth").connect{ chain_id = 1, providers = { { url = "http://127.0.0.1:9", name = "x" } } }
+c
+c:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+]])
+    assert.equal("ferry.Chain adhoc (chain id 1, providers: x)\nferry.Signer 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\n", out)
+  end)
+
   it("ignores blank lines and exits 0 at end of input", function()
     assert.equal("1\n", repl_ok("\n   \n1\n\n"))
   end)
