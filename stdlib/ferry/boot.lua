@@ -60,6 +60,14 @@ local function traceback(err)
   return debug.traceback(err, 2)
 end
 
+-- A script that cannot start (a config typo, a missing file, a syntax error): the message says
+-- it all, so no traceback of boot.lua (as with lua itself); exit status 1.
+local function cannot_start(msg)
+  io.stderr:write("ferry: ", tostring(msg), "\n")
+  io.stderr:flush()
+  os.exit(1)
+end
+
 --- Spawn the main task. kind: "file" | "string" | "repl" | "none".
 function M.main(kind, src, chunkname, config, pre, ...)
   M.options.config = config
@@ -70,11 +78,7 @@ function M.main(kind, src, chunkname, config, pre, ...)
     -- (the REPL starts anyway and says what is wrong: it is where one goes to look)
     if kind ~= "repl" and (config or os.getenv("FERRY_CONFIG")) then
       local ok, err = pcall(require("ferry").config)
-      if not ok then
-        io.stderr:write("ferry: ", tostring(err), "\n")
-        io.stderr:flush()
-        os.exit(1)
-      end
+      if not ok then cannot_start(err) end
     end
     local ok, err = xpcall(function()
       for _, p in ipairs(pre) do
@@ -83,7 +87,7 @@ function M.main(kind, src, chunkname, config, pre, ...)
           _G[v] = require(v)
         else
           local f, e = load(v, "=(command line)", "t")
-          if not f then error(e, 0) end
+          if not f then cannot_start(e) end
           f()
         end
       end
@@ -98,7 +102,7 @@ function M.main(kind, src, chunkname, config, pre, ...)
       else
         return
       end
-      if not chunk then error(e, 0) end
+      if not chunk then cannot_start(e) end
       return chunk(unpack(args, 1, args.n))
     end, traceback)
     if not ok then
