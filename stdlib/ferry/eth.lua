@@ -600,7 +600,8 @@ end
 
 --- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive, rebroadcast = 3,
 ---         stuck_after = chain's (12 s), max_bumps = 3} -> receipt
---- Raises {code = "reverted", receipt =} if it was mined but failed, "timeout" if not mined in
+--- Raises {code = "reverted", receipt =} if it was mined but failed, "nonce_too_low" once its
+--- nonce is used by a transaction that is not one of its versions, "timeout" if not mined in
 --- time. While it waits:
 ---  * the signed bytes are sent again every `rebroadcast` seconds: a node that lost the
 ---    transaction from its pool (restart, eviction) gets it back; "already known" costs nothing;
@@ -647,6 +648,16 @@ function Tx:wait(opts)
         ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
         self.rebroadcasts = (self.rebroadcasts or 0) + 1
         next_send = now + every
+        if err and err.code == "nonce_too_low" then
+          -- the nonce is used: by one of ours (its receipt says so) or by another transaction,
+          -- and then no receipt of ours will ever come
+          local mined
+          for i = #self.hashes, 1, -1 do mined = mined or chain:receipt(self.hashes[i]) end
+          if not mined then
+            raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
+              :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
+          end
+        end
       end
     end
     if ferry.now() + poll > deadline then

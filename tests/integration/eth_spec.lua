@@ -236,6 +236,27 @@ describe("a broadcast that gets no answer", function()
   end)
 end)
 
+describe("a transaction whose nonce another transaction took", function()
+  it("tx:wait raises nonce_too_low at its next rebroadcast instead of waiting out its timeout", function()
+    local anvil = peers.anvil{ "--no-mining" }
+    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local signer = chain:signer(KEY0)
+    local tx = signer:send{ to = ADDR1, value = 1 }
+    -- someone else (another process, a wallet) replaces it at the same nonce, and it is mined
+    local raw = signer:sign{ to = ADDR1, value = 2, nonce = tx.nonce, gas = 21000,
+                             max_fee = tx.max_fee * 2, max_priority_fee = tx.max_priority_fee * 2 }
+    assert(chain:call("eth_sendRawTransaction", { raw }))
+    assert.is_nil(select(2, anvil.rpc:call("evm_mine", {})))
+    local t0 = ferry.now()
+    local ok, err = pcall(tx.wait, tx, { timeout = 30, rebroadcast = 0.2, stuck_after = 0 })
+    assert.is_false(ok)
+    assert.equal("nonce_too_low", err.code)
+    assert.matches("was used by another transaction", err.message, 1, true)
+    assert.is_true(ferry.now() - t0 < 2, "took " .. (ferry.now() - t0))
+    anvil:stop()
+  end)
+end)
+
 describe("a transaction stuck below the base fee", function()
   it("is replaced with higher fees, same nonce, and the replacement is mined", function()
     local anvil = peers.anvil{ "--no-mining" }
