@@ -15,6 +15,7 @@
 **   encode(value [, max_depth]) -> text (raises on values JSON cannot hold);
 **   null, array(t), object(t), number(digits), is_number(v).
 */
+#include "core/utf8.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <errno.h>
@@ -94,9 +95,16 @@ static void put_utf8(luaL_Buffer *b, unsigned cp) {
 /* Push the string starting after the opening quote. */
 static int dec_string(lua_State *L, dec_t *d) {
   const char *start = d->p;
-  /* fast path: no escapes */
+  /* fast path: no escapes, well-formed UTF-8 */
   while (d->p < d->end && *d->p != '"' && *d->p != '\\') {
-    if ((unsigned char)*d->p < 0x20) return dec_fail(d, "control character in string");
+    unsigned char c = (unsigned char)*d->p;
+    if (c < 0x20) return dec_fail(d, "control character in string");
+    if (c >= 0x80) {
+      size_t k = fy_utf8_len((const unsigned char *)d->p, (size_t)(d->end - d->p));
+      if (!k) break;                      /* the slow path replaces it */
+      d->p += k;
+      continue;
+    }
     d->p++;
   }
   if (d->p >= d->end) return dec_fail(d, "unterminated string");
@@ -111,6 +119,13 @@ static int dec_string(lua_State *L, dec_t *d) {
   while (d->p < d->end && *d->p != '"') {
     unsigned char c = (unsigned char)*d->p;
     if (c < 0x20) { luaL_pushresult(&b); lua_pop(L, 1); return dec_fail(d, "control character in string"); }
+    if (c >= 0x80) {
+      /* decoded strings are always UTF-8 (so they encode again): a malformed byte becomes U+FFFD */
+      size_t k = fy_utf8_len((const unsigned char *)d->p, (size_t)(d->end - d->p));
+      if (k) luaL_addlstring(&b, d->p, k); else put_utf8(&b, 0xFFFD);
+      d->p += k ? k : 1;
+      continue;
+    }
     if (c != '\\') { luaL_addchar(&b, (char)c); d->p++; continue; }
     d->p++;
     if (d->p >= d->end) break;
@@ -131,7 +146,7 @@ static int dec_string(lua_State *L, dec_t *d) {
           d->p += 2;
           if (read_u4(d, &lo)) { luaL_pushresult(&b); lua_pop(L, 1); return -1; }
           if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          else { put_utf8(&b, 0xFFFD); cp = lo; }
+          else { put_utf8(&b, 0xFFFD); cp = lo >= 0xD800 && lo < 0xE000 ? 0xFFFD : lo; }
         } else if (cp >= 0xD800 && cp < 0xE000) {
           cp = 0xFFFD;
         }
@@ -374,6 +389,18 @@ static void enc_string(lua_State *L, enc_t *e, const char *s, size_t n) {
   e->b[e->len++] = '"';
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (c >= 0x80) {
+      /* JSON text is UTF-8: raw bytes would make a reply no node can parse */
+      size_t k = fy_utf8_len((const unsigned char *)s + i, n - i);
+      if (!k) {
+        char b[3] = {hex[c >> 4], hex[c & 15], 0};   /* lua_pushfstring has no %x */
+        luaL_error(L, "json.encode: string is not valid UTF-8 (byte %d is 0x%s); hex-encode binary data",
+                   (int)i + 1, b);
+      }
+      enc_put(L, e, s + i, k);
+      i += k - 1;
+      continue;
+    }
     if (c >= 0x20 && c != '"' && c != '\\') {
       enc_grow(L, e, 2);
       e->b[e->len++] = (char)c;

@@ -1,6 +1,7 @@
 /*
 ** log.c -- leveled text / JSON-lines logging (see log.h).
 */
+#include "core/utf8.h"
 #include "core/log.h"
 
 #include <lauxlib.h>
@@ -49,23 +50,13 @@ static void timestamp(char *buf, size_t n) {
   snprintf(buf + k, n - k, ".%03dZ", (int)(tv.tv_usec / 1000));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not valid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  if (s[0] < 0x80) return 1;
-  size_t k = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
-  if (!k || k > n) return 0;
-  for (size_t i = 1; i < k; i++)
-    if ((s[i] & 0xC0) != 0x80) return 0;
-  return k;
-}
-
 /* A JSON string: escapes, and bytes that are not UTF-8 as U+FFFD, so a line always parses. */
 static void json_string(FILE *f, const char *s, size_t n) {
   fputc('"', f);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x80) {
-      size_t k = utf8_len((const unsigned char *)s + i, n - i);
+      size_t k = fy_utf8_len((const unsigned char *)s + i, n - i);
       if (!k) { fputs("\\ufffd", f); continue; }
       fwrite(s + i, 1, k, f);
       i += k - 1;

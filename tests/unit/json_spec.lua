@@ -162,6 +162,27 @@ describe("ferry.json", function()
       local s = ("x\"y\n"):rep(10000)
       assert.equal(s, roundtrip(s))
     end)
+
+    it("refuse to encode bytes that are not UTF-8 (JSON text is UTF-8), saying where", function()
+      for _, bad in ipairs{ "\xff", "ab\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80" } do
+        local ok, err = pcall(json.encode, { x = bad })
+        assert.is_false(ok, bad)
+        assert.matches("json.encode: string is not valid UTF-8 (byte ", err, 1, true)
+      end
+      local _, err = pcall(json.encode, "ab\xc0\xaf")
+      assert.matches("(byte 3 is 0xc0); hex-encode binary data", err, 1, true)
+    end)
+
+    it("decode malformed UTF-8 as U+FFFD, so every decoded string encodes again", function()
+      assert.equal("a\u{FFFD}b", json.decode('"a\xffb"'))
+      assert.equal("\u{e9}\u{FFFD}\n", json.decode('"\\u00e9\xff\\n"'))      -- on the escape path too
+      assert.equal("\u{FFFD}\u{FFFD}", json.decode([["\ud800\ud800"]]))        -- two lone high surrogates
+      for _, t in ipairs{ '"\xc0\xaf"', '"\xed\xa0\x80x"', '"\xe2\x82"', '"\xf8\x88\x80\x80\x80"' } do
+        local v = json.decode(t)
+        assert.is_string(v)
+        assert.equal(v, json.decode(json.encode(v)))
+      end
+    end)
   end)
 
   describe("null", function()
