@@ -102,13 +102,21 @@ local function qty(v)
 end
 M.quantity = qty
 
+-- what: "signer:send: data", say (the call and the argument, for the error)
 local function data_bytes(d, what)
   if d == nil or d == "" then return nil end
   if type(d) ~= "string" or not d:match("^0x%x*$") then
-    error(("%s must be 0x-prefixed hex"):format(what or "data"), 3)
+    raise("invalid_argument", ("%s must be 0x-prefixed hex"):format(what or "data"))
   end
-  if #d % 2 == 1 then error(("%s has an odd number of hex digits"):format(what or "data"), 3) end
+  if #d % 2 == 1 then raise("invalid_argument", ("%s has an odd number of hex digits"):format(what or "data")) end
   return fromhex(d)
+end
+
+-- EIP-1559: a tip above the fee cap is refused by every node
+local function check_tip(max_fee, tip, what)
+  if max_fee and tip and arg_u256(tip, what .. ": max_priority_fee") > arg_u256(max_fee, what .. ": max_fee") then
+    raise("invalid_argument", ("%s: max_priority_fee (%s) is above max_fee (%s)"):format(what, tostring(tip), tostring(max_fee)))
+  end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -410,11 +418,14 @@ local function tx_fields(self, t)
     type = t.type or (t.gas_price and 0) or (self.chain.cfg.legacy and 0) or 2,
     chain_id = t.chain_id or self.chain.chain_id,
     nonce = t.nonce, gas = t.gas, to = t.to, value = t.value and arg_u256(t.value, "signer:sign: value") or nil,
-    data = data_bytes(t.data),
+    data = data_bytes(t.data, "signer:sign: data"),
     access_list = t.access_list,
   }
   if f.type == 0 then f.gas_price = t.gas_price or t.max_fee
-  else f.max_fee, f.max_priority_fee = t.max_fee, t.max_priority_fee end
+  else
+    check_tip(t.max_fee, t.max_priority_fee, "signer:sign")
+    f.max_fee, f.max_priority_fee = t.max_fee, t.max_priority_fee
+  end
   return f
 end
 
@@ -448,7 +459,8 @@ function Signer:send(t)
   local to = t.to ~= nil and arg_address(t.to, "signer:send: to") or nil   -- the caller's table is left as it is
   local value = t.value and arg_u256(t.value, "signer:send: value") or U(0)
   local data = t.data
-  data_bytes(data) -- validates
+  data_bytes(data, "signer:send: data") -- validates
+  check_tip(t.max_fee, t.max_priority_fee, "signer:send")
   local legacy = t.gas_price ~= nil or chain.cfg.legacy
   -- 1. fill
   local max_fee = t.max_fee and arg_u256(t.max_fee, "signer:send: max_fee")

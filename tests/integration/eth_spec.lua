@@ -148,6 +148,14 @@ describe("ferry.eth on anvil", function()
     assert.equal('chain:balance: invalid address (want 0x + 40 hex digits) (got "0xbad")', err.message)
     err = select(2, pcall(chain.call, chain, "eth_getBalance", ADDR0))
     assert.equal("invalid_argument", err.code)
+    -- a tip above the fee cap: every node refuses it, so it is never signed
+    err = select(2, pcall(signer.sign, signer, { to = ADDR1, value = 1, nonce = 0, gas = 21000, max_fee = 1,
+                                                 max_priority_fee = 2 }))
+    assert.equal("signer:sign: max_priority_fee (2) is above max_fee (1)", err.message)
+    err = select(2, pcall(signer.send, signer, { to = ADDR1, value = 1, max_fee = 1, max_priority_fee = 2 }))
+    assert.equal("signer:send: max_priority_fee (2) is above max_fee (1)", err.message)
+    err = select(2, pcall(signer.send, signer, { to = ADDR1, data = "abc" }))
+    assert.equal("signer:send: data must be 0x-prefixed hex", err.message)
   end)
 
   it("an ERC-20 read of an address without code says so", function()
