@@ -35,11 +35,19 @@ end
 ---@param opts table|nil  {max_concurrent = 16, stop_on_error = false, progress = true}
 ---@param fn fun(item: any, i: integer): any
 ---@return table results, table summary
+local OPTIONS = { max_concurrent = true, stop_on_error = true, progress = true }
+
 function M.parallel(items, opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end
   opts = opts or {}
   assert(type(items) == "table", "workflow.parallel: items must be a table")
   assert(type(fn) == "function", "workflow.parallel: fn must be a function")
+  for k in pairs(opts) do    -- max_concurent = 2 would otherwise run 16 at once
+    if not OPTIONS[k] then
+      local s = type(k) == "string" and require("ferry.config").suggest(k, OPTIONS)
+      error(("workflow.parallel: unknown option %s%s"):format(tostring(k), s and (' (did you mean "' .. s .. '"?)') or ""), 2)
+    end
+  end
   local limit = opts.max_concurrent or 16
   assert(math.type(limit) == "integer" and limit >= 1, "workflow.parallel: max_concurrent must be an integer >= 1")
   local total = #items

@@ -210,6 +210,12 @@ describe("ferry.workflow.parallel", function()
     end
   end)
 
+  it("raises on a misspelt option instead of running at the default concurrency", function()
+    local ok, err = pcall(workflow.parallel, { 1 }, { max_concurent = 2 }, function() end)
+    assert.is_false(ok)
+    assert.matches('workflow.parallel: unknown option max_concurent (did you mean "max_concurrent"?)', err, 1, true)
+  end)
+
   it("raises when items or fn are missing", function()
     assert.has_error(function() workflow.parallel(nil, {}, function() end) end)
     assert.has_error(function() workflow.parallel({}, {}, nil) end)
