@@ -126,6 +126,18 @@ local function suggest(key, fields)
 end
 M.suggest = suggest
 
+--- unknown_key(t, allowed) -> the first key of t not in the set `allowed` and the text to show
+--- for it ('"valeu" (did you mean "value"?)'), or nil when every key is allowed. For option and
+--- field tables, where a typo would otherwise be dropped without a word.
+function M.unknown_key(t, allowed)
+  for k in pairs(t) do
+    if not allowed[k] then
+      local s = type(k) == "string" and suggest(k, allowed)
+      return k, (type(k) == "string" and ("%q"):format(k) or tostring(k)) .. (s and (' (did you mean "' .. s .. '"?)') or "")
+    end
+  end
+end
+
 local function show(v)
   if type(v) == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
   return tostring(v)

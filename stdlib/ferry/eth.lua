@@ -402,13 +402,8 @@ local function check_fields(t, allowed, what)
   if type(t) ~= "table" then
     raise("invalid_argument", ("%s: expects a table of transaction fields, got %s"):format(what, type(t)))
   end
-  for k in pairs(t) do
-    if not allowed[k] then
-      local s = type(k) == "string" and require("ferry.config").suggest(k, allowed)
-      raise("invalid_argument", ("%s: unknown field %s%s"):format(what, type(k) == "string" and ("%q"):format(k) or tostring(k),
-        s and (' (did you mean "' .. s .. '"?)') or ""), { field = k })
-    end
-  end
+  local bad, shown = require("ferry.config").unknown_key(t, allowed)
+  if bad ~= nil then raise("invalid_argument", ("%s: unknown field %s"):format(what, shown), { field = bad }) end
 end
 
 -- fields for ferry.core.tx from the user's table
@@ -621,8 +616,13 @@ end
 ---    `stuck_after` seconds after it was sent or last bumped, it is replaced by the same
 ---    transaction with higher fees (tx.hash follows; tx.hashes keeps every version, and a
 ---    receipt for any of them ends the wait).
+local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_poll = true, rebroadcast = true,
+                       stuck_after = true, max_bumps = true }
+
 function Tx:wait(opts)
   opts = opts or {}
+  local bad, shown = require("ferry.config").unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
+  if bad ~= nil then raise("invalid_argument", "tx:wait: unknown option " .. shown, { option = bad }) end
   local chain = self.chain
   local conf = opts.confirmations or chain.confirmations or 1
   local deadline = ferry.now() + (opts.timeout or 120)

@@ -20,6 +20,7 @@ local json = require "ferry.core.json"
 local task = require "ferry.core.task"
 local health = require "ferry.core.health"
 local ratelimit = require "ferry.core.ratelimit"
+local config = require "ferry.config"
 local cachec = require "ferry.core.cache"
 
 local M = {}
@@ -284,12 +285,18 @@ end
 --- call(method, params, opts) -> result | nil, err
 --- opts: fresh (skip the cache and in-flight sharing), timeout (s, whole call), provider
 --- (name or index to prefer while it is healthy: a session uses this), hedge_ms.
+local CALL_OPTIONS = { fresh = true, timeout = true, provider = true, hedge_ms = true }
+
 function Pool:call(method, params, opts)
   if type(method) ~= "string" or (params ~= nil and type(params) ~= "table") then
     error(ferry.error("invalid_argument", ("chain %s: call(method, params): expects a method name and an array of params, got %s, %s")
       :format(self.name, type(method), type(params))), 2)
   end
   opts = opts or {}
+  if next(opts) ~= nil then                 -- {fersh = true} would be served from the cache
+    local bad, shown = config.unknown_key(opts, CALL_OPTIONS)
+    if bad ~= nil then error(ferry.error("invalid_argument", "chain:call: unknown option " .. shown, { option = bad }), 2) end
+  end
   params = params or EMPTY
   if type(opts.provider) == "string" then
     local i = self.by_name[opts.provider]

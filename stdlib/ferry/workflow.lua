@@ -42,12 +42,8 @@ function M.parallel(items, opts, fn)
   opts = opts or {}
   assert(type(items) == "table", "workflow.parallel: items must be a table")
   assert(type(fn) == "function", "workflow.parallel: fn must be a function")
-  for k in pairs(opts) do    -- max_concurent = 2 would otherwise run 16 at once
-    if not OPTIONS[k] then
-      local s = type(k) == "string" and require("ferry.config").suggest(k, OPTIONS)
-      error(("workflow.parallel: unknown option %s%s"):format(tostring(k), s and (' (did you mean "' .. s .. '"?)') or ""), 2)
-    end
-  end
+  local bad, shown = require("ferry.config").unknown_key(opts, OPTIONS)   -- max_concurent = 2 would run 16
+  if bad ~= nil then error("workflow.parallel: unknown option " .. shown, 2) end
   local limit = opts.max_concurrent or 16
   assert(math.type(limit) == "integer" and limit >= 1, "workflow.parallel: max_concurrent must be an integer >= 1")
   local total = #items

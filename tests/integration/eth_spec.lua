@@ -156,6 +156,13 @@ describe("ferry.eth on anvil", function()
     assert.equal("signer:send: max_priority_fee (2) is above max_fee (1)", err.message)
     err = select(2, pcall(signer.send, signer, { to = ADDR1, data = "abc" }))
     assert.equal("signer:send: data must be 0x-prefixed hex", err.message)
+    -- options too: {fersh = true} would have been served from the cache, {timout = 5} waited 120 s
+    err = select(2, pcall(chain.call, chain, "eth_chainId", {}, { fersh = true }))
+    assert.equal('chain:call: unknown option "fersh" (did you mean "fresh"?)', err.message)
+    local tx = signer:send{ to = ADDR1, value = 1 }
+    err = select(2, pcall(tx.wait, tx, { timout = 5 }))
+    assert.equal('tx:wait: unknown option "timout" (did you mean "timeout"?)', err.message)
+    tx:wait{ timeout = 10 }
   end)
 
   it("an ERC-20 read of an address without code says so", function()

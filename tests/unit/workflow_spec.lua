@@ -213,7 +213,7 @@ describe("ferry.workflow.parallel", function()
   it("raises on a misspelt option instead of running at the default concurrency", function()
     local ok, err = pcall(workflow.parallel, { 1 }, { max_concurent = 2 }, function() end)
     assert.is_false(ok)
-    assert.matches('workflow.parallel: unknown option max_concurent (did you mean "max_concurrent"?)', err, 1, true)
+    assert.matches('workflow.parallel: unknown option "max_concurent" (did you mean "max_concurrent"?)', err, 1, true)
   end)
 
   it("raises when items or fn are missing", function()
