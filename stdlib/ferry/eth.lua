@@ -60,15 +60,22 @@ local function arg_u256(v, what)
   return r
 end
 
-local function units(decimals)
+-- f(...), a failure raised as invalid_argument naming the call (not a line of this file)
+local function checked(what, f, ...)
+  local ok, r = pcall(f, ...)
+  if not ok then bad_arg(what, r) end
+  return r
+end
+
+local function units(decimals, name)
   return function(x)
     if u256.is_u256(x) then return x * u256.new(10) ^ decimals end
     if math.type(x) == "float" then x = ("%.18f"):format(x):gsub("0+$", ""):gsub("%.$", "") end
-    return u256.parse_units(tostring(x), decimals)
+    return checked(name, u256.parse_units, tostring(x), decimals)
   end
 end
-M.ether = units(18)                  -- eth.ether "1.5"
-M.gwei = units(9)                    -- eth.gwei(30)
+M.ether = units(18, "eth.ether")     -- eth.ether "1.5"
+M.gwei = units(9, "eth.gwei")        -- eth.gwei(30)
 function M.wei(x) return U(x) end
 M.parse_units = u256.parse_units     -- (text, decimals)
 M.format_units = u256.format_units   -- (value, decimals) -> "1.5"
@@ -124,9 +131,9 @@ end
 ---------------------------------------------------------------------------------------------
 
 M.abi = {}
-function M.abi.encode_call(sig, ...) return tohex(abic.encode_call(sig, ...)) end
-function M.abi.encode(types, ...) return tohex(abic.encode(types, ...)) end
-function M.abi.selector(sig) return tohex(abic.selector(sig)) end
+function M.abi.encode_call(sig, ...) return tohex(checked("eth.abi.encode_call", abic.encode_call, sig, ...)) end
+function M.abi.encode(types, ...) return tohex(checked("eth.abi.encode", abic.encode, types, ...)) end
+function M.abi.selector(sig) return tohex(checked("eth.abi.selector", abic.selector, sig)) end
 local function raw(d) if type(d) == "string" and d:match("^0x%x*$") then return fromhex(d) end return d end
 function M.abi.decode(types, data) return abic.decode(types, raw(data)) end
 function M.abi.decode_revert(data) return abic.decode_revert(raw(data)) end
