@@ -40,32 +40,28 @@ end
 local U = M.u256
 
 -- Arguments from the user: a bad one raises invalid_argument naming the call and the argument
--- ("chain:balance: address: ..."), not the binding that caught it.
+-- ("signer:send: value: negative integer: -1"), not the binding or the line that caught it.
 local function bad_arg(what, err, shown)
   local why = tostring(err):match("%((.*)%)$") or tostring(err):gsub("^[^:]*:%d+: ", "")
   raise("invalid_argument", ("%s: %s%s"):format(what, why, shown or ""), { argument = what })
 end
 
-local function arg_address(v, what)
-  local ok, r = pcall(secp.checksum, v)
-  if not ok then
-    bad_arg(what, tostring(r):gsub("%(address: ", "("), (" (got %s)"):format(type(v) == "string" and ("%q"):format(v) or tostring(v)))
-  end
-  return r
-end
-
-local function arg_u256(v, what)
-  local ok, r = pcall(M.u256, v)
-  if not ok then bad_arg(what, r) end     -- the binding's message shows the value
-  return r
-end
-
--- f(...), a failure raised as invalid_argument naming the call (not a line of this file)
+-- f(...), with a failure raised as above
 local function checked(what, f, ...)
   local ok, r = pcall(f, ...)
   if not ok then bad_arg(what, r) end
   return r
 end
+
+local function arg_address(v, what)
+  local ok, r = pcall(secp.checksum, v)
+  if not ok then   -- the binding's message does not show the value: add it (addresses are public)
+    bad_arg(what, tostring(r):gsub("%(address: ", "("), (" (got %s)"):format(type(v) == "string" and ("%q"):format(v) or tostring(v)))
+  end
+  return r
+end
+
+local function arg_u256(v, what) return checked(what, M.u256, v) end
 
 local function units(decimals, name)
   return function(x)
