@@ -11,12 +11,22 @@ local function fresh_address(i)
   return eth.address("0x" .. eth.keccak256(("recipient-%d-%f"):format(i, ferry.now())):sub(-40))
 end
 
+-- A chain over one endpoint (an anvil, or a fault proxy in front of one). extra: chain
+-- settings, and `timeout` for the provider's.
+local function chain_at(url, extra)
+  local provider = { name = "node", url = url, rps = 10000 }
+  local spec = { chain_id = 31337, providers = { provider } }
+  for k, v in pairs(extra or {}) do
+    if k == "timeout" then provider.timeout = v else spec[k] = v end
+  end
+  return eth.connect(spec)
+end
+
 describe("ferry.eth on anvil", function()
   local anvil, chain, signer
   setup(function()
     anvil = peers.anvil()
-    chain = eth.connect{ chain_id = 31337, stuck_after = 3,
-                         providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    chain = chain_at(anvil.url, { stuck_after = 3 })
     signer = chain:signer(KEY0)
   end)
   teardown(function() anvil:stop() end)
@@ -175,7 +185,7 @@ end)
 describe("tx:wait on a node that lost the transaction", function()
   it("sends the signed bytes again and the transaction is mined", function()
     local anvil = peers.anvil{ "--no-mining" }
-    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local chain = chain_at(anvil.url)
     local signer = chain:signer(KEY0)
     local tx = signer:send{ to = ADDR1, value = 7 }
     -- the node forgets it (as after a restart or an eviction)
@@ -202,7 +212,7 @@ describe("a broadcast that gets no answer", function()
   it("raises timeout with the signed bytes, keeps the nonce taken, and they can be resent", function()
     local anvil = peers.anvil()
     local proxy = peers.proxy(anvil.url)
-    local chain = eth.connect{ chain_id = 31337, providers = { { name = "p", url = proxy.url, rps = 10000, timeout = 0.3 } } }
+    local chain = chain_at(proxy.url, { timeout = 0.3 })
     chain.pool.retries = 0
     local signer = chain:signer(KEY0)
     proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
@@ -227,8 +237,7 @@ describe("a broadcast that gets no answer", function()
   it("never resent: the gap filler takes the nonce with a 0-value transfer to self, and later sends are mined", function()
     local anvil = peers.anvil()
     local proxy = peers.proxy(anvil.url)
-    local chain = eth.connect{ chain_id = 31337, gap_fill_after = 0.3,
-                               providers = { { name = "p", url = proxy.url, rps = 10000, timeout = 0.3 } } }
+    local chain = chain_at(proxy.url, { gap_fill_after = 0.3, timeout = 0.3 })
     chain.pool.retries = 0
     local signer = chain:signer(KEY0)
     local before = chain:balance(ADDR1, "latest", { fresh = true })
@@ -254,7 +263,7 @@ end)
 describe("a transaction whose nonce another transaction took", function()
   it("tx:wait raises nonce_too_low at its next rebroadcast instead of waiting out its timeout", function()
     local anvil = peers.anvil{ "--no-mining" }
-    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local chain = chain_at(anvil.url)
     local signer = chain:signer(KEY0)
     local tx = signer:send{ to = ADDR1, value = 1 }
     -- someone else (another process, a wallet) replaces it at the same nonce, and it is mined
@@ -275,7 +284,7 @@ end)
 describe("a transaction stuck below the base fee", function()
   it("is replaced with higher fees, same nonce, and the replacement is mined", function()
     local anvil = peers.anvil{ "--no-mining" }
-    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local chain = chain_at(anvil.url)
     local signer = chain:signer(KEY0)
     local f = chain:fees()
     local tx = signer:send{ to = ADDR1, value = 9, max_fee = f.base_fee, max_priority_fee = 1 }
@@ -322,8 +331,7 @@ describe("a broadcast refused in the middle of a batch", function()
   it("leaves no nonce gap: the freed nonce is filled and every later transaction is mined", function()
     local anvil = peers.anvil()
     local proxy = peers.proxy(anvil.url)
-    local chain = eth.connect{ chain_id = 31337, gap_fill_after = 0.5,
-                               providers = { { name = "p", url = proxy.url, rps = 10000 } } }
+    local chain = chain_at(proxy.url, { gap_fill_after = 0.5 })
     local signer = chain:signer(KEY0)
     local wf = require "ferry.workflow"
     local start = chain:nonce(ADDR0)
@@ -356,7 +364,7 @@ end)
 describe("concurrent sends from one address", function()
   it("are judged against the balance in turn: no more pass than it covers, and nothing reaches the node", function()
     local anvil = peers.anvil()
-    local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
+    local chain = chain_at(anvil.url)
     local signer = chain:signer(eth.keccak256("ferry funds in flight"))
     local _, serr = anvil.rpc:call("anvil_setBalance", { signer.address, "0xde0b6b3a7640000" })   -- 1 ether
     assert.is_nil(serr)
@@ -402,7 +410,7 @@ describe("a send cancelled during its funds check", function()
   it("gives its hold back", function()
     local anvil = peers.anvil()
     local proxy = peers.proxy(anvil.url)
-    local chain = eth.connect{ chain_id = 31337, providers = { { name = "p", url = proxy.url, rps = 10000 } } }
+    local chain = chain_at(proxy.url)
     local signer = chain:signer(KEY0)
     proxy:fault{ mode = "hang", methods = { "eth_getBalance" } }
     local t = ferry.spawn(signer.send, signer, { to = ADDR1, value = 1 })
