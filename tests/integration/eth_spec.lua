@@ -335,28 +335,42 @@ describe("a broadcast refused in the middle of a batch", function()
     local signer = chain:signer(KEY0)
     local wf = require "ferry.workflow"
     local start = chain:nonce(ADDR0)
-    local sent = 0
-    local results = wf.parallel({ 1, 2, 3, 4, 5, 6, 7, 8 }, { max_concurrent = 8, progress = false }, function(i)
-      if i == 3 then
-        -- every broadcast attempt of this one gets HTTP 500 (the pool retries writes)
-        proxy:fault{ mode = "500", methods = { "eth_sendRawTransaction" }, count = chain.pool.retries + 1 }
-      end
-      local tx = signer:send{ to = fresh_address(900 + i), value = 1 }
-      sent = sent + 1
-      if i == 3 then proxy:fault{ mode = "pass" } end
-      return tx
+    local n = chain:_nonces(ADDR0)
+    -- broadcasts take 400 ms, so the later sends take their nonces while the first one's
+    -- broadcast is still out; that one pays 1 wei per gas, which the node refuses
+    proxy:fault{ mode = "delay", ms = 400, methods = { "eth_sendRawTransaction" } }
+    local low = ferry.spawn(signer.send, signer, { to = fresh_address(900), value = 1, max_fee = 1, max_priority_fee = 1 })
+    local deadline = ferry.now() + 5
+    while n.next ~= start + 1 and ferry.now() < deadline do ferry.sleep(0.005) end
+    assert.equal(start + 1, n.next)
+    local results, summary = wf.parallel({ 1, 2, 3, 4, 5, 6, 7 }, { max_concurrent = 7, progress = false }, function(i)
+      return signer:send{ to = fresh_address(900 + i), value = 1 }
     end)
-    local failed = 0
-    for _, r in ipairs(results) do
-      if not r.ok then failed = failed + 1; assert.equal("provider_down", r.err.code) end
-    end
-    assert.is_true(failed >= 1, "a broadcast should have failed")
-    -- later transactions hold nonces above the freed one; they are mined once the gap is filled
-    for _, r in ipairs(results) do
-      if r.ok then r.value:wait{ timeout = 15 } end
-    end
+    assert.equal(0, summary.errors)
+    local ok, err = low:wait(5)
+    assert.is_false(ok)
+    assert.equal("underpriced", err.code)
+    assert.equal(start, err.nonce)
+    -- the seven hold nonces above the freed one; they are mined once the filler takes it
+    for _, r in ipairs(results) do r.value:wait{ timeout = 15 } end
     assert.equal(start + 8, chain:nonce(ADDR0))
     assert.equal(0, tonumber(anvil.rpc:call("txpool_status", {}).queued))
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("after a 5xx, a lookup that finds nothing frees the nonce for the next send", function()
+    local anvil = peers.anvil()
+    local proxy = peers.proxy(anvil.url)
+    local chain = chain_at(proxy.url)
+    local signer = chain:signer(KEY0)
+    proxy:fault{ mode = "500", methods = { "eth_sendRawTransaction" } }   -- every round
+    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 1 })
+    assert.is_false(ok)
+    assert.equal("provider_down", err.code)
+    proxy:fault{ mode = "pass" }
+    local tx = signer:send{ to = ADDR1, value = 1 }
+    assert.equal(err.nonce, tx.nonce)
+    tx:wait{ timeout = 10 }
     proxy:stop(); anvil:stop()
   end)
 end)
