@@ -716,18 +716,17 @@ function Token:decimals() return tonumber(tostring((read(self, "decimals()", "ui
 function Token:symbol() return (read(self, "symbol()", "string")) end
 function Token:total_supply() return (read(self, "totalSupply()", "uint256")) end
 
-function Token:transfer(signer, to, amount, extra)
-  local t = extra or {}
-  t.to, t.data = self.address, M.abi.encode_call("transfer(address,uint256)", arg_address(to, "token:transfer: to"),
-    arg_u256(amount, "token:transfer: amount"))
+-- send sig(address, uint256) to the token; extra: more send fields (gas, fees, nonce), copied
+local function write(tok, signer, name, who, addr, amount, extra)
+  local t = {}
+  for k, v in pairs(extra or {}) do t[k] = v end
+  t.to = tok.address
+  t.data = M.abi.encode_call(name .. "(address,uint256)", arg_address(addr, ("token:%s: %s"):format(name, who)),
+    arg_u256(amount, ("token:%s: amount"):format(name)))
   return signer:send(t)
 end
 
-function Token:approve(signer, spender, amount, extra)
-  local t = extra or {}
-  t.to, t.data = self.address, M.abi.encode_call("approve(address,uint256)", arg_address(spender, "token:approve: spender"),
-    arg_u256(amount, "token:approve: amount"))
-  return signer:send(t)
-end
+function Token:transfer(signer, to, amount, extra) return write(self, signer, "transfer", "to", to, amount, extra) end
+function Token:approve(signer, spender, amount, extra) return write(self, signer, "approve", "spender", spender, amount, extra) end
 
 return M
