@@ -1,5 +1,5 @@
 # ferry -- build, test, check, bench, demo.  `make help` lists the targets.
-PKGS    := lua5.4 libuv libcurl hiredis libwebsockets libsecp256k1 libsodium sqlite3 libedit
+PKGS    := lua5.4 libuv libcurl hiredis libwebsockets libsecp256k1 nettle libsodium sqlite3 libedit
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  += $(OPT) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iengine \

@@ -7,7 +7,7 @@ EVM_CORE   := engine/crypto/secp.c engine/crypto/abi.c engine/crypto/tx.c engine
               engine/crypto/rlp.c engine/crypto/buf.c engine/crypto/u256.c
 EVM_DEPS   := $(EVM_CORE) $(EVM_CORE:.c=.h) mk/evm.mk
 EVM_WARN   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iengine
-EVM_LIBS   := -lsecp256k1
+EVM_LIBS   := -lsecp256k1 -lnettle
 FUZZ_SECONDS ?= 20
 EVM_FIXTURE := tests/fixtures/vectors/tx_cast.json
 

@@ -4,7 +4,8 @@
 ** Provides: private key validation, key -> uncompressed public key -> address, EIP-55 checksum
 ** encode/parse, recoverable ECDSA over a 32-byte hash (RFC6979 nonces, low-S; byte-identical to
 ** cast/ethers), public key / address recovery, and EIP-191 personal_sign.
-** Depends on: libsecp256k1 (>= 0.2, recovery module), keccak.h, getrandom(2).
+** Depends on: libsecp256k1 (>= 0.2, recovery module), nettle (HMAC-SHA256 for RFC6979),
+** keccak.h, getrandom(2).
 ** Threads: one process-wide context, created once (pthread_once) and randomized with getrandom
 ** bytes; libsecp256k1 signing/recovery with a shared const context is thread-safe.
 ** Backs: ferry.core.secp256k1 (secp_lua.c): address, pubkey, sign, recover, personal_hash,
@@ -62,6 +63,12 @@ int fy_secp_address_parse(const char *s, size_t len, uint8_t addr[20]);
 ** untouched on error. */
 int fy_secp_sign(const uint8_t hash[32], const uint8_t key[32], uint8_t r[32], uint8_t s[32],
                  int *y_parity);
+
+/* The RFC6979 nonce function fy_secp_sign uses (a secp256k1_nonce_function): equal to
+** secp256k1_nonce_function_rfc6979, on nettle's faster SHA-256. Exposed for the tests. */
+int fy_secp_nonce_rfc6979(unsigned char *nonce32, const unsigned char *msg32,
+                          const unsigned char *key32, const unsigned char *algo16, void *data,
+                          unsigned int counter);
 
 /* 1 if s <= n/2 (EIP-2 "low S"), else 0. */
 int fy_secp_is_low_s(const uint8_t s[32]);

@@ -4,6 +4,7 @@
 #include "crypto/secp.h"
 #include "crypto/tx.h"
 
+#include <secp256k1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,49 @@ static void test_secp(void) {
   CHECK(fy_secp_personal_sign((const uint8_t *)"hello", 5, key, sig) == FY_SECP_OK);
   CHECK(eqhex(sig, 65, "0xf16ea9a3478698f695fd1401bfe27e9e4a7e8e3da94aa72b021125e31fa899cc573c48ea3fe1d4ab"
                        "61a9db10c19032026e3ed2dbccba5a178235ac27f94504311c"));
+}
+
+/* Our RFC6979 nonce function against libsecp256k1's own, which it replaces in fy_secp_sign:
+ * random keys and messages with retry counters 0..3, messages at and above n (reduced mod n
+ * first, RFC 6979 bits2octets), the all-ones message, and the pass-through for extra data. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static void rand_bytes(uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    p[i] = (uint8_t)(rng_state >> 24);
+  }
+}
+
+static int same_nonce(const uint8_t msg[32], const uint8_t key[32], void *data, unsigned counter) {
+  uint8_t ours[32], theirs[32];
+  fy_secp_nonce_rfc6979(ours, msg, key, NULL, data, counter);
+  secp256k1_nonce_function_rfc6979(theirs, msg, key, NULL, data, counter);
+  return memcmp(ours, theirs, 32) == 0;
+}
+
+static void test_rfc6979(void) {
+  static const uint8_t n[32] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41};
+  uint8_t key[32], msg[32], extra[32];
+  int bad = 0;
+  for (int i = 0; i < 2000; i++) {
+    rand_bytes(key, 32);
+    rand_bytes(msg, 32);
+    if (i % 4 == 1) memcpy(msg, n, 16);            /* msg >= n about half of these times */
+    bad += !same_nonce(msg, key, NULL, (unsigned)(i % 4));
+  }
+  CHECK(bad == 0);
+  memcpy(msg, n, 32);                              /* msg == n -> 0 */
+  CHECK(same_nonce(msg, key, NULL, 0));
+  msg[31]++;                                       /* n + 1 -> 1 */
+  CHECK(same_nonce(msg, key, NULL, 0));
+  memset(msg, 0xff, 32);                           /* 2^256 - 1 */
+  CHECK(same_nonce(msg, key, NULL, 2));
+  memset(msg, 0, 32);
+  CHECK(same_nonce(msg, key, NULL, 0));
+  rand_bytes(extra, 32);
+  CHECK(same_nonce(msg, key, extra, 1));
 }
 
 /* ------------------------------------------------------------------ abi */
@@ -408,6 +452,7 @@ static void test_tx_fixture(const char *path) {
 
 int main(int argc, char **argv) {
   test_secp();
+  test_rfc6979();
   test_abi();
   test_tx_vector();
   test_tx_fixture(argc > 1 ? argv[1] : "tests/fixtures/vectors/tx_cast.json");
