@@ -43,7 +43,16 @@ typedef struct {
   lua_Integer nanchor;
 } conv_t;
 
-static void anchor_top(conv_t *c) { lua_rawseti(c->L, c->anchor, ++c->nanchor); }
+/* Move the top value into the anchor table, created on first use (most transactions, with no
+ * access list, never need it: data stays alive on the stack). */
+static void anchor_top(conv_t *c) {
+  if (!c->anchor) {
+    lua_createtable(c->L, 4, 0);
+    lua_insert(c->L, -2);
+    c->anchor = lua_gettop(c->L) - 1;
+  }
+  lua_rawseti(c->L, c->anchor, ++c->nanchor);
+}
 
 static int field_error(conv_t *c, const char *k, const char *why) {
   return luaL_error(c->L, "tx.%s: field '%s': %s", c->fn, k, why);
@@ -164,18 +173,17 @@ static void read_access_list(conv_t *c, fy_tx_t *tx) {
     }
     lua_pop(L, 2); /* keys, entry */
   }
-  lua_pop(L, 1);
+  /* the list and the anchor (above it, made for `entries`) stay on the stack */
   tx->access_list = entries;
   tx->access_len = (size_t)n;
 }
 
-/* fill *tx from the options table at idx; may raise. Leaves an anchor table on the stack. */
+/* fill *tx from the options table at idx; may raise. Leaves what keeps its strings and arrays
+ * alive on the stack (the data string, an anchor table): callers pop nothing before using tx. */
 static void check_tx(lua_State *L, int idx, const char *fn, fy_tx_t *tx) {
   conv_t c = {L, fn, lua_absindex(L, idx), 0, 0};
   lua_Integer type = 2;
   luaL_checktype(L, c.t, LUA_TTABLE);
-  lua_newtable(L);
-  c.anchor = lua_gettop(L);
   memset(tx, 0, sizeof *tx);
   if (get(&c, "type") != LUA_TNIL) {
     int isint;
@@ -207,8 +215,7 @@ static void check_tx(lua_State *L, int idx, const char *fn, fy_tx_t *tx) {
   lua_pop(L, 1);
   if (get(&c, "data") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING) field_error(&c, "data", "expected a raw byte string");
-    tx->data = (const uint8_t *)lua_tolstring(L, -1, &tx->data_len);
-    anchor_top(&c);
+    tx->data = (const uint8_t *)lua_tolstring(L, -1, &tx->data_len);   /* stays on the stack */
   } else {
     lua_pop(L, 1);
   }

@@ -17,6 +17,7 @@ local keccak = require "ferry.core.keccak"
 local secp = require "ferry.core.secp256k1"
 local abic = require "ferry.core.abi"
 local txc = require "ferry.core.tx"
+local config = require "ferry.config"
 local Pool = require "ferry.pool"
 local Nonces = require "ferry.nonces"
 
@@ -61,7 +62,12 @@ local function arg_address(v, what)
   return r
 end
 
-local function arg_u256(v, what) return checked(what, M.u256, v) end
+local is_u256 = u256.is_u256
+-- a U256 is already a valid amount: the common case (eth.ether, eth.gwei, fees) skips the pcall
+local function arg_u256(v, what)
+  if is_u256(v) then return v end
+  return checked(what, M.u256, v)
+end
 
 local function units(decimals, name)
   return function(x)
@@ -117,7 +123,10 @@ end
 
 -- EIP-1559: a tip above the fee cap is refused by every node
 local function check_tip(max_fee, tip, what)
-  if max_fee and tip and arg_u256(tip, what .. ": max_priority_fee") > arg_u256(max_fee, what .. ": max_fee") then
+  if not (max_fee and tip) then return end
+  if not is_u256(tip) then tip = arg_u256(tip, what .. ": max_priority_fee") end
+  if not is_u256(max_fee) then max_fee = arg_u256(max_fee, what .. ": max_fee") end
+  if tip > max_fee then
     raise("invalid_argument", ("%s: max_priority_fee (%s) is above max_fee (%s)"):format(what, tostring(tip), tostring(max_fee)))
   end
 end
@@ -204,7 +213,7 @@ end
 function M.connect(spec, root)
   local tbl = { chains = { adhoc = spec } }
   for k, v in pairs(root or {}) do tbl[k] = v end
-  local cfg = require("ferry.config").validate(tbl, "eth.connect")
+  local cfg = config.validate(tbl, "eth.connect")
   local cc = cfg.chains.adhoc
   return setmetatable({ name = spec.name or "adhoc", cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
                         confirmations = cc.confirmations, pool = Pool.new(spec.name or "adhoc", cc, cfg),
@@ -405,7 +414,7 @@ local function check_fields(t, allowed, what)
   if type(t) ~= "table" then
     raise("invalid_argument", ("%s: expects a table of transaction fields, got %s"):format(what, type(t)))
   end
-  local bad, shown = require("ferry.config").unknown_key(t, allowed)
+  local bad, shown = config.unknown_key(t, allowed)
   if bad ~= nil then raise("invalid_argument", ("%s: unknown field %s"):format(what, shown), { field = bad }) end
 end
 
@@ -624,7 +633,7 @@ local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_po
 
 function Tx:wait(opts)
   opts = opts or {}
-  local bad, shown = require("ferry.config").unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
+  local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
   if bad ~= nil then raise("invalid_argument", "tx:wait: unknown option " .. shown, { option = bad }) end
   local chain = self.chain
   local conf = opts.confirmations or chain.confirmations or 1
