@@ -552,7 +552,7 @@ function Signer:send(t)
                             data = data, access_list = t.access_list, legacy = legacy,
                             raw = raw_tx, chain = base, gas = gas, max_fee = max_fee,
                             max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now(),
-                            hashes = { hash }, bumps = 0, signer = self }, Tx)
+                            hashes = { hash }, bumps = 0, signer = self, _hold = hold }, Tx)
     end
     if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
       nonces:resync()
@@ -602,8 +602,17 @@ function Tx:_bump()
     return false
   end
   local raw_tx, hash = self.signer:sign(fields)
+  -- the replacement may spend more: its hold grows before it is broadcast, so a send checking
+  -- funds meanwhile counts the larger amount, and shrinks back if the node refuses it
+  local hold = self._hold
+  local held = hold and hold.amount
+  if hold then
+    local bigger = self.value + U(self.gas) * price
+    if bigger > held then hold.amount = bigger end
+  end
   local r, err = chain:call("eth_sendRawTransaction", { raw_tx })
   if err and err.code ~= "already_known" then
+    if hold then hold.amount = held end
     ferry.log.warn("fee bump refused", { hash = self.hash, nonce = self.nonce, err = tostring(err) })
     return false
   end

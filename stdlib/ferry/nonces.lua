@@ -161,7 +161,8 @@ end
 -- what the sends that committed before it still hold; sends checking at the same time are
 -- judged in commit order, as if one after the other. A hold ends when the send fails or is
 -- cancelled before its broadcast (closing it), or once its nonce is below the account's mined
--- count: the balance shows it from there. The count is read before the balance, so a
+-- count: the balance shows it from there. A fee bump grows its transaction's hold to the
+-- replacement's amount before broadcasting it (Tx:_bump). The count is read before the balance, so a
 -- transaction mined between the two reads is counted twice (a refusal on the safe side, which
 -- the send looks at once more), never not at all.
 local Hold = { __close = function(h)

@@ -307,6 +307,8 @@ describe("a transaction stuck below the base fee", function()
     assert.equal(tx.hash, rc.transactionHash)
     assert.is_true(tx.max_fee > eth.gwei(100))
     assert.equal(0, tx.nonce)
+    -- the funds it holds for later sends' checks grew with the replacement's fees
+    assert.equal(tx.value + 21000 * tx.max_fee, tx._hold.amount)
   end)
 end)
 
