@@ -1,5 +1,6 @@
 /* ** abi_lua.c -- ferry.core.abi: Solidity ABI encode/decode for Lua (binding of abi.c) */
 #include "crypto/abi.h"
+#include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
 #include "crypto/u256_lua.h"
@@ -424,18 +425,6 @@ static int l_abi_decode(lua_State *L) {
   return lua_gettop(L) - base;
 }
 
-static void push_hex(lua_State *L, const uint8_t *p, size_t n) {
-  static const char hx[] = "0123456789abcdef";
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "0x");
-  for (size_t i = 0; i < n; i++) {
-    luaL_addchar(&b, hx[p[i] >> 4]);
-    luaL_addchar(&b, hx[p[i] & 15]);
-  }
-  luaL_pushresult(&b);
-}
-
 /* abi.decode_revert(data) -> {kind="Error"|"Panic"|"custom"|"empty", ...} | nil, err */
 static int l_abi_decode_revert(lua_State *L) {
   size_t n;
@@ -470,7 +459,7 @@ static int l_abi_decode_revert(lua_State *L) {
   case FY_ABI_REVERT_CUSTOM:
     lua_pushliteral(L, "custom");
     lua_setfield(L, -2, "kind");
-    push_hex(L, rv.selector, 4);
+    fy_push_hex(L, rv.selector, 4);
     lua_setfield(L, -2, "selector");
     lua_pushlstring(L, (const char *)rv.data, rv.data_len);
     lua_setfield(L, -2, "data");

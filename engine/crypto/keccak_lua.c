@@ -3,6 +3,7 @@
 #include <lua.h>
 
 #include "crypto/keccak.h"
+#include "crypto/keccak_lua.h"
 
 int luaopen_ferry_core_keccak(lua_State *L);
 
@@ -17,21 +18,26 @@ static int l_keccak_keccak256(lua_State *L)
   return 1;
 }
 
+void fy_push_hex(lua_State *L, const uint8_t *p, size_t n)
+{
+  static const char digits[] = "0123456789abcdef";
+  luaL_Buffer b;
+  char *o = luaL_buffinitsize(L, &b, 2 + 2 * n);
+  o[0] = '0';
+  o[1] = 'x';
+  for (size_t i = 0; i < n; i++) {
+    o[2 + 2 * i] = digits[p[i] >> 4];
+    o[3 + 2 * i] = digits[p[i] & 15];
+  }
+  luaL_pushresultsize(&b, 2 + 2 * n);
+}
+
 /* tohex(bytes) -> "0x" .. lowercase hex ("0x" for the empty string) */
 static int l_keccak_tohex(lua_State *L)
 {
-  static const char digits[] = "0123456789abcdef";
   size_t n;
   const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, 2 + 2 * n);
-  p[0] = '0';
-  p[1] = 'x';
-  for (size_t i = 0; i < n; i++) {
-    p[2 + 2 * i] = digits[s[i] >> 4];
-    p[3 + 2 * i] = digits[s[i] & 15];
-  }
-  luaL_pushresultsize(&b, 2 + 2 * n);
+  fy_push_hex(L, s, n);
   return 1;
 }
 

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1 /* explicit_bzero */
 #endif
 #include "crypto/keccak.h"
+#include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
 #include "crypto/tx.h"
@@ -248,21 +249,39 @@ static int l_tx_signing_hash(lua_State *L) {
   return 1;
 }
 
-/* tx.sign(t) -> raw, hash ; t.key = 32 raw bytes (or 0x + 64 hex) */
+/* tx.sign(t [, key [, "hex"]]) -> raw, hash. key: 32 raw bytes or 0x + 64 hex digits, or
+ * t.key when not given. "hex": both as 0x-hex text rather than bytes (what signer:sign returns,
+ * without two more strings and calls). */
 static int l_tx_sign(lua_State *L) {
   fy_tx_t tx;
   uint8_t key[32], h[32];
+  int hex = 0;
+  lua_settop(L, 3);                                   /* check_tx leaves its anchors above these */
+  if (!lua_isnil(L, 3)) {
+    const char *opt = luaL_checkstring(L, 3);
+    if (strcmp(opt, "hex") != 0) return luaL_argerror(L, 3, "expected \"hex\" or nothing");
+    hex = 1;
+  }
   check_tx(L, 1, "sign", &tx);
   tx_box_t *b = box_new(L);
-  lua_getfield(L, 1, "key");
-  if (lua_isnil(L, -1)) return luaL_error(L, "tx.sign: field 'key': required");
-  fy_secp_check_key(L, lua_gettop(L), "key", key);            /* last check: no raise until wiped */
+  int k = 2;
+  if (lua_isnil(L, 2)) {
+    lua_getfield(L, 1, "key");
+    if (lua_isnil(L, -1)) return luaL_error(L, "tx.sign: field 'key': required");
+    k = lua_gettop(L);
+  }
+  fy_secp_check_key(L, k, "key", key);                          /* last check: no raise until wiped */
   int rc = fy_tx_sign(&tx, key, &b->buf, h);
   explicit_bzero(key, sizeof key);
-  if (rc == FY_TX_EKEY) return luaL_error(L, "tx.sign: field 'key': invalid private key");
+  if (rc == FY_TX_EKEY) return luaL_error(L, "tx.sign: %s: invalid private key", k == 2 ? "key" : "field 'key'");
   if (rc) return raise_rc(L, "sign", rc);
-  lua_pushlstring(L, (const char *)b->buf.data, b->buf.len);
-  lua_pushlstring(L, (const char *)h, 32);
+  if (hex) {
+    fy_push_hex(L, b->buf.data, b->buf.len);
+    fy_push_hex(L, h, 32);
+  } else {
+    lua_pushlstring(L, (const char *)b->buf.data, b->buf.len);
+    lua_pushlstring(L, (const char *)h, 32);
+  }
   return 2;
 }
 

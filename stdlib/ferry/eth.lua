@@ -396,7 +396,7 @@ end
 function Chain:signer(key)
   local k = load_key(key)
   local s = setmetatable({ chain = self, address = secp.address(k) }, Signer)
-  s._sign = function(t) t.key = k; local ok, a, b = pcall(txc.sign, t); t.key = nil
+  s._sign = function(t) local ok, a, b = pcall(txc.sign, t, k, "hex")
     if not ok then error(a, 3) end
     return a, b end
   s._personal = function(msg) return secp.personal_sign(msg, k) end
@@ -439,8 +439,7 @@ end
 --- signer:sign{to, value, data, nonce, gas, max_fee, max_priority_fee | gas_price, chain_id,
 --- type, access_list} -> raw (0x hex), hash (0x hex). No I/O: every field must be given.
 function Signer:sign(t)
-  local raw_tx, hash = self._sign(tx_fields(self, t))
-  return tohex(raw_tx), tohex(hash)
+  return self._sign(tx_fields(self, t))
 end
 
 --- EIP-191 personal_sign -> 0x r||s||v (v = 27/28)

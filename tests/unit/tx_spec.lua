@@ -208,6 +208,23 @@ describe("ferry.core.tx", function()
     assert.has_error(function() tx.sign(t) end)
   end)
 
+  it("takes the key as an argument, and answers in 0x hex when asked", function()
+    local t = { chain_id = 5, nonce = 3, gas = 21000, max_fee = 20, max_priority_fee = 2, to = ALICE,
+                value = 7, data = "\1\2", access_list = { { address = ALICE, storage_keys = { ("\7"):rep(32) } } },
+                key = KEY0 }
+    local raw, hash = tx.sign(t)
+    t.key = nil
+    local hraw, hhash = tx.sign(t, KEY0, "hex")
+    assert.equal(hex(raw), hraw)
+    assert.equal(hex(hash), hhash)
+    assert.equal(raw, (tx.sign(t, hex(KEY0))))                     -- 0x hex key, bytes out
+    assert.has_error(function() tx.sign(t) end, "tx.sign: field 'key': required")
+    assert.has_error(function() tx.sign(t, KEY0, "HEX") end)
+    local ok, err = pcall(tx.sign, t, ("\0"):rep(32))
+    assert.is_false(ok)
+    assert.matches("invalid private key", err, 1, true)
+  end)
+
   it("decodes strictly: garbage, truncations and non-canonical encodings give nil, err", function()
     local raw = tx.sign{ chain_id = 1, nonce = 7, gas = 21000, max_fee = 2, max_priority_fee = 1, to = ALICE,
                          value = 5, data = "hi", key = KEY0,
