@@ -270,6 +270,15 @@ if wanted("cache") then
   row("cache get, 1k hot keys x100", fmt(H * P / hs) .. "/s", "node-cache " .. fmt(nh.get_per_s) .. "/s", ("%.1fx"):format(rh), ">= 3x", rh >= 3)
   row("  ... node-cache with useClones=false", "", "get " .. fmt(nh0.get_per_s) .. "/s",
     ("%.1fx"):format((H * P / hs) / nh0.get_per_s), "", nil)
+  -- the floors under any get from Lua, same loop: a C function that does nothing with the same
+  -- two arguments (rawequal), and one that also returns an 8-byte string (string.sub: Lua
+  -- interns it, as it does the value a get returns)
+  local fs = best_of(3, function() for _ = 1, P do for i = 1, H do rawequal(hot, keys[i]) end end end)
+  local vs = vals[1]
+  local ss2 = best_of(3, function() for _ = 1, P do for i = 1, H do string.sub(vs, 1, 8) end end end)
+  row("  ... floor: a no-op Lua -> C call", fmt(H * P / fs) .. "/s", "", ("%.1fx"):format((H * P / fs) / nh.get_per_s), "", nil)
+  row("  ... floor: C call returning a string", fmt(H * P / ss2) .. "/s", "",
+    ("%.1fx"):format((H * P / ss2) / nh.get_per_s), "", nil)
   -- memory: C heap in use (allocator's own count, freed garbage excluded) for 1e6 small
   -- entries; keys are built beforehand (the cache copies them), values are made fresh during
   -- the fill as nodecache.js does, so whatever the cache keeps of them is counted
