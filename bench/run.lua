@@ -262,7 +262,7 @@ if wanted("cache") then
   local H, P = 1000, 100
   local hot = cachec.new{ max_entries = 2 * H }
   for i = 1, H do hot:set(keys[i], vals[i]) end
-  local hs = best_of(3, function() for _ = 1, P do for i = 1, H do get(hot, keys[i]) end end end)
+  local hs = best_of(7, function() for _ = 1, P do for i = 1, H do get(hot, keys[i]) end end end)
   hot:close()
   local nh = node("nodecache.js", tostring(H), "1", tostring(P))
   local nh0 = node("nodecache.js", tostring(H), "0", tostring(P))
@@ -273,9 +273,9 @@ if wanted("cache") then
   -- the floors under any get from Lua, same loop: a C function that does nothing with the same
   -- two arguments (rawequal), and one that also returns an 8-byte string (string.sub: Lua
   -- interns it, as it does the value a get returns)
-  local fs = best_of(3, function() for _ = 1, P do for i = 1, H do rawequal(hot, keys[i]) end end end)
+  local fs = best_of(7, function() for _ = 1, P do for i = 1, H do rawequal(hot, keys[i]) end end end)
   local vs = vals[1]
-  local ss2 = best_of(3, function() for _ = 1, P do for i = 1, H do string.sub(vs, 1, 8) end end end)
+  local ss2 = best_of(7, function() for _ = 1, P do for i = 1, H do string.sub(vs, 1, 8) end end end)
   row("  ... floor: a no-op Lua -> C call", fmt(H * P / fs) .. "/s", "", ("%.1fx"):format((H * P / fs) / nh.get_per_s), "", nil)
   row("  ... floor: C call returning a string", fmt(H * P / ss2) .. "/s", "",
     ("%.1fx"):format((H * P / ss2) / nh.get_per_s), "", nil)

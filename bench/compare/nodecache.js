@@ -2,7 +2,7 @@
 // clones=1 (the default) measures node-cache as users get it out of the box (useClones: true:
 // values are deep-copied on set and get); clones=0 measures {useClones: false}.
 // node-cache: set then get N entries (keys "k"+i, 8-byte string values); ops/s for each (best of
-// 5, keys and values built before timing). passes > 1 reads the N keys that many times per run:
+// 5 or 15, keys and values built before timing). passes > 1 reads the N keys that many times per run:
 // with a small N that is a hot working set in CPU cache, where the per-call cost shows; a single
 // pass over 100k keys is bound by memory latency on both sides. Also heap bytes per entry:
 // heapUsed delta / N, after a full GC, for a fresh cache filled with freshly built keys and
@@ -40,7 +40,10 @@ const bytes = bytesPerEntry();
 const keys = Array.from({ length: N }, (_, i) => 'k' + i);
 const vals = Array.from({ length: N }, (_, i) => String(i % 100000000).padStart(8, '0'));
 let setS = Infinity, getS = Infinity;
-for (let r = 0; r < 5; r++) {   // best of 5: V8 tiers the loop up during the first runs
+// best of 5 (of 15 for a hot set, whose short runs V8 optimizes differently from one to the
+// next: 4.5-11.5M gets/s): V8 tiers the loop up during the first runs
+const rounds = passes > 1 ? 15 : 5;
+for (let r = 0; r < rounds; r++) {
   gc();
   const cache = new NodeCache({ useClones, checkperiod: 0 });
   let t0 = now();
