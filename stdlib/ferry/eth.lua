@@ -499,9 +499,8 @@ function Signer:send(t)
   local hold <close> = nonces:commit(required)
   local balance, ahead, n_ahead
   for _ = 1, 2 do
-    local count = chain:nonce(from, "latest")
-    nonces.counts[hold] = count                 -- until the check is over (or the hold closed)
-    balance = chain:balance(from, "latest", { fresh = true })
+    local count
+    count, balance = nonces:snapshot(hold)      -- registers the check in nonces.counts
     ahead, n_ahead = nonces:ahead_of(hold, count)
     if balance >= ahead + required or n_ahead == 0 then break end
   end

@@ -14,7 +14,7 @@ Nonces.__index = Nonces
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)
   return setmetatable({ chain = chain, addr = addr, next = nil, free = {}, limbo = {}, syncing = nil,
-                        holds = {}, seq = 0, counts = {} }, Nonces)
+                        holds = {}, seq = 0, counts = {}, last_count = 0, round = nil, reading = nil }, Nonces)
 end
 
 -- Read the pending count once; concurrent first callers share the read.
@@ -32,9 +32,10 @@ function Nonces:_sync()
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
     self.free = keep
     for l in pairs(self.limbo) do if l < n then self.limbo[l] = nil end end
-  end)
-  local ok, err = self.syncing:wait()
-  self.syncing = nil
+  end):detach()                                -- the first caller's cancel is not the others'
+  local syncing = self.syncing
+  local ok, err = syncing:wait()
+  if self.syncing == syncing then self.syncing = nil end
   if not ok then error(err, 0) end
 end
 
@@ -170,6 +171,42 @@ local Hold = { __close = function(h)
   n.counts[h] = nil                            -- a check cut short by an error or a cancel
   if not h.sent then n.holds[h] = nil end
 end }
+
+-- Snapshots: the (mined count, balance) pair a check judges by, the count read first, both from
+-- one provider, never from the cache. Sends checking at once share one, in rounds: a round
+-- starts when someone asks and no round is waiting to start; it reads only once the round
+-- before it is over, and whoever asks after its reads went out waits for the next round. So
+-- every check judges by reads issued after it asked (after its commit), and 32 sends in flight
+-- cost a few pairs of reads instead of 32. Until its round answers, a check holds back pruning
+-- at the last count a round read: its own count can only be that or higher.
+function Nonces:snapshot(h)
+  local round = self.round
+  if not round then
+    round = {}
+    self.round = round
+    local prev = self.reading
+    -- detached: a check cancelled while it waits must not take the round from the others
+    round.task = ferry.spawn(function()
+      if prev then prev.task:wait() end
+      if self.round == round then self.round = nil end   -- from here on: the next round
+      self.reading = round
+      local view = self.chain:view()
+      local ok, count, balance = pcall(function()
+        local c = view:nonce(self.addr, "latest")
+        return c, view:balance(self.addr, "latest", { fresh = true })
+      end)
+      if self.reading == round then self.reading = nil end
+      if ok and count > self.last_count then self.last_count = count end
+      return ok, count, balance
+    end):detach()
+  end
+  self.counts[h] = self.last_count
+  local done, ok, count, balance = round.task:wait()
+  if not done then error(ok, 0) end                      -- cancelled (engine shutting down)
+  if not ok then error(count, 0) end                     -- the read's own error table
+  self.counts[h] = count
+  return count, balance
+end
 
 function Nonces:commit(amount)
   self.seq = self.seq + 1

@@ -422,6 +422,40 @@ describe("concurrent sends from one address", function()
   end)
 end)
 
+describe("funds checks of sends in flight at once", function()
+  it("share their reads in rounds, and one cancelled while it waits does not fail the rest", function()
+    local anvil = peers.anvil()
+    local proxy = peers.proxy(anvil.url)
+    local chain = chain_at(proxy.url)
+    local signer = chain:signer(KEY0)
+    local n = chain:_nonces(ADDR0)
+    -- every balance read takes 150 ms: checks that arrive meanwhile wait for the next round
+    proxy:fault{ mode = "delay", ms = 150, methods = { "eth_getBalance" } }
+    proxy:reset_stats()
+    local victim = ferry.spawn(signer.send, signer, { to = ADDR1, value = 1, gas = 21000 })
+    local tasks = {}
+    for i = 1, 40 do tasks[i] = ferry.spawn(signer.send, signer, { to = fresh_address(300 + i), value = 1, gas = 21000 }) end
+    local deadline = ferry.now() + 5
+    while not (n.counts and next(n.counts)) and ferry.now() < deadline do ferry.sleep(0.005) end
+    victim:cancel("changed my mind")
+    local vok, verr = victim:wait(5)
+    assert.is_false(vok)
+    assert.equal("cancelled", verr.code)
+    for i, t in ipairs(tasks) do
+      local ok, tx = t:wait(20)
+      assert.is_true(ok, "send " .. i .. ": " .. tostring(tx))
+      tx:wait{ timeout = 20 }
+    end
+    local st = proxy:stats()
+    -- 41 checks, a handful of rounds (each read after the round before it)
+    assert.is_true(st.methods.eth_getBalance <= 4, "balance reads: " .. st.methods.eth_getBalance)
+    assert.is_true(st.methods.eth_getTransactionCount <= 6, "count reads: " .. st.methods.eth_getTransactionCount)
+    assert.equal(40, chain:nonce(ADDR0))
+    assert.is_nil(next(n.counts))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
 describe("a send cancelled during its funds check", function()
   it("gives its hold back", function()
     local anvil = peers.anvil()
