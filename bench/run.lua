@@ -130,7 +130,8 @@ if wanted("transfers") then
     end
     error(what .. ": anvil's tx pool got stuck three runs in a row")
   end
-  local ours = with_anvil("ferry", function(a)
+
+  local function ferry_run(a)
     local eth = require "ferry.eth"
     local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
     local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
@@ -146,12 +147,12 @@ if wanted("transfers") then
     end)
     assert(summary.errors == 0, "transfers failed")
     return ferry.now() - t0, bumps > 0
-  end)
-  local eth_s = with_anvil("ethers", function(a) return node("ethers_transfers.js", a.url, tostring(N)).seconds end)
-  local node_floor = with_anvil("node floor", function(a) return node("floor.js", a.url, tostring(N)).floor_seconds end)
+  end
+  local function ethers_run(a) return node("ethers_transfers.js", a.url, tostring(N)).seconds end
+  local function node_floor_run(a) return node("floor.js", a.url, tostring(N)).floor_seconds end
   -- the floor in ferry itself: 200 transactions signed beforehand (not timed), then only
   -- eth_sendRawTransaction + receipts, 32 in flight, on the same HTTP client
-  local floor_s = with_anvil("floor", function(a)
+  local function floor_run(a)
     local eth = require "ferry.eth"
     local rpc = require "ferry.rpc"
     local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
@@ -175,7 +176,16 @@ if wanted("transfers") then
     end)
     assert(summary.errors == 0, "floor transfers failed")
     return ferry.now() - t0
-  end)
+  end
+  -- a single ~200 ms run moves by 20% from one fresh anvil to the next (the floor read 137-166 ms
+  -- in three runs in a row): each side gets its best of three rounds, the sides taking turns,
+  -- each run on a fresh anvil
+  local runs = { { "ferry", ferry_run }, { "floor", floor_run }, { "ethers", ethers_run }, { "node floor", node_floor_run } }
+  local best = {}
+  for _ = 1, 3 do
+    for _, r in ipairs(runs) do best[r[1]] = math.min(best[r[1]] or math.huge, with_anvil(r[1], r[2])) end
+  end
+  local ours, floor_s, eth_s, node_floor = best.ferry, best.floor, best.ethers, best["node floor"]
   local r = ours / floor_s
   row("200 transfers, whole pipeline (wall)", ("%.0f ms"):format(ours * 1000), ("ethers %.0f ms"):format(eth_s * 1000),
     ("%.2fx"):format(eth_s / ours), "faster", ours < eth_s)
