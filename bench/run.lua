@@ -44,6 +44,22 @@ local function best_of(n, fn)
   return b
 end
 
+-- Our side and the Node side take turns, twice, and each keeps its best: a burst of noise
+-- from the host (2 shared cores) then costs one turn, not the row. ours() -> seconds for its
+-- work (smaller is better); theirs() -> the Node script's JSON, merged keeping each field's
+-- largest rate. -> best seconds, best rates
+local function turns(ours, theirs)
+  local s, t = math.huge, nil
+  for _ = 1, 2 do
+    s = math.min(s, ours())
+    local v = theirs()
+    if not t then t = v else
+      for k, x in pairs(v) do if type(x) == "number" and x > (t[k] or 0) then t[k] = x end end
+    end
+  end
+  return s, t
+end
+
 local function fmt(n)
   if n >= 1e6 then return ("%.2fM"):format(n / 1e6) end
   if n >= 1e3 then return ("%.1fk"):format(n / 1e3) end
@@ -63,11 +79,12 @@ if wanted("parallel") then
   local N = 100000
   local items = {}
   for i = 1, N do items[i] = i end
-  local s = best_of(3, function()
-    workflow.parallel(items, { max_concurrent = 16, progress = false }, function(x) return x end)
-  end)
+  local s, pl = turns(function()
+    return best_of(3, function()
+      workflow.parallel(items, { max_concurrent = 16, progress = false }, function(x) return x end)
+    end)
+  end, function() return node("plimit.js", tostring(N), "16") end)
   local ours = N / s
-  local pl = node("plimit.js", tostring(N), "16")
   local r = ours / pl.tasks_per_s
   row("workflow.parallel 100k trivial, 16 in flight", fmt(ours) .. "/s", "p-limit " .. fmt(pl.tasks_per_s) .. "/s",
     ("%.1fx"):format(r), ">= 10x", r >= 10)
@@ -82,25 +99,23 @@ if wanted("sign") then
   local N = 20000
   local tx = { to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", value = eth.ether "1", gas = 21000,
                max_fee = eth.gwei(3), max_priority_fee = eth.gwei(1), nonce = 0 }
-  local s = best_of(3, function()
-    for i = 1, N do tx.nonce = i; signer:sign(tx) end
-  end)
-  local ours = N / s
   -- the ceiling: libsecp256k1's signature of a 32-byte hash alone (Debian's 0.2.0 plus our
   -- RFC 6979 nonce), no transaction, no keccak, no Lua table in or hex out
   local secp = require "ferry.core.secp256k1"
   local key = ("\1"):rep(32)
   local hashes = {}
   for i = 1, 256 do hashes[i] = keccak.keccak256(tostring(i)) end
-  local cs = best_of(3, function()
-    for i = 1, N do secp.sign(hashes[i % 256 + 1], key) end
-  end)
   local K = 1000000
   local data = ("\171"):rep(32)
   local h = keccak.keccak256
-  local ks = best_of(3, function() for _ = 1, K do h(data) end end)
-  local kours = K / ks
-  local e = node("ethers_sign.js")
+  local s, cs, ks = math.huge, math.huge, math.huge
+  local _, e = turns(function()
+    s = math.min(s, best_of(3, function() for i = 1, N do tx.nonce = i; signer:sign(tx) end end))
+    cs = math.min(cs, best_of(3, function() for i = 1, N do secp.sign(hashes[i % 256 + 1], key) end end))
+    ks = math.min(ks, best_of(3, function() for _ = 1, K do h(data) end end))
+    return 0
+  end, function() return node("ethers_sign.js") end)
+  local ours, kours = N / s, K / ks
   local r1, r2 = ours / e.signs_per_s, kours / e.keccak_per_s
   row("EIP-1559 signatures", fmt(ours) .. "/s", "ethers " .. fmt(e.signs_per_s) .. "/s", ("%.1fx"):format(r1), ">= 15x", r1 >= 15)
   row("  ... libsecp256k1 sign of a hash alone", fmt(N / cs) .. "/s", "", ("%.1fx"):format(N / cs / e.signs_per_s), "", nil)
