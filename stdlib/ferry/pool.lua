@@ -263,9 +263,15 @@ function Pool:_request(method, params, opts)
     ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name })
 end
 
+-- A block number read, cached or fresh, tells the pool about the head. -> r, e unchanged
+function Pool:_noted(method, r, e)
+  if e == nil and method == "eth_blockNumber" and type(r) == "string" then self:_saw_head(tonumber(r)) end
+  return r, e
+end
+
 -- Fetch (after a cache miss) and store what may be cached.
 function Pool:_fetch(method, params, opts, key, ttl)
-  local r, e = self:_request(method, params, opts)
+  local r, e = self:_noted(method, self:_request(method, params, opts))
   if e == nil and r ~= nil and key then
     if FINAL_METHODS[method] then
       local bn = type(r) == "table" and tonumber(tostring(r.blockNumber))
@@ -278,7 +284,6 @@ function Pool:_fetch(method, params, opts, key, ttl)
       self.cache:set(key, json.encode(r), ttl > 0 and ttl or nil, { head_bound = hb, block = block })
     end
   end
-  if e == nil and method == "eth_blockNumber" and type(r) == "string" then self:_saw_head(tonumber(r)) end
   return r, e
 end
 
@@ -312,7 +317,7 @@ function Pool:call(method, params, opts)
   if #self.providers == 0 then
     return nil, ferry.error("provider_down", ("chain %s has no provider configured"):format(self.name))
   end
-  if WRITES[method] or opts.fresh then return self:_request(method, params, opts) end
+  if WRITES[method] or opts.fresh then return self:_noted(method, self:_request(method, params, opts)) end
   local key = method .. json.canonical(params)
   local ttl = self.ttl[method]
   if ttl or FINAL_METHODS[method] then

@@ -422,6 +422,31 @@ describe("concurrent sends from one address", function()
   end)
 end)
 
+describe("transactions waiting for their receipts", function()
+  it("ask again only when a new block has come, so 20 waiting on 1 s blocks cost a read each per block", function()
+    local anvil = peers.anvil{ "--block-time", "1" }
+    local proxy = peers.proxy(anvil.url)
+    local chain = chain_at(proxy.url)
+    local signer = chain:signer(KEY0)
+    local txs = {}
+    for i = 1, 20 do txs[i] = signer:send{ to = fresh_address(500 + i), value = 1, gas = 21000 } end
+    proxy:reset_stats()
+    local t0 = ferry.now()
+    local results = require("ferry.workflow").parallel(txs, { max_concurrent = 20, progress = false },
+      function(tx) return tx:wait{ timeout = 20 } end)
+    local took = ferry.now() - t0
+    local st = proxy:stats()
+    for i, r in ipairs(results) do assert.is_true(r.ok, "tx " .. i .. ": " .. tostring(r.err)) end
+    local receipts = st.methods.eth_getTransactionReceipt or 0
+    print(("\n    %d receipt reads, %d block number reads in %.1f s"):format(receipts, st.methods.eth_blockNumber or 0, took))
+    -- each: one read when it starts, one per new head until it is in one (they all go in the
+    -- first block or two); polling on a timer would have made ~10 each in the first second
+    assert.is_true(receipts <= 20 * 4, ("%d receipt reads in %.1f s"):format(receipts, took))
+    assert.is_true((st.methods.eth_blockNumber or 0) <= 20 * (took + 1), "block number reads: " .. tostring(st.methods.eth_blockNumber))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
 describe("funds checks of sends in flight at once", function()
   it("share their reads in rounds, and one cancelled while it waits does not fail the rest", function()
     local anvil = peers.anvil()
