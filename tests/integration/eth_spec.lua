@@ -22,6 +22,15 @@ local function chain_at(url, extra)
   return eth.connect(spec)
 end
 
+-- A fresh anvil (anvil_args: more flags), a fault proxy in front of it, a chain over the proxy
+-- (settings as for chain_at) and KEY0's signer. -> anvil, proxy, chain, signer
+local function behind_proxy(settings, anvil_args)
+  local anvil = peers.anvil(anvil_args)
+  local proxy = peers.proxy(anvil.url)
+  local chain = chain_at(proxy.url, settings)
+  return anvil, proxy, chain, chain:signer(KEY0)
+end
+
 describe("ferry.eth on anvil", function()
   local anvil, chain, signer
   setup(function()
@@ -210,11 +219,8 @@ end
 
 describe("a broadcast that gets no answer", function()
   it("raises timeout with the signed bytes, keeps the nonce taken, and they can be resent", function()
-    local anvil = peers.anvil()
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url, { timeout = 0.3 })
+    local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
     chain.pool.retries = 0
-    local signer = chain:signer(KEY0)
     proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
     local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 5 })
     assert.is_false(ok)
@@ -235,11 +241,8 @@ describe("a broadcast that gets no answer", function()
   end)
 
   it("never resent: the gap filler takes the nonce with a 0-value transfer to self, and later sends are mined", function()
-    local anvil = peers.anvil()
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url, { gap_fill_after = 0.3, timeout = 0.3 })
+    local anvil, proxy, chain, signer = behind_proxy({ gap_fill_after = 0.3, timeout = 0.3 })
     chain.pool.retries = 0
-    local signer = chain:signer(KEY0)
     local before = chain:balance(ADDR1, "latest", { fresh = true })
     proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
     local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 5 })
@@ -331,10 +334,7 @@ end)
 
 describe("a broadcast refused in the middle of a batch", function()
   it("leaves no nonce gap: the freed nonce is filled and every later transaction is mined", function()
-    local anvil = peers.anvil()
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url, { gap_fill_after = 0.5 })
-    local signer = chain:signer(KEY0)
+    local anvil, proxy, chain, signer = behind_proxy({ gap_fill_after = 0.5 })
     local wf = require "ferry.workflow"
     local start = chain:nonce(ADDR0)
     local n = chain:_nonces(ADDR0)
@@ -361,10 +361,7 @@ describe("a broadcast refused in the middle of a batch", function()
   end)
 
   it("after a 5xx, a lookup that finds nothing frees the nonce for the next send", function()
-    local anvil = peers.anvil()
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url)
-    local signer = chain:signer(KEY0)
+    local anvil, proxy, chain, signer = behind_proxy()
     proxy:fault{ mode = "500", methods = { "eth_sendRawTransaction" } }   -- every round
     local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 1 })
     assert.is_false(ok)
@@ -424,10 +421,7 @@ end)
 
 describe("transactions waiting for their receipts", function()
   it("ask again only when a new block has come, so 20 waiting on 1 s blocks cost a read each per block", function()
-    local anvil = peers.anvil{ "--block-time", "1" }
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url)
-    local signer = chain:signer(KEY0)
+    local anvil, proxy, chain, signer = behind_proxy(nil, { "--block-time", "1" })
     local txs = {}
     for i = 1, 20 do txs[i] = signer:send{ to = fresh_address(500 + i), value = 1, gas = 21000 } end
     proxy:reset_stats()
@@ -447,12 +441,21 @@ describe("transactions waiting for their receipts", function()
   end)
 end)
 
+-- Once a send of task t is in its funds check (registered in n.counts), cancel t: it ends
+-- with "cancelled".
+local function cancel_in_check(t, n)
+  local deadline = ferry.now() + 5
+  while next(n.counts) == nil and ferry.now() < deadline do ferry.sleep(0.005) end
+  assert.is_not_nil(next(n.counts), "the send should be waiting on its funds check")
+  t:cancel("changed my mind")
+  local ok, err = t:wait(5)
+  assert.is_false(ok)
+  assert.equal("cancelled", err.code)
+end
+
 describe("funds checks of sends in flight at once", function()
   it("share their reads in rounds, and one cancelled while it waits does not fail the rest", function()
-    local anvil = peers.anvil()
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url)
-    local signer = chain:signer(KEY0)
+    local anvil, proxy, chain, signer = behind_proxy()
     local n = chain:_nonces(ADDR0)
     -- every balance read takes 150 ms: checks that arrive meanwhile wait for the next round
     proxy:fault{ mode = "delay", ms = 150, methods = { "eth_getBalance" } }
@@ -460,12 +463,7 @@ describe("funds checks of sends in flight at once", function()
     local victim = ferry.spawn(signer.send, signer, { to = ADDR1, value = 1, gas = 21000 })
     local tasks = {}
     for i = 1, 40 do tasks[i] = ferry.spawn(signer.send, signer, { to = fresh_address(300 + i), value = 1, gas = 21000 }) end
-    local deadline = ferry.now() + 5
-    while not (n.counts and next(n.counts)) and ferry.now() < deadline do ferry.sleep(0.005) end
-    victim:cancel("changed my mind")
-    local vok, verr = victim:wait(5)
-    assert.is_false(vok)
-    assert.equal("cancelled", verr.code)
+    cancel_in_check(victim, n)
     for i, t in ipairs(tasks) do
       local ok, tx = t:wait(20)
       assert.is_true(ok, "send " .. i .. ": " .. tostring(tx))
@@ -483,20 +481,11 @@ end)
 
 describe("a send cancelled during its funds check", function()
   it("gives its hold back", function()
-    local anvil = peers.anvil()
-    local proxy = peers.proxy(anvil.url)
-    local chain = chain_at(proxy.url)
-    local signer = chain:signer(KEY0)
+    local anvil, proxy, chain, signer = behind_proxy()
     proxy:fault{ mode = "hang", methods = { "eth_getBalance" } }
     local t = ferry.spawn(signer.send, signer, { to = ADDR1, value = 1 })
     local n = chain:_nonces(ADDR0)
-    local deadline = ferry.now() + 5
-    while next(n.counts) == nil and ferry.now() < deadline do ferry.sleep(0.01) end
-    assert.is_not_nil(next(n.counts), "the send should be waiting on its balance read")
-    t:cancel("enough")
-    local ok, err = t:wait(5)
-    assert.is_false(ok)
-    assert.equal("cancelled", err.code)
+    cancel_in_check(t, n)
     assert.is_nil(next(n.holds))
     assert.is_nil(next(n.counts))
     proxy:stop(); anvil:stop()
