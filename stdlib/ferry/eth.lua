@@ -652,6 +652,7 @@ function Chain:_wait_heads()
   base.head_waiters = (base.head_waiters or 0) + 1
   if not base.head_ticker then
     base.head_ticker = ferry.spawn(function()
+      local _ <close> = setmetatable({}, { __close = function() base.head_ticker = nil end })  -- a cancel too
       local every, last = 0.02, base.pool.head
       while base.head_waiters > 0 do
         ferry.sleep(every)
@@ -659,7 +660,6 @@ function Chain:_wait_heads()
         if base.pool.head ~= last then last, every = base.pool.head, 0.02
         else every = math.min(every * 1.5, 1) end
       end
-      base.head_ticker = nil
     end):daemon()
   end
   return setmetatable({}, { __close = function() base.head_waiters = base.head_waiters - 1 end })

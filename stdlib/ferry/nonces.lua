@@ -187,6 +187,10 @@ function Nonces:snapshot(h)
     local prev = self.reading
     -- detached: a check cancelled while it waits must not take the round from the others
     round.task = ferry.spawn(function()
+      local _ <close> = setmetatable({}, { __close = function()   -- however it ends (a cancel too)
+        if self.round == round then self.round = nil end
+        if self.reading == round then self.reading = nil end
+      end })
       if prev then prev.task:wait() end
       if self.round == round then self.round = nil end   -- from here on: the next round
       self.reading = round
@@ -195,7 +199,6 @@ function Nonces:snapshot(h)
         local c = view:nonce(self.addr, "latest")
         return c, view:balance(self.addr, "latest", { fresh = true })
       end)
-      if self.reading == round then self.reading = nil end
       if ok and count > self.last_count then self.last_count = count end
       return ok, count, balance
     end):detach()

@@ -439,6 +439,29 @@ describe("transactions waiting for their receipts", function()
     assert.is_true((st.methods.eth_blockNumber or 0) <= 20 * (took + 1), "block number reads: " .. tostring(st.methods.eth_blockNumber))
     proxy:stop(); anvil:stop()
   end)
+
+  it("keep going when the head ticker is cancelled: the next wait starts another", function()
+    local anvil = peers.anvil{ "--no-mining" }
+    local chain = chain_at(anvil.url, { head_poll = 0 })    -- no head tracker: only the ticker
+    local signer = chain:signer(KEY0)
+    local a = signer:send{ to = ADDR1, value = 1, gas = 21000 }
+    local wa = ferry.spawn(a.wait, a, { timeout = 10 })
+    ferry.sleep(0.1)
+    assert.is_not_nil(chain.head_ticker)
+    chain.head_ticker:cancel("test")
+    assert.is_nil(chain.head_ticker)
+    local b = signer:send{ to = ADDR1, value = 2, gas = 21000 }
+    local wb = ferry.spawn(b.wait, b, { timeout = 10 })
+    ferry.sleep(0.1)
+    assert.is_not_nil(chain.head_ticker)
+    assert.is_nil(select(2, anvil.rpc:call("evm_mine", {})))
+    local oka, ra = wa:wait(10)
+    local okb, rb = wb:wait(10)
+    assert.is_true(oka, tostring(ra))
+    assert.is_true(okb, tostring(rb))
+    assert.equal(ra.blockNumber, rb.blockNumber)
+    anvil:stop()
+  end)
 end)
 
 -- Once a send of task t is in its funds check (registered in n.counts), cancel t: it ends
