@@ -22,8 +22,15 @@ local function chain_at(url, extra)
   return eth.connect(spec)
 end
 
--- A fresh anvil (anvil_args: more flags), a fault proxy in front of it, a chain over the proxy
--- (settings as for chain_at) and KEY0's signer. -> anvil, proxy, chain, signer
+-- A fresh anvil (anvil_args: more flags), a chain over it (settings as for chain_at) and
+-- KEY0's signer. -> anvil, chain, signer
+local function on_anvil(settings, anvil_args)
+  local anvil = peers.anvil(anvil_args)
+  local chain = chain_at(anvil.url, settings)
+  return anvil, chain, chain:signer(KEY0)
+end
+
+-- The same with a fault proxy between the chain and the anvil. -> anvil, proxy, chain, signer
 local function behind_proxy(settings, anvil_args)
   local anvil = peers.anvil(anvil_args)
   local proxy = peers.proxy(anvil.url)
@@ -193,9 +200,7 @@ end)
 
 describe("tx:wait on a node that lost the transaction", function()
   it("sends the signed bytes again and the transaction is mined", function()
-    local anvil = peers.anvil{ "--no-mining" }
-    local chain = chain_at(anvil.url)
-    local signer = chain:signer(KEY0)
+    local anvil, chain, signer = on_anvil(nil, { "--no-mining" })
     local tx = signer:send{ to = ADDR1, value = 7 }
     -- the node forgets it (as after a restart or an eviction)
     assert.equal(tx.hash, (anvil.rpc:call("anvil_dropTransaction", { tx.hash })))
@@ -265,9 +270,7 @@ end)
 
 describe("a transaction whose nonce another transaction took", function()
   it("tx:wait raises nonce_too_low at its next rebroadcast instead of waiting out its timeout", function()
-    local anvil = peers.anvil{ "--no-mining" }
-    local chain = chain_at(anvil.url)
-    local signer = chain:signer(KEY0)
+    local anvil, chain, signer = on_anvil(nil, { "--no-mining" })
     local tx = signer:send{ to = ADDR1, value = 1 }
     -- someone else (another process, a wallet) replaces it at the same nonce, and it is mined
     local raw = signer:sign{ to = ADDR1, value = 2, nonce = tx.nonce, gas = 21000,
@@ -286,9 +289,7 @@ end)
 
 describe("a transaction stuck below the base fee", function()
   it("is replaced with higher fees, same nonce, and the replacement is mined", function()
-    local anvil = peers.anvil{ "--no-mining" }
-    local chain = chain_at(anvil.url)
-    local signer = chain:signer(KEY0)
+    local anvil, chain, signer = on_anvil(nil, { "--no-mining" })
     local f = chain:fees()
     local tx = signer:send{ to = ADDR1, value = 9, max_fee = f.base_fee, max_priority_fee = 1 }
     local first = tx.hash
@@ -441,9 +442,7 @@ describe("transactions waiting for their receipts", function()
   end)
 
   it("keep going when the head ticker is cancelled: the next wait starts another", function()
-    local anvil = peers.anvil{ "--no-mining" }
-    local chain = chain_at(anvil.url, { head_poll = 0 })    -- no head tracker: only the ticker
-    local signer = chain:signer(KEY0)
+    local anvil, chain, signer = on_anvil({ head_poll = 0 }, { "--no-mining" })    -- no head tracker: only the ticker
     local a = signer:send{ to = ADDR1, value = 1, gas = 21000 }
     local wa = ferry.spawn(a.wait, a, { timeout = 10 })
     ferry.sleep(0.1)
