@@ -638,32 +638,10 @@ end
 local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_poll = true, rebroadcast = true,
                        stuck_after = true, max_bumps = true }
 
--- Heads for tx:wait. A receipt can only appear with a new block, so a waiting transaction asks
--- for its receipt when it starts and after that only once the chain's head has moved past the
--- one it last asked at (or every RECHECK seconds, should head reads fail). One ticker per chain
--- reads the block number while anyone waits: 20 ms after a new head, backing off 1.5x to 1 s.
--- N transactions waiting cost one block-number read per tick plus one receipt read each per new
--- block, not one receipt read each per tick: 200 payouts on a 12 s chain ask about 200 receipts
--- a block instead of about 4,000, which a 25 rps provider could not serve next to the sends.
+-- A receipt can only appear with a new block: after its first read, a waiting transaction reads
+-- it again only once the pool's head has moved past the one it last read at (Pool:watch_heads
+-- keeps the head fresh while anyone waits), or every RECHECK seconds should head reads fail.
 local RECHECK = 15
-
-function Chain:_wait_heads()
-  local base = self.base or self
-  base.head_waiters = (base.head_waiters or 0) + 1
-  if not base.head_ticker then
-    base.head_ticker = ferry.spawn(function()
-      local _ <close> = setmetatable({}, { __close = function() base.head_ticker = nil end })  -- a cancel too
-      local every, last = 0.02, base.pool.head
-      while base.head_waiters > 0 do
-        ferry.sleep(every)
-        base:_call("eth_blockNumber", nil, { fresh = true })     -- the pool notes a new head
-        if base.pool.head ~= last then last, every = base.pool.head, 0.02
-        else every = math.min(every * 1.5, 1) end
-      end
-    end):daemon()
-  end
-  return setmetatable({}, { __close = function() base.head_waiters = base.head_waiters - 1 end })
-end
 
 function Tx:wait(opts)
   opts = opts or {}
@@ -678,7 +656,7 @@ function Tx:wait(opts)
   local max_bumps = opts.max_bumps or 3
   local next_send = ferry.now() + every
   local last_move = self.sent_at or ferry.now()
-  local heads <close> = chain:_wait_heads()
+  local heads <close> = chain.pool:watch_heads()
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
   local rc
   while true do
