@@ -287,11 +287,12 @@ static int map_error(fy_http_req_t *r, CURLcode cc) {
   if (cc == CURLE_OK) return FY_HTTP_OK;
   if (r->too_large || cc == CURLE_FILESIZE_EXCEEDED) return FY_HTTP_ETOOLARGE;
   switch (cc) {
-    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_CONNECT: return FY_HTTP_EREFUSED;
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
-      return FY_HTTP_EREFUSED;
+    case CURLE_PARTIAL_FILE:
+      return FY_HTTP_ERESET;
     case CURLE_OPERATION_TIMEDOUT: return FY_HTTP_ETIMEDOUT;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY: return FY_HTTP_ERESOLVE;
@@ -335,7 +336,8 @@ void fy_http_result(fy_http_req_t *r, fy_http_result_t *out) {
 const char *fy_http_strerror(int rc) {
   switch (rc) {
     case FY_HTTP_OK: return "ok";
-    case FY_HTTP_EREFUSED: return "connection refused or reset";
+    case FY_HTTP_EREFUSED: return "connection refused";
+    case FY_HTTP_ERESET: return "connection reset before a whole reply";
     case FY_HTTP_ETIMEDOUT: return "timed out";
     case FY_HTTP_ETOOLARGE: return "response body too large";
     case FY_HTTP_ERESOLVE: return "could not resolve host";

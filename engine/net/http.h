@@ -18,12 +18,14 @@ typedef struct fy_http_req fy_http_req_t;
 
 enum {
   FY_HTTP_OK = 0,
-  FY_HTTP_EREFUSED = -1,  /* connection refused or reset before a reply */
+  FY_HTTP_EREFUSED = -1,  /* no connection: nothing of the request was sent */
   FY_HTTP_ETIMEDOUT = -2, /* curl's own deadline (the op deadline normally fires first) */
   FY_HTTP_ETOOLARGE = -3, /* body larger than max_bytes */
   FY_HTTP_ERESOLVE = -4,  /* host name did not resolve */
   FY_HTTP_EIO = -5,       /* any other transfer error (see errbuf) */
   FY_HTTP_ENOMEM = -6,
+  FY_HTTP_ERESET = -7,    /* connected, then reset or closed before a whole reply: the request
+                           * may have been sent and acted on */
 };
 
 typedef void (*fy_http_cb)(fy_http_req_t *req, int rc, void *data);

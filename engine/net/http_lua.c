@@ -68,7 +68,8 @@ static void on_done(fy_http_req_t *req, int rc, void *data) {
                      : rc == FY_HTTP_ETOOLARGE ? "bad_response" : "provider_down";
     lua_pushnil(co);
     fy_push_error(co, code, res.error && res.error[0] ? res.error : fy_http_strerror(rc));
-    lua_pushstring(co, rc == FY_HTTP_EREFUSED ? "refused" : rc == FY_HTTP_ETOOLARGE ? "too_large"
+    lua_pushstring(co, rc == FY_HTTP_EREFUSED ? "refused" : rc == FY_HTTP_ERESET ? "reset"
+                       : rc == FY_HTTP_ETOOLARGE ? "too_large"
                        : rc == FY_HTTP_ETIMEDOUT ? "timeout" : rc == FY_HTTP_ERESOLVE ? "resolve" : "io");
     lua_setfield(co, -2, "transport");
     fy_op_ready(op, 2);
