@@ -62,8 +62,10 @@ end
 
 local function hex(n) return ("0x%x"):format(n) end
 
---- A pool for one chain. chain: the validated config.chains[name]; cfg: the whole config.
-function M.new(name, chain, cfg)
+--- A pool for one chain. chain: the validated config.chains[name]; cfg: the whole config;
+--- check: check(method, result) -> nil | why, the shape each answer must have (a reply of the
+--- wrong shape is a bad_response of that provider, like one that is not JSON).
+function M.new(name, chain, cfg, check)
   cfg = cfg or { rpc = {}, cache = { ttl = {} } }
   local rcfg = cfg.rpc or {}
   local self = setmetatable({
@@ -77,6 +79,7 @@ function M.new(name, chain, cfg)
     ttl = (cfg.cache and cfg.cache.ttl) or {},
     providers = {},
     inflight = {},
+    check = check,
     head = nil, hashes = {}, -- number -> block hash, for the last 64 heads
     st = { calls = 0, cache_hits = 0, shared = 0, upstream = 0, failovers = 0, hedges = 0,
            retries = 0, errors = 0, reorgs = 0, new_heads = 0 },
@@ -107,6 +110,13 @@ function M.new(name, chain, cfg)
   return self
 end
 
+-- A reply of the wrong shape for its method is provider p's bad_response. -> r, e
+function Pool:_checked(p, method, r, e)
+  local why = e == nil and self.check and self.check(method, r)
+  if not why then return r, e end
+  return nil, ferry.error("bad_response", ("%s from %s: %s"):format(method, p.name, why), { provider = p.name })
+end
+
 -- One attempt on provider i; posts {i, result, err, dt} on q. Runs as its own task.
 function Pool:_attempt(i, method, params, deadline, q)
   local p = self.providers[i]
@@ -115,10 +125,8 @@ function Pool:_attempt(i, method, params, deadline, q)
   local left = deadline - t0
   if left <= 0 then return post(nil, ferry.error("timeout", "deadline passed before the request")) end
   self.st.upstream = self.st.upstream + 1
-  local r, e = p.client:call(method, params, { timeout = math.min(p.timeout, left) })
-  if e == nil and method == "eth_blockNumber" and type(r) == "string" then
-    self.health:set_head(i, tonumber(r))
-  end
+  local r, e = self:_checked(p, method, p.client:call(method, params, { timeout = math.min(p.timeout, left) }))
+  if e == nil and method == "eth_blockNumber" then self.health:set_head(i, tonumber(r)) end
   post(r, e)
 end
 
@@ -202,12 +210,29 @@ function Pool:_report(msg)
   return outcome
 end
 
+-- Did the request of a failed attempt perhaps reach the node and take effect? Only an answer
+-- from the node itself (a JSON-RPC error object) or a connection that never opened says no.
+local function maybe_delivered(e)
+  if e.code == "timeout" or e.code == "bad_response" then return true end
+  if e.code == "provider_down" then return e.transport ~= "refused" and e.transport ~= "resolve" end
+  return false
+end
+
 -- The request itself: attempts, failover, hedging, retry rounds. -> result | nil, err
+-- A write that fails after an attempt that may have been delivered says so: err.maybe_sent.
+-- Whoever sent it must then find out (a transaction: look its hash up), not assume it lost.
 function Pool:_request(method, params, opts)
   local deadline = ferry.now() + (opts.timeout or self.timeout * (self.retries + 1))
-  local hedge = not WRITES[method] and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil
+  local write = WRITES[method]
+  local hedge = not write and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil
   local q = task.queue()
   local last_err
+  local maybe_sent = false
+  local function failed(e)
+    if write and e and maybe_delivered(e) then maybe_sent = true end
+    if write and maybe_sent and e then e.maybe_sent = true end
+    return nil, e
+  end
   for round = 0, self.retries do
     local exclude, running = {}, {}
     local function start()
@@ -232,10 +257,14 @@ function Pool:_request(method, params, opts)
           local outcome = self:_report(msg)
           if outcome == "ok" or outcome == "tx_error" then
             for _, t in pairs(running) do t:cancel("another provider answered") end
-            if msg.e then self.st.errors = self.st.errors + 1 end
-            return msg.r, msg.e
+            if msg.e then
+              self.st.errors = self.st.errors + 1
+              return failed(msg.e)
+            end
+            return msg.r
           end
           last_err = msg.e
+          failed(msg.e)
           -- fail over at once
           if start() then self.st.failovers = self.st.failovers + 1 end
         end
@@ -243,6 +272,7 @@ function Pool:_request(method, params, opts)
       for i, t in pairs(running) do
         t:cancel("deadline")
         self.health:report(i, "timeout", self.providers[i].timeout)
+        if write then maybe_sent = true end      -- cut off while it was out
       end
     end
     if ferry.now() >= deadline then break end
@@ -258,9 +288,9 @@ function Pool:_request(method, params, opts)
     end
   end
   self.st.errors = self.st.errors + 1
-  if last_err then return nil, last_err end
-  return nil, ferry.error(ferry.now() >= deadline and "timeout" or "provider_down",
-    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name })
+  if last_err then return failed(last_err) end
+  return failed(ferry.error(ferry.now() >= deadline and "timeout" or "provider_down",
+    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name }))
 end
 
 -- A block number read, cached or fresh, tells the pool about the head. -> r, e unchanged
@@ -423,7 +453,7 @@ function Pool:_direct(i, method, params)
   local p = self.providers[i]
   if self.health:state(i) == "open" or not p.limiter:try_take(1) then return nil end
   local t0 = ferry.now()
-  local r, e = p.client:call(method, params, { timeout = p.timeout })
+  local r, e = self:_checked(p, method, p.client:call(method, params, { timeout = p.timeout }))
   self:_report({ i = i, r = r, e = e, dt = ferry.now() - t0 })
   return r, e
 end

@@ -106,6 +106,9 @@ function Client:post(body, timeout)
   if status >= 500 then
     return fail(self, "provider_down", ("HTTP %d"):format(status), { http_status = status })
   end
+  if status < 200 or (status >= 300 and status < 400) then   -- redirects are not followed
+    return fail(self, "bad_response", ("HTTP %d is not a JSON-RPC answer"):format(status), { http_status = status })
+  end
   local reply, jerr = json.decode(text, self.max_depth)
   if reply == nil then
     local snippet = text:sub(1, 80):gsub("[%c]", " ")
@@ -152,11 +155,12 @@ function Client:call(method, params, opts)
   if reply.id ~= id then
     return fail(self, "bad_response", ("reply id %s does not match request id %d"):format(tostring(reply.id), id))
   end
+  -- an answer is an HTTP 200 (a 4xx may carry an error object, never a result)
+  if status ~= 200 then
+    return fail(self, "bad_response", ("HTTP %d with a result is not an answer"):format(status), { http_status = status })
+  end
   local result = reply.result
   if result == json.null then result = nil end
-  if result == nil and status ~= 200 then
-    return fail(self, "bad_response", ("HTTP %d without a result"):format(status), { http_status = status })
-  end
   return result
 end
 
