@@ -18,10 +18,14 @@
 //         | delay {ms} | stale_head {block} | wrong_chain {chain_id}
 //         | wrong_id (forwards, then answers with other ids) | huge {bytes} (a JSON-RPC reply
 //         whose result is a string that long) | deep {depth} (a reply nested that deep)
+//         | reply {status = 200, result | error} (a lying provider: answers that, with the
+//         request's id, without forwarding) | forward_then_reply (the same, after forwarding
+//         the request to the node and dropping the node's answer)
 // Options valid for every mode:
 //   count: N            fault only the next N requests, then back to pass
 //   for_ms: N           back to pass after N ms (the way to end `refuse` without the admin port)
 //   methods: [..]       fault only requests containing one of these JSON-RPC methods; others pass
+//   param: V            ... and only those with V among their params ("pending", say)
 // `refuse` closes the listening socket and destroys open connections (clients get ECONNREFUSED /
 // ECONNRESET); leaving it re-listens on the same port. Unknown mode -> HTTP 400.
 'use strict';
@@ -34,7 +38,7 @@ if (!args.target) { console.error('usage: faultproxy.js --target http://HOST:POR
 const target = new URL(args.target);
 const host = args.host || '127.0.0.1';
 const MODES = ['pass', 'refuse', 'hang', '429', '500', 'garbage', 'truncated', 'delay', 'stale_head', 'wrong_chain',
-               'wrong_id', 'huge', 'deep'];
+               'wrong_id', 'huge', 'deep', 'reply', 'forward_then_reply'];
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -98,6 +102,11 @@ function statsJson(windowMs) {
 function parseCalls(body) {
   try { const j = JSON.parse(body.toString()); return Array.isArray(j) ? j : [j]; } catch { return []; }
 }
+// the `reply` modes' answer: f.result or f.error, with the request's id
+function lie(f, calls) {
+  const id = calls[0] ? calls[0].id : null;
+  return JSON.stringify('error' in f ? { jsonrpc: '2.0', id, error: f.error } : { jsonrpc: '2.0', id, result: f.result ?? null });
+}
 function rewrite(buf, calls, method, value) {
   const ids = new Set(calls.filter((c) => c && c.method === method).map((c) => JSON.stringify(c.id)));
   if (!ids.size) return buf;
@@ -119,6 +128,7 @@ function onRequest(req, res) {
 
     let f = fault;
     if (f.methods && !calls.some((c) => c && f.methods.includes(c.method))) f = { mode: 'pass' };
+    else if (f.param != null && !calls.some((c) => c && JSON.stringify(c.params || []).includes(JSON.stringify(f.param)))) f = { mode: 'pass' };
     else if (f.count > 0 && --fault.count === 0) setFault({ mode: 'pass' });  // this one is the last faulted
     const ms = modeStats(f.mode); ms.requests++;
     const answer = (code, headers, data) => {
@@ -135,6 +145,8 @@ function onRequest(req, res) {
       case '500': return answer(Number(f.status) || 500, { 'content-type': 'text/plain' }, 'Internal Server Error\n');
       case 'garbage': return answer(200, json, '<html><body>502 Bad Gateway? not json</body></html>');
       case 'delay': return setTimeout(() => forward(f, req, body, calls, ms, answer), Number(f.ms) || 0);
+      case 'reply': return answer(Number(f.status) || 200, json, lie(f, calls));
+      case 'forward_then_reply': return forward(f, req, body, calls, ms, () => answer(Number(f.status) || 200, json, lie(f, calls)));
       case 'huge': {
         const n = Number(f.bytes) || 50 * 1024 * 1024;
         const id = JSON.stringify(calls[0] ? calls[0].id : 1);
