@@ -20,6 +20,7 @@ local txc = require "ferry.core.tx"
 local config = require "ferry.config"
 local Pool = require "ferry.pool"
 local Nonces = require "ferry.nonces"
+local replies = require "ferry.eth.replies"
 
 local M = {}
 
@@ -69,10 +70,30 @@ local function arg_u256(v, what)
   return checked(what, M.u256, v)
 end
 
+-- A Lua float as the decimal it prints as ("%.14g": 0.3 is "0.3", never 0.29999999999999998),
+-- written out without an exponent. A float that is not exactly that decimal (0.1 + 0.2, or
+-- more digits than a double keeps) is refused: an amount is never off by a few wei.
+local function float_decimal(x, what)
+  if x ~= x or x == math.huge or x == -math.huge then
+    raise("invalid_argument", ("%s: %s is not an amount"):format(what, tostring(x)))
+  end
+  local s = ("%.14g"):format(x)
+  if tonumber(s) ~= x then
+    raise("invalid_argument", ("%s: the float %.17g is not exactly a decimal number; pass the amount as a string, such as %q")
+      :format(what, x, s), { argument = what })
+  end
+  local sign, int, frac, e = s:match("^(-?)(%d+)%.?(%d*)e([-+]%d+)$")
+  if not sign then return s end
+  local digits, point = int .. frac, #int + tonumber(e)
+  if point <= 0 then return sign .. "0." .. ("0"):rep(-point) .. digits end
+  if point >= #digits then return sign .. digits .. ("0"):rep(point - #digits) end
+  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
 local function units(decimals, name)
   return function(x)
     if u256.is_u256(x) then return x * u256.new(10) ^ decimals end
-    if math.type(x) == "float" then x = ("%.18f"):format(x):gsub("0+$", ""):gsub("%.$", "") end
+    if math.type(x) == "float" then x = float_decimal(x, name) end
     return checked(name, u256.parse_units, tostring(x), decimals)
   end
 end
@@ -198,7 +219,7 @@ function M.chain(name)
     error(("eth.chain: chain %s has no usable provider%s"):format(name, hint), 2)
   end
   c = setmetatable({ name = name, cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
-                     confirmations = cc.confirmations, pool = Pool.new(name, cc, cfg),
+                     confirmations = cc.confirmations, pool = Pool.new(name, cc, cfg, replies.check),
                      nonces = {} }, Chain)
   chains[name] = c
   ferry.register_stats("pool:" .. name, function() return c.pool:stats() end)
@@ -216,7 +237,7 @@ function M.connect(spec, root)
   local cfg = config.validate(tbl, "eth.connect")
   local cc = cfg.chains.adhoc
   return setmetatable({ name = spec.name or "adhoc", cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
-                        confirmations = cc.confirmations, pool = Pool.new(spec.name or "adhoc", cc, cfg),
+                        confirmations = cc.confirmations, pool = Pool.new(spec.name or "adhoc", cc, cfg, replies.check),
                         nonces = {} }, Chain)
 end
 
@@ -349,8 +370,60 @@ end
 -- Per-address send state: nonces, gaps and funds in flight (ferry.nonces)
 ---------------------------------------------------------------------------------------------
 
--- broadcast errors that do not say whether the node got the transaction
-local UNSURE = { timeout = true, provider_down = true, bad_response = true }
+-- Delivery. Once signed bytes may have reached a node, the payment is bound to their nonce
+-- and hash. It ends mined, replaced by a fee bump of itself, or proven absent with its nonce
+-- taken by another transaction; it is never signed again at another nonce. A broadcast ends
+-- in one of four outcomes:
+--  "sent"     the node has it (accepted, "already known", or found by its hash);
+--  "unsure"   no answer settles it (a timeout, a cut reply, a 5xx after the request went
+--             out), and its hash is not found: the bytes may still arrive. The caller gets
+--             the tx all the same; tx:wait (and a tracker when nobody waits) sends the same
+--             bytes again until it is mined or proven absent;
+--  "taken"    its nonce is mined by another transaction and its hash is nowhere: nothing
+--             was paid, and nothing will be. The caller gets nonce_too_low;
+--  "refused"  every node that answered refused it (underpriced, insufficient funds, revert)
+--             and no attempt can have been delivered: the nonce is free again.
+-- A "nonce too low" is never taken at its word: the hash is looked up first (a cut reply to
+-- the first copy makes its retry meet "nonce too low"), then the mined count must show the
+-- nonce used.
+
+-- Is a transaction with this hash known to the node (pending or mined)? -> true | false | nil
+-- (nil: the lookup itself failed)
+local function known(chain, hash)
+  local seen, err = chain:_call("eth_getTransactionByHash", { hash }, { fresh = true })
+  if err then return nil end
+  if seen then return true end
+  local rc, rerr = chain:_call("eth_getTransactionReceipt", { hash }, { fresh = true })
+  if rerr then return nil end
+  return rc ~= nil
+end
+
+-- Broadcast tx.raw and settle what its answer means. -> outcome, err
+local function deliver(chain, tx)
+  local r, err = chain:_call("eth_sendRawTransaction", { tx.raw })
+  if err == nil or err.code == "already_known" then
+    if r ~= nil and r ~= tx.hash then
+      ferry.log.warn("node returned a different tx hash", { expected = tx.hash, got = tostring(r) })
+    end
+    return "sent"
+  end
+  local maybe = err.maybe_sent       -- set by the pool: an attempt may have been delivered
+  if not maybe and err.code ~= "nonce_too_low" then return "refused", err end
+  local seen = known(chain, tx.hash)
+  if seen then return "sent" end
+  if err.code == "nonce_too_low" then
+    local ok, mined = pcall(chain.nonce, chain, tx.from, "latest")
+    if seen == false and ok and mined > tx.nonce then
+      err.message = ("nonce %d of %s was taken by another transaction; this one (%s) was not sent and nothing was paid")
+        :format(tx.nonce, tx.from, tx.hash)
+      return "taken", err
+    end
+    -- the node's story does not hold (the nonce is not used, or we cannot tell): it may be ours
+  end
+  ferry.log.warn("broadcast not answered; the payment stays bound to its nonce and hash and is sent again until it is mined or proven absent",
+    { hash = tx.hash, nonce = tx.nonce, from = tx.from, err = tostring(err) })
+  return "unsure", err
+end
 
 function Chain:_nonces(addr)
   local n = self.nonces[addr]
@@ -515,66 +588,56 @@ function Signer:send(t)
   end
   -- 4. simulate when estimation did not already run the call
   if not simulated then chain:eth_call({ from = from, to = to, value = value, data = data, gas = gas }, "pending") end
-  -- 5. nonce
-  local session = chain.session
-  for attempt = 1, 3 do
-    local nonce = t.nonce or nonces:reserve()
-    hold.nonce = nonce
-    -- 6. sign
-    local fields = { type = legacy and 0 or 2, chain_id = chain.chain_id, nonce = nonce, gas = gas,
-                     to = to, value = value, data = data, access_list = t.access_list }
-    if legacy then fields.gas_price = gas_price
-    else fields.max_fee, fields.max_priority_fee = max_fee, tip end
-    local ok, raw_tx, hash = pcall(self.sign, self, fields)
-    if not ok then
-      if not t.nonce then nonces:release(nonce, self) end
-      error(raw_tx, 2)
-    end
-    -- 7. broadcast
-    local r, err = session:call("eth_sendRawTransaction", { raw_tx })
-    local unsure = err and UNSURE[err.code]
-    if unsure then
-      -- no clear answer: it may or may not have reached the node; ask before deciding. A
-      -- "not there" settles it after a complete reply (5xx, garbage), not after a timeout: that
-      -- request may still be on its way.
-      local seen, lerr = chain:_call("eth_getTransactionByHash", { hash }, { fresh = true })
-      if seen then err = nil
-      elseif not lerr and err.code ~= "timeout" then unsure = false end
-    end
-    if err == nil or err.code == "already_known" or (r ~= nil and r == hash) then
-      hold.sent = true                          -- held until mined (Nonces:ahead_of)
-      if r ~= nil and r ~= hash then
-        ferry.log.warn("node returned a different tx hash", { expected = hash, got = tostring(r) })
-      end
-      return setmetatable({ hash = hash, nonce = nonce, from = from, to = to, value = value,
+  -- 5. nonce, 6. sign
+  local nonce = t.nonce or nonces:reserve()
+  hold.nonce = nonce
+  local fields = { type = legacy and 0 or 2, chain_id = chain.chain_id, nonce = nonce, gas = gas,
+                   to = to, value = value, data = data, access_list = t.access_list }
+  if legacy then fields.gas_price = gas_price
+  else fields.max_fee, fields.max_priority_fee = max_fee, tip end
+  local ok, raw_tx, hash = pcall(self.sign, self, fields)
+  if not ok then
+    if not t.nonce then nonces:release(nonce, self) end
+    error(raw_tx, 2)
+  end
+  -- 7. broadcast: from here on the payment is bound to this nonce and hash (see "Delivery")
+  local tx = setmetatable({ hash = hash, nonce = nonce, from = from, to = to, value = value,
                             data = data, access_list = t.access_list, legacy = legacy,
                             raw = raw_tx, chain = base, gas = gas, max_fee = max_fee,
                             max_priority_fee = tip, gas_price = gas_price, sent_at = ferry.now(),
                             hashes = { hash }, bumps = 0, signer = self, _hold = hold }, Tx)
+  local outcome, err = deliver(chain, tx)
+  if outcome == "sent" or outcome == "unsure" then
+    hold.sent = true                            -- held until mined (Nonces:ahead_of)
+    if outcome == "unsure" then
+      tx.unsure = err
+      nonces:bind(tx)
     end
-    if err.code == "nonce_too_low" and not t.nonce and attempt < 3 then
-      nonces:resync()
-    else
-      -- refused: the nonce can be used again. Unsure (no answer, and no answer that settles
-      -- it from the lookup either): the bytes may still arrive, so the nonce stays taken until
-      -- the gap filler settles it, and the caller gets them (err.raw) to resend. See "Gaps".
-      if not t.nonce then
-        if unsure then hold.sent = true; nonces:unsure(nonce, self, hash, fields)
-        else nonces:release(nonce, self) end
-      end
-      err.raw = raw_tx
-      if err.code == "reverted" then error(revert_error(err), 2) end
-      err.nonce = nonce
-      err.hash = hash
-      error(err, 2)
-    end
+    return tx
   end
+  if outcome == "taken" then
+    nonces:resync()                             -- the next send starts above what was taken
+  elseif not t.nonce then
+    nonces:release(nonce, self)                 -- refused: no node will mine these bytes
+  end
+  err.nonce, err.hash, err.raw = nonce, hash, raw_tx
+  if err.code == "reverted" then error(revert_error(err), 2) end
+  error(err, 2)
 end
 
 -- Fee bump: the same transaction (same nonce) with fees raised by at least 12.5% (geth
 -- wants +10% on both; anvil only a higher max fee) or to what the chain asks now, whichever
 -- is higher, never above limits.max_gas_price_gwei. -> true if a replacement was sent.
 function Tx:_bump()
+  if self._bumping then return false end        -- a second waiter on the same tx
+  self._bumping = true
+  local ok, r = pcall(self._bump_once, self)
+  self._bumping = nil
+  if not ok then error(r, 0) end
+  return r
+end
+
+function Tx:_bump_once()
   local chain = self.chain
   local cap = chain.cfg_root.limits and chain.cfg_root.limits.max_gas_price_gwei
   local function up(v) return v + (v + 7) // 8 end
@@ -643,6 +706,37 @@ local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_po
 -- keeps the head fresh while anyone waits), or every RECHECK seconds should head reads fail.
 local RECHECK = 15
 
+-- Errors that say a provider could not answer now, not that the transaction failed: a wait
+-- rides them out (until its timeout), as a payment in flight does not fail with its provider.
+local TRANSIENT = { timeout = true, provider_down = true, rate_limited = true, bad_response = true }
+
+-- f(...) -> its result, or nil, err when it failed for a passing reason; other errors raise
+local function transient(f, ...)
+  local ok, r = pcall(f, ...)
+  if ok then return r end
+  if type(r) == "table" and TRANSIENT[r.code] then return nil, r end
+  error(r, 0)
+end
+
+-- The newest receipt among the tx's versions. -> receipt | nil, err (a read failed)
+function Tx:_receipt()
+  for i = #self.hashes, 1, -1 do
+    local rc, err = transient(self.chain.receipt, self.chain, self.hashes[i])
+    if err then return nil, err end
+    if rc then self.hash = self.hashes[i]; return rc end
+  end
+  return nil
+end
+
+-- Proven absent: no version of it is known to the node, and its nonce is mined. -> bool
+function Tx:_taken()
+  for i = #self.hashes, 1, -1 do
+    if known(self.chain, self.hashes[i]) ~= false then return false end
+  end
+  local mined = transient(self.chain.nonce, self.chain, self.from, "latest")
+  return mined ~= nil and mined > self.nonce
+end
+
 function Tx:wait(opts)
   opts = opts or {}
   local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
@@ -658,23 +752,21 @@ function Tx:wait(opts)
   local last_move = self.sent_at or ferry.now()
   local heads <close> = chain.pool:watch_heads()
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
-  local rc
+  local rc, last_err
   while true do
     local head = chain.pool.head
     if not rc or conf > 1 then
       if asked_at == nil or (head and head ~= asked_head) or ferry.now() - asked_at >= RECHECK then
-        asked_at, asked_head = ferry.now(), head
-        rc = nil
-        for i = #self.hashes, 1, -1 do
-          rc = chain:receipt(self.hashes[i])
-          if rc then self.hash = self.hashes[i]; break end
-        end
+        local err
+        rc, err = self:_receipt()
+        if err then last_err = err else asked_at, asked_head = ferry.now(), head end
       end
     end
     if rc then
       local bn = qty(rc.blockNumber)
-      local head = conf > 1 and chain:block_number() or bn
-      if head - bn + 1 >= conf then
+      local top = bn
+      if conf > 1 then top, last_err = transient(chain.block_number, chain) end
+      if top and top - bn + 1 >= conf then
         self.receipt = rc
         if qty(rc.status) ~= 1 then
           raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
@@ -686,28 +778,27 @@ function Tx:wait(opts)
       local now = ferry.now()
       if stuck_after > 0 and self.bumps < max_bumps and self.signer and now - last_move >= stuck_after then
         last_move = now
-        if chain:nonce(self.from, "latest") == self.nonce and self:_bump() then next_send = now + every end
+        if transient(chain.nonce, chain, self.from, "latest") == self.nonce and transient(self._bump, self) then
+          next_send = now + every
+        end
       end
       if every > 0 and now >= next_send then
         local _, err = chain:call("eth_sendRawTransaction", { self.raw })
         ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
         self.rebroadcasts = (self.rebroadcasts or 0) + 1
         next_send = now + every
-        if err and err.code == "nonce_too_low" then
-          -- the nonce is used: by one of ours (its receipt says so) or by another transaction,
-          -- and then no receipt of ours will ever come
-          local mined
-          for i = #self.hashes, 1, -1 do mined = mined or chain:receipt(self.hashes[i]) end
-          if not mined then
-            raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
-              :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
-          end
+        -- its nonce is used: by one of its versions (a receipt will say so), or by another
+        -- transaction, and then none of its receipts will ever come
+        if err and err.code == "nonce_too_low" and self:_taken() then
+          raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
+            :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
         end
       end
     end
     if ferry.now() + poll > deadline then
-      raise("timeout", ("transaction %s not %s within %ss"):format(self.hash, rc and "confirmed" or "mined",
-        opts.timeout or 120), { hash = self.hash, hashes = self.hashes })
+      raise("timeout", ("transaction %s not %s within %ss%s"):format(self.hash, rc and "confirmed" or "mined",
+        opts.timeout or 120, last_err and ("; last error: " .. tostring(last_err)) or ""),
+        { hash = self.hash, hashes = self.hashes, last_error = last_err })
     end
     ferry.sleep(poll)
     poll = math.min(poll * 1.5, opts.max_poll or 1)

@@ -3,7 +3,7 @@
 ---
 --- One instance per (chain, address), made by chain:_nonces(addr); signer:send is its user.
 --- In-process only: the store issue puts the allocator in Redis/SQLite behind the same calls
---- (reserve, release, unsure, resync, commit, ahead_of).
+--- (reserve, release, bind, resync, commit, ahead_of).
 local ferry = require "ferry"
 local u256 = require "ferry.core.u256"
 
@@ -13,25 +13,50 @@ Nonces.__index = Nonces
 
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)
-  return setmetatable({ chain = chain, addr = addr, next = nil, free = {}, limbo = {}, syncing = nil,
+  return setmetatable({ chain = chain, addr = addr, next = nil, free = {}, bound = {}, syncing = nil,
                         holds = {}, seq = 0, counts = {}, last_count = 0, round = nil, reading = nil }, Nonces)
 end
 
--- Read the pending count once; concurrent first callers share the read.
-function Nonces:_sync()
+-- How many of this address's transactions this process has sent and not yet seen mined.
+function Nonces:_in_flight(mined)
+  local n = 0
+  for h in pairs(self.holds) do
+    if h.sent and h.nonce and h.nonce >= mined then n = n + 1 end
+  end
+  return n
+end
+
+-- Read the pending count; concurrent callers share one read (fresh: not one that started
+-- before this call). The count is checked against the mined count and what this process has
+-- in flight, both from the same provider: a provider answering 2^64 - 1, or the real count +
+-- 1000, is not believed (bad_response), as a signed nonce far above the chain's would stall
+-- every later payment of the address.
+function Nonces:_sync(fresh)
+  if fresh and self.syncing then
+    local old = self.syncing
+    pcall(old.wait, old)
+    if self.syncing == old then self.syncing = nil end
+  end
   if self.syncing then
     local ok, err = self.syncing:wait()
     if not ok then error(err, 0) end
     return
   end
   self.syncing = ferry.spawn(function()
-    local n = self.chain:nonce(self.addr, "pending")
+    local view = self.chain:view()
+    local mined = view:nonce(self.addr, "latest")
+    local n = view:nonce(self.addr, "pending")
+    local ahead = self.chain.cfg.max_pending_ahead or 64
+    local ours = self:_in_flight(mined)
+    if n < mined or n > mined + ours + ahead then
+      ferry.raise("bad_response", ("the provider says the next nonce of %s is %d, but %d are mined and this process has %d in flight (at most %d more are believed: max_pending_ahead)")
+        :format(self.addr, n, mined, ours, ahead), { address = self.addr, pending = n, mined = mined })
+    end
     if not self.next or n > self.next then self.next = n end
     -- released nonces below the chain's count were used by someone else
     local keep = {}
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
     self.free = keep
-    for l in pairs(self.limbo) do if l < n then self.limbo[l] = nil end end
   end):detach()                                -- the first caller's cancel is not the others'
   local syncing = self.syncing
   local ok, err = syncing:wait()
@@ -40,28 +65,27 @@ function Nonces:_sync()
 end
 
 function Nonces:reserve()
-  if not self.next then self:_sync() end
+  -- a loop: between a sync and this task's turn another resync may be under way
+  while not self.next do self:_sync() end
   if #self.free > 0 then
     table.sort(self.free)
     return table.remove(self.free, 1)
   end
   local n = self.next
-  while self.limbo[n] do n = n + 1 end       -- after a resync: never reuse an unanswered one
+  while self.bound[n] do n = n + 1 end        -- never hand out a nonce a payment is bound to
   self.next = n + 1
   return n
 end
 
 -- Gaps. Every transaction of an address waits on all lower nonces, so a nonce handed out and
--- then not used stalls everything above it. Two ways that happens:
---  * freed: the node refused the broadcast; the next send takes the nonce (reserve prefers
---    freed ones);
---  * unsure: the broadcast got no answer, so the bytes may still arrive and the nonce stays
---    taken (the caller has them in err.raw to resend).
--- Whatever is still open after the chain's `gap_fill_after` seconds (default 2) is filled by
--- one filler task per address with a 0-value transfer to self. For an unsure nonce it first
--- asks the node for the original and leaves the nonce to it if it is there. The two share the
--- nonce, so at most one is ever mined; the filler pays at least the original's fees, so an
--- original already in a mempool is not displaced by it ("replacement underpriced": taken).
+-- then not used stalls everything above it. A nonce is freed when every node refused the
+-- broadcast: the next send takes it (reserve prefers freed ones). Whatever is still free after
+-- the chain's `gap_fill_after` seconds (default 2) is filled by one filler task per address
+-- with a 0-value transfer to self.
+--
+-- A broadcast that got no answer is no gap: its payment is bound to the nonce (bind) and a
+-- tracker sees it through: tx:wait sends the same bytes again and bumps its fees when it is
+-- stuck, until it is mined or proven absent (its nonce taken by another transaction).
 
 function Nonces:release(n, signer)
   self.free[#self.free + 1] = n
@@ -72,11 +96,28 @@ function Nonces:release(n, signer)
   if #self.free > 0 then self:_watch_gaps(signer) end
 end
 
--- fields: the unanswered transaction's fee fields (max_fee, max_priority_fee | gas_price)
-function Nonces:unsure(n, signer, hash, fields)
-  self.limbo[n] = { hash = hash, max_fee = fields.max_fee, max_priority_fee = fields.max_priority_fee,
-                    gas_price = fields.gas_price }
-  self:_watch_gaps(signer)
+-- tx: a ferry.eth Tx whose broadcast got no answer. A daemon waits for it (never keeping a
+-- script alive); a caller may wait on the same tx meanwhile.
+function Nonces:bind(tx)
+  self.bound[tx.nonce] = tx
+  ferry.spawn(function()
+    local _ <close> = setmetatable({}, { __close = function()
+      if self.bound[tx.nonce] == tx then self.bound[tx.nonce] = nil end
+    end })
+    local deadline = ferry.now() + (self.chain.cfg.track_timeout or 600)
+    local ok, err
+    repeat                                     -- a provider that fails for a while is waited out
+      ok, err = pcall(tx.wait, tx, { timeout = math.max(1, deadline - ferry.now()) })
+      local settled = ok or (type(err) == "table" and (err.code == "reverted" or err.code == "nonce_too_low"))
+      if not settled then ferry.sleep(1) end
+    until settled or ferry.now() >= deadline
+    if ok then
+      ferry.log.info("unanswered broadcast mined", { hash = tx.hash, nonce = tx.nonce, from = tx.from })
+    else
+      ferry.log.warn("unanswered broadcast not mined", { hash = tx.hash, nonce = tx.nonce, from = tx.from,
+        err = tostring(err) })
+    end
+  end):daemon()
 end
 
 -- A daemon: it serves the transactions someone waits on and never keeps a script alive.
@@ -84,37 +125,12 @@ function Nonces:_watch_gaps(signer)
   if signer and not self.filler then self.filler = ferry.spawn(self._fill_gaps, self, signer):daemon() end
 end
 
--- The lowest open gap, taken out of its list: n, limbo entry (nil for a freed nonce)
-function Nonces:_take_gap()
-  local n, lim = self.free[1], nil
-  for ln, l in pairs(self.limbo) do
-    if n == nil or ln < n then n, lim = ln, l end
-  end
-  if lim then self.limbo[n] = nil elseif n then table.remove(self.free, 1) end
-  return n, lim
-end
-
--- Fill nonce n -> "filled" | "taken" (nothing to do) | nil, err (try again later)
-function Nonces:_fill(signer, n, lim)
-  local chain = self.chain
-  local t = { to = signer.address, value = 0, nonce = n }
-  if lim then
-    if chain:_call("eth_getTransactionByHash", { lim.hash }, { fresh = true }) then return "taken" end
-    t.gas = 21000
-    if lim.gas_price then
-      local now = chain:gas_price()
-      t.gas_price = now > lim.gas_price and now or lim.gas_price
-    else
-      local f = chain:fees()
-      t.max_fee = f.max_fee > lim.max_fee and f.max_fee or lim.max_fee
-      t.max_priority_fee = f.max_priority_fee > lim.max_priority_fee and f.max_priority_fee or lim.max_priority_fee
-      if t.max_priority_fee > t.max_fee then t.max_priority_fee = t.max_fee end
-    end
-  end
-  local ok, tx = pcall(signer.send, signer, t)
+-- Fill freed nonce n -> "filled" | "taken" (nothing to do) | nil, err (try again later)
+function Nonces:_fill(signer, n)
+  local ok, tx = pcall(signer.send, signer, { to = signer.address, value = 0, nonce = n })
   if ok then
     ferry.log.warn("nonce gap filled with a 0-value transfer to self",
-      { address = signer.address, nonce = n, hash = tx.hash, was = lim and "unanswered broadcast" or "refused broadcast" })
+      { address = signer.address, nonce = n, hash = tx.hash })
     ferry.spawn(function()                     -- see it mined (and bumped if it gets stuck)
       local wok, werr = pcall(tx.wait, tx, { timeout = 300 })
       if not wok then ferry.log.error("nonce gap filler not mined", { nonce = n, hash = tx.hash, err = tostring(werr) }) end
@@ -131,27 +147,24 @@ end
 function Nonces:_fill_gaps(signer)
   local wait = self.chain.cfg.gap_fill_after or 2
   local failures = 0
-  while (#self.free > 0 or next(self.limbo)) and failures < 5 do
+  while #self.free > 0 and failures < 5 do
     ferry.sleep(wait)
-    local n, lim = self:_take_gap()
+    local n = table.remove(self.free, 1)
     if n == nil then break end                 -- sends took them meanwhile
-    local done, err = self:_fill(signer, n, lim)
+    local done, err = self:_fill(signer, n)
     if done == "taken" then
       ferry.log.info("nonce gap already closed", { address = signer.address, nonce = n })
     elseif not done then
       failures = failures + 1
-      if lim then self.limbo[n] = lim else self.free[#self.free + 1] = n; table.sort(self.free) end
+      self.free[#self.free + 1] = n
+      table.sort(self.free)
       ferry.log.warn("nonce gap fill failed; trying again", { address = signer.address, nonce = n, err = tostring(err) })
       wait = math.min(wait * 2, 30)
     end
   end
-  local open = {}
-  for _, n in ipairs(self.free) do open[#open + 1] = n end
-  for n in pairs(self.limbo) do open[#open + 1] = n end
-  if #open > 0 then
-    table.sort(open)
+  if #self.free > 0 then
     ferry.log.error("nonce gaps left open: later transactions of this address wait on them",
-      { address = signer.address, nonces = table.concat(open, ",") })
+      { address = signer.address, nonces = table.concat(self.free, ",") })
   end
   self.filler = nil
 end
@@ -235,11 +248,11 @@ function Nonces:ahead_of(h, count)
   return sum, n
 end
 
--- The node says our count is stale (nonce too low): forget it and read again.
+-- The node says our count is stale (nonce too low): read it again (a read that started
+-- before is not enough). The count only moves up, so tasks reserving meanwhile never see
+-- it missing.
 function Nonces:resync()
-  self.next = nil
-  self.free = {}
-  self:_sync()
+  self:_sync(true)
 end
 
 return Nonces

@@ -3,40 +3,10 @@ local ferry = require "ferry"
 local eth = require "ferry.eth"
 local peers = require "helpers.peers"
 
-local KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-local ADDR0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-local ADDR1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+local evm = require "helpers.evm"
 
-local function fresh_address(i)
-  return eth.address("0x" .. eth.keccak256(("recipient-%d-%f"):format(i, ferry.now())):sub(-40))
-end
-
--- A chain over one endpoint (an anvil, or a fault proxy in front of one). extra: chain
--- settings, and `timeout` for the provider's.
-local function chain_at(url, extra)
-  local provider = { name = "node", url = url, rps = 10000 }
-  local spec = { chain_id = 31337, providers = { provider } }
-  for k, v in pairs(extra or {}) do
-    if k == "timeout" then provider.timeout = v else spec[k] = v end
-  end
-  return eth.connect(spec)
-end
-
--- A fresh anvil (anvil_args: more flags), a chain over it (settings as for chain_at) and
--- KEY0's signer. -> anvil, chain, signer
-local function on_anvil(settings, anvil_args)
-  local anvil = peers.anvil(anvil_args)
-  local chain = chain_at(anvil.url, settings)
-  return anvil, chain, chain:signer(KEY0)
-end
-
--- The same with a fault proxy between the chain and the anvil. -> anvil, proxy, chain, signer
-local function behind_proxy(settings, anvil_args)
-  local anvil = peers.anvil(anvil_args)
-  local proxy = peers.proxy(anvil.url)
-  local chain = chain_at(proxy.url, settings)
-  return anvil, proxy, chain, chain:signer(KEY0)
-end
+local KEY0, ADDR0, ADDR1 = evm.KEY0, evm.ADDR0, evm.ADDR1
+local fresh_address, chain_at, on_anvil, behind_proxy = evm.fresh_address, evm.chain_at, evm.on_anvil, evm.behind_proxy
 
 describe("ferry.eth on anvil", function()
   local anvil, chain, signer
@@ -215,55 +185,24 @@ describe("tx:wait on a node that lost the transaction", function()
   end)
 end)
 
--- wait for the address's gap filler task to finish, if it is still running
-local function filler_done(chain)
-  local f = chain:_nonces(ADDR0).filler
-  if f then assert.is_true((f:wait(5))) end
-  assert.is_nil(chain:_nonces(ADDR0).filler)
-end
-
 describe("a broadcast that gets no answer", function()
-  it("raises timeout with the signed bytes, keeps the nonce taken, and they can be resent", function()
+  it("nobody waits on it: a tracker sends the same bytes again, and the payment is mined once", function()
     local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
     chain.pool.retries = 0
+    local to = fresh_address(200)
     proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
-    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 5 })
-    assert.is_false(ok)
-    assert.equal("timeout", err.code)
-    assert.matches("^0x02", err.raw)
-    proxy:fault{ mode = "pass" }
-    -- the next send does not reuse the nonce the lost one may still hold
-    local tx2 = signer:send{ to = ADDR1, value = 6 }
-    assert.equal(err.nonce + 1, tx2.nonce)
-    -- resending the lost bytes fills the gap and both are mined
-    assert.equal(err.hash, (chain:call("eth_sendRawTransaction", { err.raw })))
-    tx2:wait{ timeout = 10 }
-    assert.equal(err.nonce + 2, chain:nonce(ADDR0))
-    -- the gap filler finds the original on chain and sends nothing
-    filler_done(chain)
-    assert.equal(err.nonce + 2, chain:nonce(ADDR0))
-    proxy:stop(); anvil:stop()
-  end)
-
-  it("never resent: the gap filler takes the nonce with a 0-value transfer to self, and later sends are mined", function()
-    local anvil, proxy, chain, signer = behind_proxy({ gap_fill_after = 0.3, timeout = 0.3 })
-    chain.pool.retries = 0
-    local before = chain:balance(ADDR1, "latest", { fresh = true })
-    proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
-    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 5 })
-    assert.is_false(ok)
-    assert.equal("timeout", err.code)
+    local tx = signer:send{ to = to, value = 5 }
+    assert.equal("timeout", tx.unsure.code)
+    assert.equal(tx, chain:_nonces(ADDR0).bound[tx.nonce])
     proxy:fault{ mode = "pass" }
     local tx2 = signer:send{ to = ADDR1, value = 6 }
-    assert.equal(err.nonce + 1, tx2.nonce)
-    tx2:wait{ timeout = 10 }                    -- mined only once the filler took err.nonce
-    filler_done(chain)
-    assert.equal(err.nonce + 2, chain:nonce(ADDR0))
-    assert.equal(before + 6, chain:balance(ADDR1, "latest", { fresh = true }))   -- the unanswered payout never happened
-    assert.is_nil(chain:receipt(err.hash))
-    -- and its bytes, sent late, are refused: the nonce is used
-    local _, late = chain:call("eth_sendRawTransaction", { err.raw })
-    assert.equal("nonce_too_low", late and late.code)
+    assert.equal(tx.nonce + 1, tx2.nonce)
+    tx2:wait{ timeout = 10 }                    -- mined only once the tracker resent tx
+    assert.equal(eth.u256(5), chain:balance(to, "latest", { fresh = true }))
+    assert.equal(tx.hash, chain:receipt(tx.hash).transactionHash)
+    local deadline = ferry.now() + 5
+    while chain:_nonces(ADDR0).bound[tx.nonce] and ferry.now() < deadline do ferry.sleep(0.05) end
+    assert.is_nil(chain:_nonces(ADDR0).bound[tx.nonce], "the tracker let go of it")
     proxy:stop(); anvil:stop()
   end)
 end)
@@ -358,19 +297,6 @@ describe("a broadcast refused in the middle of a batch", function()
     for _, r in ipairs(results) do r.value:wait{ timeout = 15 } end
     assert.equal(start + 8, chain:nonce(ADDR0))
     assert.equal(0, tonumber(anvil.rpc:call("txpool_status", {}).queued))
-    proxy:stop(); anvil:stop()
-  end)
-
-  it("after a 5xx, a lookup that finds nothing frees the nonce for the next send", function()
-    local anvil, proxy, chain, signer = behind_proxy()
-    proxy:fault{ mode = "500", methods = { "eth_sendRawTransaction" } }   -- every round
-    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 1 })
-    assert.is_false(ok)
-    assert.equal("provider_down", err.code)
-    proxy:fault{ mode = "pass" }
-    local tx = signer:send{ to = ADDR1, value = 1 }
-    assert.equal(err.nonce, tx.nonce)
-    tx:wait{ timeout = 10 }
     proxy:stop(); anvil:stop()
   end)
 end)
@@ -531,5 +457,39 @@ describe("chain:close()", function()
     anvil:stop()
     assert.equal(0, code, err)
     assert.equal("true\t0\ttrue\ncancelled\t0\tfalse\ttrue\nfalse\n", out)
+  end)
+end)
+
+describe("the nonce allocator", function()
+  it("hands out distinct nonces while resyncs run between its reads (no nil in between)", function()
+    local anvil, chain = on_anvil()
+    local n = chain:_nonces(ADDR0)
+    local failures, seen, dup = {}, {}, nil
+    for round = 1, 20 do
+      local tasks = {}
+      for i = 1, 20 do
+        tasks[#tasks + 1] = ferry.spawn(function()
+          ferry.sleep(math.random() * 0.003)
+          return n:reserve()
+        end)
+        if i % 7 == 0 then
+          tasks[#tasks + 1] = ferry.spawn(function()
+            ferry.sleep(math.random() * 0.003)
+            n:resync()
+          end)
+        end
+      end
+      for _, t in ipairs(tasks) do
+        local ok, v = t:wait()
+        if not ok then failures[#failures + 1] = ("round %d: %s"):format(round, tostring(v))
+        elseif v then
+          if seen[v] then dup = v end
+          seen[v] = true
+        end
+      end
+    end
+    assert.same({}, failures)
+    assert.is_nil(dup, "nonce handed out twice")
+    anvil:stop()
   end)
 end)

@@ -1,0 +1,208 @@
+-- The money rule under a failing or lying provider: once signed bytes may have reached a node,
+-- the payment is bound to its nonce and hash. It is mined, replaced by a fee bump of itself,
+-- or proven absent with its nonce taken by another transaction; it is never signed again at
+-- another nonce. Payments are counted by balances, never by return values.
+local ferry = require "ferry"
+local eth = require "ferry.eth"
+local wf = require "ferry.workflow"
+local evm = require "helpers.evm"
+
+local ADDR0, ADDR1 = evm.ADDR0, evm.ADDR1
+local fresh_address = evm.fresh_address
+
+-- One provider whose breaker opens for short spells: 30 cut replies open it, and with its
+-- default cooldowns (1 s doubling to 30 s) the batch would spend its time waiting on it.
+local function behind_proxy(settings)
+  settings = settings or {}
+  settings.breaker = { cooldown = 0.05, max_cooldown = 0.2 }
+  return evm.behind_proxy(settings)
+end
+
+local function broadcasts(proxy) return proxy:stats().methods.eth_sendRawTransaction or 0 end
+
+local function balance(chain, addr) return chain:balance(addr, "latest", { fresh = true }) end
+
+-- n sends of `value` wei to fresh recipients, 32 in flight, each waited for. Then, by the
+-- chain: every recipient whose send+wait succeeded has exactly `value`, every other has 0
+-- and failed before anything was signed, and the address used exactly one nonce per payment
+-- made. -> paid, failed (counts)
+local function batch(chain, signer, n, value, opts)
+  local start = chain:nonce(ADDR0, "latest")
+  local to = {}
+  for i = 1, n do to[i] = fresh_address(i) end
+  local results = wf.parallel(to, { max_concurrent = 32, progress = false }, function(addr)
+    local tx = signer:send{ to = addr, value = value }
+    return tx:wait{ timeout = (opts and opts.wait) or 30, rebroadcast = 0.5 }
+  end)
+  local paid, failed = 0, 0
+  local errors = {}
+  for i, r in ipairs(results) do
+    if not r.ok then
+      errors[tostring(r.err)] = (errors[tostring(r.err)] or 0) + 1
+      -- a provider down for a moment may fail a send before it signs anything (its reads);
+      -- once signed, a send and its wait end only in a receipt
+      assert.is_nil(type(r.err) == "table" and r.err.hash, "failed after signing: " .. tostring(r.err))
+    end
+    local got = balance(chain, to[i])
+    if r.ok then
+      paid = paid + 1
+      assert.equal(eth.u256(value), got, ("recipient %d: send returned ok, chain holds %s"):format(i, tostring(got)))
+    else
+      failed = failed + 1
+      assert.equal(eth.u256(0), got, ("recipient %d: send failed (%s), chain holds %s"):format(i, tostring(r.err), tostring(got)))
+    end
+  end
+  assert.equal(start + paid, chain:nonce(ADDR0, "latest"), "one nonce per payment")
+  for e, k in pairs(errors) do print(("\n    %d x %s"):format(k, e)) end
+  return paid, failed
+end
+
+describe("a broadcast whose reply is cut", function()
+  it("pays its recipient once: the retry meets 'nonce too low', and the hash is looked up", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    local to = fresh_address(1)
+    local start = chain:nonce(ADDR0, "latest")
+    proxy:reset_stats()
+    proxy:fault{ mode = "truncated", count = 1, methods = { "eth_sendRawTransaction" } }
+    local tx = signer:send{ to = to, value = eth.ether "1" }
+    tx:wait{ timeout = 10 }
+    assert.equal(eth.ether "1", balance(chain, to))
+    assert.equal(start + 1, chain:nonce(ADDR0, "latest"))
+    assert.is_true(broadcasts(proxy) >= 2, "the cut broadcast was retried")
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("in a batch of 100 with 30 cut replies, pays every recipient exactly once", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    proxy:fault{ mode = "truncated", count = 30, methods = { "eth_sendRawTransaction" } }
+    local paid, failed = batch(chain, signer, 100, 1000)
+    print(("\n    30 cut replies: %d paid once, %d failed before signing, %d broadcasts"):format(paid, failed, broadcasts(proxy)))
+    assert.is_true(paid > failed)
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("when every reply is cut, the send still binds the payment and it is mined once", function()
+    local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
+    local to = fresh_address(2)
+    proxy:fault{ mode = "truncated", methods = { "eth_sendRawTransaction" } }
+    local tx = signer:send{ to = to, value = 77 }
+    proxy:fault{ mode = "pass" }
+    tx:wait{ timeout = 10 }
+    assert.equal(eth.u256(77), balance(chain, to))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
+describe("a broadcast that hangs", function()
+  it("in a batch of 100 with 30 hung broadcasts, pays every recipient exactly once", function()
+    local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.4 })
+    proxy:fault{ mode = "hang", count = 30, methods = { "eth_sendRawTransaction" } }
+    local paid, failed = batch(chain, signer, 100, 1000)
+    print(("\n    30 hung broadcasts: %d paid once, %d failed before signing"):format(paid, failed))
+    assert.is_true(paid > failed)
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("forwarded after the client gave up (a late arrival) is paid once", function()
+    local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
+    proxy:fault{ mode = "delay", ms = 700, count = 20, methods = { "eth_sendRawTransaction" } }
+    local paid, failed = batch(chain, signer, 40, 500)
+    ferry.sleep(1)                              -- every late copy has arrived by now
+    print(("\n    20 late broadcasts: %d paid once, %d failed before signing"):format(paid, failed))
+    assert.is_true(paid > failed)
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("for longer than the send waits: the tx comes back bound and is mined once the provider answers", function()
+    local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
+    chain.pool.retries = 0
+    local to = fresh_address(3)
+    proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
+    local tx = signer:send{ to = to, value = 5 }
+    assert.equal("timeout", tx.unsure.code)
+    -- the next send does not take the nonce the first one is bound to
+    proxy:fault{ mode = "pass" }
+    local tx2 = signer:send{ to = ADDR1, value = 6 }
+    assert.equal(tx.nonce + 1, tx2.nonce)
+    tx:wait{ timeout = 10, rebroadcast = 0.2 }
+    tx2:wait{ timeout = 10 }
+    assert.equal(eth.u256(5), balance(chain, to))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
+describe("a broadcast answered with HTTP 500", function()
+  it("in a batch of 100 with 30 of them, pays every recipient exactly once", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    proxy:fault{ mode = "500", count = 30, methods = { "eth_sendRawTransaction" } }
+    local paid, failed = batch(chain, signer, 100, 1000)
+    print(("\n    30 HTTP 500s: %d paid once, %d failed before signing"):format(paid, failed))
+    assert.is_true(paid > failed)
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("on every try: the payment stays bound (a 5xx may come after the node took it), and is mined once", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    local to = fresh_address(4)
+    proxy:fault{ mode = "500", methods = { "eth_sendRawTransaction" } }
+    local tx = signer:send{ to = to, value = 9 }
+    assert.equal("provider_down", tx.unsure.code)
+    proxy:fault{ mode = "pass" }
+    tx:wait{ timeout = 10, rebroadcast = 0.2 }
+    assert.equal(eth.u256(9), balance(chain, to))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
+describe("a nonce another transaction took", function()
+  it("is an error the caller sees; the payment is never signed again at another nonce", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    signer:send{ to = ADDR1, value = 1 }:wait{ timeout = 10 }        -- the allocator is at 1
+    -- another process (another chain object) pays from the same key at nonce 1
+    local other = evm.chain_at(anvil.url)
+    other:signer(evm.KEY0):send{ to = ADDR1, value = 2 }:wait{ timeout = 10 }
+    local to = fresh_address(7)
+    proxy:reset_stats()
+    local ok, err = pcall(signer.send, signer, { to = to, value = 3 })
+    assert.is_false(ok)
+    assert.equal("nonce_too_low", err.code)
+    assert.equal(1, err.nonce)
+    assert.matches("taken by another transaction", err.message, 1, true)
+    assert.equal(1, broadcasts(proxy), "signed once, broadcast once")
+    assert.equal(eth.u256(0), balance(chain, to))
+    -- the allocator has moved on: the next send is mined at nonce 2
+    local tx = signer:send{ to = to, value = 4 }
+    assert.equal(2, tx.nonce)
+    tx:wait{ timeout = 10 }
+    assert.equal(eth.u256(4), balance(chain, to))
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
+describe("a provider that lies about the broadcast", function()
+  it("says 'nonce too low' for a nonce that is not used: the payment stays bound and is mined once", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    local to = fresh_address(8)
+    proxy:fault{ mode = "reply", count = 1, methods = { "eth_sendRawTransaction" },
+                 error = { code = -32000, message = "nonce too low" } }
+    local tx = signer:send{ to = to, value = 11 }
+    assert.equal("nonce_too_low", tx.unsure.code)
+    tx:wait{ timeout = 10, rebroadcast = 0.2 }
+    assert.equal(eth.u256(11), balance(chain, to))
+    assert.equal(1, chain:nonce(ADDR0, "latest"))
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("takes the transaction and answers 'nonce too low': the hash is found, nothing is signed again", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    local to = fresh_address(9)
+    proxy:fault{ mode = "forward_then_reply", count = 1, methods = { "eth_sendRawTransaction" },
+                 error = { code = -32000, message = "nonce too low" } }
+    local tx = signer:send{ to = to, value = 12 }
+    assert.is_nil(tx.unsure)
+    tx:wait{ timeout = 10 }
+    assert.equal(eth.u256(12), balance(chain, to))
+    assert.equal(1, chain:nonce(ADDR0, "latest"))
+    proxy:stop(); anvil:stop()
+  end)
+end)
