@@ -348,7 +348,8 @@ function Pool:call(method, params, opts)
     return nil, ferry.error("provider_down", ("chain %s has no provider configured"):format(self.name))
   end
   if WRITES[method] or opts.fresh then return self:_noted(method, self:_request(method, params, opts)) end
-  local key = method .. json.canonical(params)
+  -- a read pinned to a provider is its own entry: another provider's answer is not its answer
+  local key = method .. json.canonical(params) .. (opts.provider and ("@" .. opts.provider) or "")
   local ttl = self.ttl[method]
   if ttl or FINAL_METHODS[method] then
     local hit = self.cache:get(key)

@@ -249,3 +249,27 @@ describe("provider pool cache", function()
     a:stop()
   end)
 end)
+
+describe("provider pool: a read pinned to one provider", function()
+  it("is never answered from the cache or the in-flight read of another provider", function()
+    -- two nodes of the same chain id whose states differ: ADDR1 has been paid on the second
+    local a, b = peers.anvil(), peers.anvil()
+    local ADDR1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    assert.is_nil(select(2, b.rpc:call("anvil_setBalance", { ADDR1, "0x1" })))
+    local chain = chain_over({
+      { name = "a", url = a.url, priority = 1, rps = 10000 },
+      { name = "b", url = b.url, priority = 2, rps = 10000 },
+    })
+    assert.equal("0x21e19e0c9bab2400000", (chain:call("eth_getBalance", { ADDR1, "latest" })))   -- cached, from a
+    assert.equal("0x1", (chain:call("eth_getBalance", { ADDR1, "latest" }, { provider = "b" })))
+    assert.equal("0x1", (chain:call("eth_getBalance", { ADDR1, "latest" }, { provider = 2 })))
+    -- and in flight: both at once, one pinned
+    local t1 = ferry.spawn(chain.call, chain, "eth_getBalance", { ADDR1, "pending" })
+    local t2 = ferry.spawn(chain.call, chain, "eth_getBalance", { ADDR1, "pending" }, { provider = "b" })
+    local _, r1 = t1:wait()
+    local _, r2 = t2:wait()
+    assert.equal("0x21e19e0c9bab2400000", r1)
+    assert.equal("0x1", r2)
+    a:stop(); b:stop()
+  end)
+end)
