@@ -702,8 +702,9 @@ local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_po
                        stuck_after = true, max_bumps = true }
 
 -- A receipt can only appear with a new block: after its first read, a waiting transaction reads
--- it again only once the pool's head has moved past the one it last read at (Pool:watch_heads
--- keeps the head fresh while anyone waits), or every RECHECK seconds should head reads fail.
+-- it again only once the chain's head (pool.heads) has moved past the one it last read at
+-- (Pool:watch_heads keeps the head fresh while anyone waits; heads:wait wakes it), or every
+-- RECHECK seconds should head reads fail.
 local RECHECK = 15
 
 -- Errors that say a provider could not answer now, not that the transaction failed: a wait
@@ -750,11 +751,12 @@ function Tx:wait(opts)
   local max_bumps = opts.max_bumps or 3
   local next_send = ferry.now() + every
   local last_move = self.sent_at or ferry.now()
-  local heads <close> = chain.pool:watch_heads()
+  local watching <close> = chain.pool:watch_heads()
+  local heads = chain.pool.heads
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
   local rc, last_err
   while true do
-    local head = chain.pool.head
+    local head = heads.number
     if not rc or conf > 1 then
       if asked_at == nil or (head and head ~= asked_head) or ferry.now() - asked_at >= RECHECK then
         local err
@@ -800,7 +802,8 @@ function Tx:wait(opts)
         opts.timeout or 120, last_err and ("; last error: " .. tostring(last_err)) or ""),
         { hash = self.hash, hashes = self.hashes, last_error = last_err })
     end
-    ferry.sleep(poll)
+    -- until a new head, or the next thing to do (a rebroadcast, a stuck check, a recheck)
+    heads:wait(asked_head, poll)
     poll = math.min(poll * 1.5, opts.max_poll or 1)
   end
 end

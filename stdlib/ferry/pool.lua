@@ -22,6 +22,7 @@ local health = require "ferry.core.health"
 local ratelimit = require "ferry.core.ratelimit"
 local config = require "ferry.config"
 local cachec = require "ferry.core.cache"
+local Heads = require "ferry.heads"
 
 local M = {}
 local Pool = {}
@@ -80,9 +81,8 @@ function M.new(name, chain, cfg, check)
     providers = {},
     inflight = {},
     check = check,
-    head = nil, hashes = {}, -- number -> block hash, for the last 64 heads
     st = { calls = 0, cache_hits = 0, shared = 0, upstream = 0, failovers = 0, hedges = 0,
-           retries = 0, errors = 0, reorgs = 0, new_heads = 0 },
+           retries = 0, errors = 0 },
   }, Pool)
   local hp = {}
   self.by_name = {}
@@ -107,6 +107,11 @@ function M.new(name, chain, cfg, check)
     error_rate_threshold = b.error_rate_threshold }
   self.cache = cachec.new{ max_entries = cfg.cache and cfg.cache.max_entries or 100000,
                            max_bytes = cfg.cache and cfg.cache.max_bytes or 64 * 1024 * 1024 }
+  -- the head: a new one drops head-bound answers, a reorg everything above its fork point
+  self.heads = Heads.new{ name = name,
+    on_new = function() self.cache:new_head() end,
+    on_reorg = function(fork) self.cache:drop_from_block(fork + 1); self.cache:new_head() end }
+  self.head_waiters = 0
   return self
 end
 
@@ -295,7 +300,7 @@ end
 
 -- A block number read, cached or fresh, tells the pool about the head. -> r, e unchanged
 function Pool:_noted(method, r, e)
-  if e == nil and method == "eth_blockNumber" and type(r) == "string" then self:_saw_head(tonumber(r)) end
+  if e == nil and method == "eth_blockNumber" and type(r) == "string" then self.heads:saw_number(tonumber(r)) end
   return r, e
 end
 
@@ -305,13 +310,13 @@ function Pool:_fetch(method, params, opts, key, ttl)
   if e == nil and r ~= nil and key then
     if FINAL_METHODS[method] then
       local bn = type(r) == "table" and tonumber(tostring(r.blockNumber))
-      if bn and self.head and self.head - bn >= self.confirmations then
+      local head = self.heads.number
+      if bn and head and head - bn >= self.confirmations then
         self.cache:set(key, json.encode(r), 0, { block = bn })
       end
     elseif ttl then
       local hb = head_bound(method, params)
-      local block = self.head
-      self.cache:set(key, json.encode(r), ttl > 0 and ttl or nil, { head_bound = hb, block = block })
+      self.cache:set(key, json.encode(r), ttl > 0 and ttl or nil, { head_bound = hb, block = self.heads.number })
     end
   end
   return r, e
@@ -391,59 +396,53 @@ function Pool:session()
   return s
 end
 
--- Head bookkeeping: a higher block number is a new head (head-bound cache entries go).
-function Pool:_saw_head(n)
-  if not n then return end
-  if not self.head or n > self.head then
-    self.head = n
-    self.st.new_heads = self.st.new_heads + 1
-    self.cache:new_head()
-  end
-end
-
---- Stop the head tracker (and the waiters' ticker) and free the cache. The pool still answers
---- calls afterwards (with no cache); idempotent.
+--- Stop following the head and free the cache. The pool still answers calls afterwards
+--- (with no cache); idempotent.
 function Pool:close()
-  if self.tracker then
-    self.tracker:cancel("pool closed")
-    self.tracker = nil
-  end
-  if self.head_ticker then self.head_ticker:cancel("pool closed") end
+  self.follow_every = nil
+  if self.tracker then self.tracker:cancel("pool closed") end
   self.cache:flush()
 end
 
---- watch_heads() -> guard to <close>: keeps `head` fresh while someone waits on new blocks
---- (tx:wait). One ticker per pool reads the block number for every waiter: 20 ms after a new
---- head, backing off 1.5x to 1 s, and stops when the last guard closes. N waiters then cost one
---- block-number read per tick, not N reads of their own: 200 payouts on a 12 s chain ask about
---- 200 receipts a block instead of about 4,000, which a 25 rps provider could not serve next to
---- the sends.
+-- Heads. One loop per pool (the tracker) polls the head and feeds self.heads:
+--  * while anyone waits on new blocks (watch_heads: tx:wait), fast: 20 ms after a new head,
+--    backing off 1.5x to 1 s, so N waiters cost one read per tick, not N reads of their own
+--    (200 payouts on a 12 s chain ask about 200 receipts a block instead of about 4,000);
+--  * while the chain follows its head (track_heads: eth.chain, head_poll), at that interval;
+--  * every provider's block number (their lag) at the follow interval, or each second.
+-- It stops when nobody waits and nothing follows, and clears itself however it ends.
+
+--- watch_heads() -> guard to <close>: keeps the head fresh while the guard is open.
 function Pool:watch_heads()
-  self.head_waiters = (self.head_waiters or 0) + 1
-  if not self.head_ticker then
-    self.head_ticker = ferry.spawn(function()
-      local _ <close> = setmetatable({}, { __close = function() self.head_ticker = nil end })  -- a cancel too
-      local every, last = 0.02, self.head
-      while self.head_waiters > 0 do
-        ferry.sleep(every)
-        self:call("eth_blockNumber", nil, { fresh = true })      -- _noted: a new head is seen
-        if self.head ~= last then last, every = self.head, 0.02
-        else every = math.min(every * 1.5, 1) end
-      end
-    end):daemon()
-  end
+  self.head_waiters = self.head_waiters + 1
+  self:_run_tracker()
   return setmetatable({}, { __close = function() self.head_waiters = self.head_waiters - 1 end })
 end
 
---- track_heads(interval = head_poll or 1) -> the tracker task (a daemon), polling heads.
+--- track_heads(interval = head_poll or 1) -> the tracker task (a daemon), following the head.
 function Pool:track_heads(interval)
+  self.follow_every = interval or self.chain.head_poll or 1
+  return self:_run_tracker()
+end
+
+function Pool:_run_tracker()
   if self.tracker then return self.tracker end
-  interval = interval or self.chain.head_poll or 1
   self.tracker = ferry.spawn(function()
-    while true do
-      local ok, err = pcall(self.poll_heads, self)
+    local _ <close> = setmetatable({}, { __close = function() self.tracker = nil end })  -- a cancel too
+    local fast, lag_at = 0.02, -math.huge
+    while (self.follow_every or 0) > 0 or self.head_waiters > 0 do
+      local follow = self.follow_every or 0
+      local lag = ferry.now() - lag_at >= (follow > 0 and follow or 1)
+      if lag then lag_at = ferry.now() end
+      local before = self.heads.hash
+      local ok, err = pcall(self.poll_heads, self, lag)
       if not ok then ferry.log.warn("head tracker", { chain = self.name, err = tostring(err) }) end
-      ferry.sleep(interval)
+      local every = follow
+      if self.head_waiters > 0 then
+        fast = self.heads.hash ~= before and 0.02 or math.min(fast * 1.5, 1)
+        every = follow > 0 and math.min(fast, follow) or fast
+      end
+      ferry.sleep(every)
     end
   end):daemon()
   return self.tracker
@@ -459,53 +458,35 @@ function Pool:_direct(i, method, params)
   return r, e
 end
 
---- Poll heads: every provider's block number (lag), and the best provider's latest block
---- hash to see reorgs (a new hash at a height we knew, or a parent we did not know).
-function Pool:poll_heads()
-  local best, best_i = nil, nil
-  local tasks = {}
-  for i in ipairs(self.providers) do
-    tasks[i] = ferry.spawn(function()
-      local r = self:_direct(i, "eth_blockNumber", EMPTY)
-      local n = r and tonumber(tostring(r))
-      if n then self.health:set_head(i, n) end
-      return n
-    end)
-  end
-  for i, t in ipairs(tasks) do
-    local _, n = t:wait()
-    if n and (not best or n > best) then best, best_i = n, i end
-  end
-  if not best_i then return end
-  local blk = self:_direct(best_i, "eth_getBlockByNumber", json.array({ "latest", false }))
-  if type(blk) ~= "table" or not blk.hash then return end
-  local n = tonumber(tostring(blk.number))
-  local known = self.hashes[n]
-  local parent_known = self.hashes[n - 1]
-  if known == blk.hash then return end
-  if (known and known ~= blk.hash) or (parent_known and parent_known ~= blk.parentHash) then
-    -- reorg: walk back to the last height whose hash still matches
-    local fork = n - 1
-    while fork >= 0 and self.hashes[fork] do
-      local b = self:_direct(best_i, "eth_getBlockByNumber", json.array({ hex(fork), false }))
-      if type(b) ~= "table" then break end
-      if b.hash == self.hashes[fork] then break end
-      self.hashes[fork] = nil
-      fork = fork - 1
+--- poll_heads(lag = true): the latest block, from the provider with the highest head (or the
+--- best by health), into self.heads; with lag, first every provider's block number.
+function Pool:poll_heads(lag)
+  local best_i
+  if lag ~= false then
+    local best
+    local tasks = {}
+    for i in ipairs(self.providers) do
+      tasks[i] = ferry.spawn(function()
+        local r = self:_direct(i, "eth_blockNumber", EMPTY)
+        local n = r and tonumber(r)
+        if n then self.health:set_head(i, n) end
+        return n
+      end)
     end
-    self.st.reorgs = self.st.reorgs + 1
-    self.cache:drop_from_block(fork + 1)
-    self.cache:new_head()
-    for k in pairs(self.hashes) do if k > fork then self.hashes[k] = nil end end
-    ferry.log.warn("reorg", { chain = self.name, fork_point = fork, new_head = n })
-    self.head = n
-  else
-    self:_saw_head(n)
-    if self.head and n < self.head then self.head = n end
-    self.cache:new_head()
+    for i, t in ipairs(tasks) do
+      local _, n = t:wait()
+      if n and (not best or n > best) then best, best_i = n, i end
+    end
+    if not best_i then return end
   end
-  self.hashes[n] = blk.hash
-  self.hashes[n - 64] = nil
+  best_i = best_i or self.health:pick({})
+  if not best_i then return end
+  local function block(tag)
+    return self:call("eth_getBlockByNumber", json.array({ tag, false }), { fresh = true, provider = best_i })
+  end
+  local blk = block("latest")
+  if type(blk) ~= "table" then return end
+  self.heads:on_head(tonumber(blk.number), blk.hash, blk.parentHash, function(n) return block(hex(n)) end)
 end
 
 --- Per provider: state, score, latency, errors, lag, tokens.
@@ -523,7 +504,7 @@ end
 function Pool:stats()
   local s = {}
   for k, v in pairs(self.st) do s[k] = v end
-  s.head = self.head
+  for k, v in pairs(self.heads:stats()) do s[k] = v end
   s.cache = self.cache:stats()
   s.providers = self:status()
   return s

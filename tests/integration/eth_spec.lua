@@ -367,18 +367,18 @@ describe("transactions waiting for their receipts", function()
     proxy:stop(); anvil:stop()
   end)
 
-  it("keep going when the head ticker is cancelled: the next wait starts another", function()
-    local anvil, chain, signer = on_anvil({ head_poll = 0 }, { "--no-mining" })    -- no head tracker: only the ticker
+  it("keep going when the head tracker is cancelled: the next wait starts another", function()
+    local anvil, chain, signer = on_anvil({ head_poll = 0 }, { "--no-mining" })    -- no following: only waiters run the tracker
     local a = signer:send{ to = ADDR1, value = 1, gas = 21000 }
     local wa = ferry.spawn(a.wait, a, { timeout = 10 })
     ferry.sleep(0.1)
-    assert.is_not_nil(chain.pool.head_ticker)
-    chain.pool.head_ticker:cancel("test")
-    assert.is_nil(chain.pool.head_ticker)
+    assert.is_not_nil(chain.pool.tracker)
+    chain.pool.tracker:cancel("test")
+    assert.is_nil(chain.pool.tracker)
     local b = signer:send{ to = ADDR1, value = 2, gas = 21000 }
     local wb = ferry.spawn(b.wait, b, { timeout = 10 })
     ferry.sleep(0.1)
-    assert.is_not_nil(chain.pool.head_ticker)
+    assert.is_not_nil(chain.pool.tracker)
     assert.is_nil(select(2, anvil.rpc:call("evm_mine", {})))
     local oka, ra = wa:wait(10)
     local okb, rb = wb:wait(10)

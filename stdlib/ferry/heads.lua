@@ -1,0 +1,107 @@
+--- ferry.heads -- one chain's head: the canonical hashes of its last blocks, reorgs, and
+--- waiting for the next block.
+---
+---   local heads = require("ferry.heads").new{ name = "local", on_new = f, on_reorg = g }
+---   heads:on_head(number, hash, parent_hash, fetch)  -- from a poller today, a socket tomorrow
+---   heads:wait(after, timeout)                       -- -> the head number once it is past `after`
+---
+--- Whoever learns of a block feeds it here; nothing else keeps head state. A block whose hash
+--- differs from the one known at its height, or whose parent is not the known block below
+--- it, is a reorg: the fork point is found by walking back with `fetch(n)` (the canonical
+--- block at height n from the same source) while the known hashes disagree. on_new(number)
+--- runs for each new head (the cache drops head-bound answers), on_reorg(fork, number) for
+--- each reorg (the cache drops what was above the fork point), and every waiter wakes.
+local ferry = require "ferry"
+local task = require "ferry.core.task"
+
+local M = {}
+local Heads = {}
+Heads.__index = Heads
+Heads.__name = "ferry.Heads"
+
+local DEPTH = 64          -- blocks whose hashes are kept
+
+--- new{name, on_new = fn(number), on_reorg = fn(fork, number), depth = 64}
+function M.new(opts)
+  opts = opts or {}
+  return setmetatable({
+    name = opts.name or "chain",
+    number = nil, hash = nil,           -- the head
+    hashes = {},                        -- number -> hash, the last `depth` canonical blocks
+    depth = opts.depth or DEPTH,
+    on_new = opts.on_new or function() end,
+    on_reorg = opts.on_reorg or function() end,
+    waiters = {},                       -- queue -> true
+    st = { new_heads = 0, reorgs = 0 },
+  }, Heads)
+end
+
+-- every waiter learns the head
+function Heads:_wake()
+  for q in pairs(self.waiters) do q:put(self.number) end
+end
+
+function Heads:_new_head(n)
+  self.number = n
+  self.st.new_heads = self.st.new_heads + 1
+  self.on_new(n)
+  self:_wake()
+end
+
+--- A block number seen without its hash (a block-number read): a new head when higher.
+function Heads:saw_number(n)
+  if n and (not self.number or n > self.number) then self:_new_head(n) end
+end
+
+--- on_head(number, hash, parent_hash, fetch) -> "same" | "new" | "reorg"
+--- fetch(n) -> the canonical block {hash =} at height n, or nil (only needed on a reorg).
+function Heads:on_head(n, hash, parent, fetch)
+  local known = self.hashes[n]
+  if known == hash then return "same" end
+  local below = self.hashes[n - 1]
+  local outcome
+  if (known and known ~= hash) or (below and parent and below ~= parent) then
+    local fork = n - 1
+    while fork >= 0 and self.hashes[fork] do
+      local b = fetch and fetch(fork)
+      if type(b) ~= "table" or b.hash == self.hashes[fork] then break end
+      fork = fork - 1
+    end
+    for k in pairs(self.hashes) do if k > fork then self.hashes[k] = nil end end
+    self.st.reorgs = self.st.reorgs + 1
+    ferry.log.warn("reorg", { chain = self.name, fork_point = fork, new_head = n })
+    self.number = n
+    self.on_reorg(fork, n)
+    self:_wake()
+    outcome = "reorg"
+  else
+    -- a new hash at the top (or the source's top is below a number seen elsewhere: follow it)
+    if not self.number or n > self.number then self:_new_head(n)
+    else
+      self.number = n
+      self.on_new(n)
+      self:_wake()
+    end
+    outcome = "new"
+  end
+  self.hash = hash
+  self.hashes[n] = hash
+  self.hashes[n - self.depth] = nil
+  return outcome
+end
+
+--- wait(after, timeout) -> the head number once it is past `after` (at once if it already
+--- is), or nil after `timeout` seconds.
+function Heads:wait(after, timeout)
+  if self.number and (after == nil or self.number ~= after) then return self.number end
+  local q = task.queue()
+  self.waiters[q] = true
+  local _ <close> = setmetatable({}, { __close = function() self.waiters[q] = nil end })
+  return q:get(timeout)
+end
+
+function Heads:stats()
+  return { head = self.number, new_heads = self.st.new_heads, reorgs = self.st.reorgs }
+end
+
+return M
