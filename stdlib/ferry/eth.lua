@@ -569,15 +569,8 @@ function Signer:send(t)
   -- committed before this one still hold (see "Funds" above)
   local nonces = base:_nonces(from)
   local required = value + U(gas) * price
-  local hold <close> = nonces:commit(required)
-  local balance, ahead, n_ahead
-  for _ = 1, 2 do
-    local count
-    count, balance = nonces:snapshot(hold)      -- registers the check in nonces.counts
-    ahead, n_ahead = nonces:ahead_of(hold, count)
-    if balance >= ahead + required or n_ahead == 0 then break end
-  end
-  nonces.counts[hold] = nil
+  local hold <close> = nonces:hold(required)
+  local balance, ahead, n_ahead = nonces:funds(hold)
   if balance < ahead + required then
     local available = balance > ahead and balance - ahead or U(0)
     local held = n_ahead > 0 and (" (balance %s, %s held by %d earlier send%s not mined yet)")
@@ -590,14 +583,15 @@ function Signer:send(t)
   if not simulated then chain:eth_call({ from = from, to = to, value = value, data = data, gas = gas }, "pending") end
   -- 5. nonce, 6. sign
   local nonce = t.nonce or nonces:reserve()
-  hold.nonce = nonce
+  nonces:assign(hold, nonce)
+  local function fill(n) return self:send{ to = from, value = 0, nonce = n } end
   local fields = { type = legacy and 0 or 2, chain_id = chain.chain_id, nonce = nonce, gas = gas,
                    to = to, value = value, data = data, access_list = t.access_list }
   if legacy then fields.gas_price = gas_price
   else fields.max_fee, fields.max_priority_fee = max_fee, tip end
   local ok, raw_tx, hash = pcall(self.sign, self, fields)
   if not ok then
-    if not t.nonce then nonces:release(nonce, self) end
+    if not t.nonce then nonces:release(nonce, fill) end
     error(raw_tx, 2)
   end
   -- 7. broadcast: from here on the payment is bound to this nonce and hash (see "Delivery")
@@ -608,7 +602,7 @@ function Signer:send(t)
                             hashes = { hash }, bumps = 0, signer = self, _hold = hold }, Tx)
   local outcome, err = deliver(chain, tx)
   if outcome == "sent" or outcome == "unsure" then
-    hold.sent = true                            -- held until mined (Nonces:ahead_of)
+    nonces:sent(hold)                           -- held until mined (Nonces:ahead_of)
     if outcome == "unsure" then
       tx.unsure = err
       nonces:bind(tx)
@@ -618,7 +612,7 @@ function Signer:send(t)
   if outcome == "taken" then
     nonces:resync()                             -- the next send starts above what was taken
   elseif not t.nonce then
-    nonces:release(nonce, self)                 -- refused: no node will mine these bytes
+    nonces:release(nonce, fill)                 -- refused: no node will mine these bytes
   end
   err.nonce, err.hash, err.raw = nonce, hash, raw_tx
   if err.code == "reverted" then error(revert_error(err), 2) end
@@ -665,20 +659,19 @@ function Tx:_bump_once()
   local raw_tx, hash = self.signer:sign(fields)
   -- the replacement may spend more: its hold grows before it is broadcast, so a send checking
   -- funds meanwhile counts the larger amount, and shrinks back if the node refuses it
-  local hold = self._hold
+  local nonces, hold = chain:_nonces(self.from), self._hold
   local held = hold and hold.amount
-  if hold then
-    local bigger = self.value + U(self.gas) * price
-    if bigger > held then hold.amount = bigger end
-  end
-  local r, err = chain:call("eth_sendRawTransaction", { raw_tx })
-  if err and err.code ~= "already_known" then
-    if hold then hold.amount = held end
+  local bigger = self.value + U(self.gas) * price
+  if hold and bigger > held then nonces:resize(hold, bigger) end
+  -- the replacement is one more version of the same payment: once it may have reached a
+  -- node, a receipt for it ends the wait like one for the original (see "Delivery")
+  local outcome, err = deliver(chain, { raw = raw_tx, hash = hash, nonce = self.nonce, from = self.from })
+  if outcome == "refused" or outcome == "taken" then
+    if hold then nonces:resize(hold, held) end
     ferry.log.warn("fee bump refused", { hash = self.hash, nonce = self.nonce, err = tostring(err) })
     return false
   end
-  local _ = r
-  ferry.log.info("fee bump", { nonce = self.nonce, old = self.hash, new = hash,
+  ferry.log.info("fee bump", { nonce = self.nonce, old = self.hash, new = hash, outcome = outcome,
     max_fee_gwei = u256.format_units(price, 9) })
   self.raw, self.hash, self.bumps = raw_tx, hash, self.bumps + 1
   self.hashes[#self.hashes + 1] = hash

@@ -1,9 +1,13 @@
 --- ferry.nonces -- what one process knows about an address's sends in flight: the nonce
 --- allocator, the gaps it must fill, and the funds its sends have committed.
 ---
---- One instance per (chain, address), made by chain:_nonces(addr); signer:send is its user.
---- In-process only: the store issue puts the allocator in Redis/SQLite behind the same calls
---- (reserve, release, bind, resync, commit, ahead_of).
+--- One instance per (chain, address), made by chain:_nonces(addr); the send pipeline is its
+--- user, through these methods only (the fields are for reading: specs, the REPL):
+---   nonces:   reserve() -> n, release(n, fill), bind(tx), resync()
+---   funds:    hold(amount) -> h, funds(h) -> balance, held, n, assign(h, nonce), sent(h),
+---             resize(h, amount) -> before
+--- In-process only (the memory backend): the store issue puts SQLite and Redis behind the same
+--- methods, and tests/helpers/nonce_contract.lua is the contract each backend must pass.
 local ferry = require "ferry"
 local u256 = require "ferry.core.u256"
 
@@ -87,13 +91,15 @@ end
 -- tracker sees it through: tx:wait sends the same bytes again and bumps its fees when it is
 -- stuck, until it is mined or proven absent (its nonce taken by another transaction).
 
-function Nonces:release(n, signer)
+--- release(n, fill): the broadcast at n was refused by every node; fill(n) closes the gap if
+--- no send takes n first (see _watch_gaps).
+function Nonces:release(n, fill)
   self.free[#self.free + 1] = n
   table.sort(self.free)
   while self.free[#self.free] == self.next - 1 do   -- freed at the top: no gap, just give back
     self.next = table.remove(self.free)
   end
-  if #self.free > 0 then self:_watch_gaps(signer) end
+  if #self.free > 0 then self:_watch_gaps(fill) end
 end
 
 -- tx: a ferry.eth Tx whose broadcast got no answer. A daemon waits for it (never keeping a
@@ -121,16 +127,18 @@ function Nonces:bind(tx)
 end
 
 -- A daemon: it serves the transactions someone waits on and never keeps a script alive.
-function Nonces:_watch_gaps(signer)
-  if signer and not self.filler then self.filler = ferry.spawn(self._fill_gaps, self, signer):daemon() end
+-- fill(n) -> tx: sends a 0-value transfer to self at nonce n (the send pipeline's steps that
+-- apply, from ferry.eth), or raises.
+function Nonces:_watch_gaps(fill)
+  if fill and not self.filler then self.filler = ferry.spawn(self._fill_gaps, self, fill):daemon() end
 end
 
 -- Fill freed nonce n -> "filled" | "taken" (nothing to do) | nil, err (try again later)
-function Nonces:_fill(signer, n)
-  local ok, tx = pcall(signer.send, signer, { to = signer.address, value = 0, nonce = n })
+function Nonces:_fill(fill, n)
+  local ok, tx = pcall(fill, n)
   if ok then
     ferry.log.warn("nonce gap filled with a 0-value transfer to self",
-      { address = signer.address, nonce = n, hash = tx.hash })
+      { address = self.addr, nonce = n, hash = tx.hash })
     ferry.spawn(function()                     -- see it mined (and bumped if it gets stuck)
       local wok, werr = pcall(tx.wait, tx, { timeout = 300 })
       if not wok then ferry.log.error("nonce gap filler not mined", { nonce = n, hash = tx.hash, err = tostring(werr) }) end
@@ -144,27 +152,27 @@ function Nonces:_fill(signer, n)
   return nil, tx
 end
 
-function Nonces:_fill_gaps(signer)
+function Nonces:_fill_gaps(fill)
   local wait = self.chain.cfg.gap_fill_after or 2
   local failures = 0
   while #self.free > 0 and failures < 5 do
     ferry.sleep(wait)
     local n = table.remove(self.free, 1)
     if n == nil then break end                 -- sends took them meanwhile
-    local done, err = self:_fill(signer, n)
+    local done, err = self:_fill(fill, n)
     if done == "taken" then
-      ferry.log.info("nonce gap already closed", { address = signer.address, nonce = n })
+      ferry.log.info("nonce gap already closed", { address = self.addr, nonce = n })
     elseif not done then
       failures = failures + 1
       self.free[#self.free + 1] = n
       table.sort(self.free)
-      ferry.log.warn("nonce gap fill failed; trying again", { address = signer.address, nonce = n, err = tostring(err) })
+      ferry.log.warn("nonce gap fill failed; trying again", { address = self.addr, nonce = n, err = tostring(err) })
       wait = math.min(wait * 2, 30)
     end
   end
   if #self.free > 0 then
     ferry.log.error("nonce gaps left open: later transactions of this address wait on them",
-      { address = signer.address, nonces = table.concat(self.free, ",") })
+      { address = self.addr, nonces = table.concat(self.free, ",") })
   end
   self.filler = nil
 end
@@ -224,11 +232,42 @@ function Nonces:snapshot(h)
   return count, balance
 end
 
-function Nonces:commit(amount)
+--- hold(amount) -> a hold (to-be-closed): what a send may spend, committed before its check.
+--- Closing it before sent(hold) gives it back (a send that failed or was cancelled).
+function Nonces:hold(amount)
   self.seq = self.seq + 1
   local h = setmetatable({ nonces = self, amount = amount, seq = self.seq, nonce = nil, sent = false }, Hold)
   self.holds[h] = true
   return h
+end
+
+--- funds(hold) -> balance, held, n: the mined balance and what the n holds committed before
+--- this one still hold, judged by reads made after the commit (a second look when a hold
+--- ahead may have been mined between the two reads).
+function Nonces:funds(h)
+  local balance, ahead, n_ahead
+  for _ = 1, 2 do
+    local count
+    count, balance = self:snapshot(h)
+    ahead, n_ahead = self:ahead_of(h, count)
+    if balance >= ahead + h.amount or n_ahead == 0 then break end
+  end
+  self.counts[h] = nil
+  return balance, ahead, n_ahead
+end
+
+--- assign(hold, nonce): the hold's transaction is signed at nonce.
+function Nonces:assign(h, n) h.nonce = n end
+
+--- sent(hold): its transaction may have reached a node: held until its nonce is mined.
+function Nonces:sent(h) h.sent = true end
+
+--- resize(hold, amount) -> the amount it held before (a fee bump grows it, a refused one
+--- shrinks it back).
+function Nonces:resize(h, amount)
+  local before = h.amount
+  h.amount = amount
+  return before
 end
 
 -- What the holds that committed before h and are not mined at `count` hold: amount, how many.

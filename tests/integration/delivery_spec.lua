@@ -206,3 +206,31 @@ describe("a provider that lies about the broadcast", function()
     proxy:stop(); anvil:stop()
   end)
 end)
+
+describe("a fee bump whose broadcast gets no clear answer", function()
+  it("is one more version of the payment: its receipt ends the wait, and the payment is mined once", function()
+    local anvil, proxy, chain, signer = evm.behind_proxy({ breaker = { cooldown = 0.05, max_cooldown = 0.2 } },
+                                                         { "--no-mining" })
+    local to = fresh_address(10)
+    local f = chain:fees()
+    local tx = signer:send{ to = to, value = 9, max_fee = f.base_fee, max_priority_fee = 1 }
+    local first = tx.hash
+    -- the base fee jumps: the transaction no longer fits, and is bumped; the node takes the
+    -- replacement, and every answer to it is a 500
+    local miner = ferry.spawn(function()
+      while true do
+        anvil.rpc:call("anvil_setNextBlockBaseFeePerGas", { "0x174876e800" })
+        anvil.rpc:call("evm_mine", {})
+        ferry.sleep(0.1)
+      end
+    end)
+    proxy:fault{ mode = "forward_then_reply", status = 500, count = 3, methods = { "eth_sendRawTransaction" } }
+    local ok, rc = pcall(tx.wait, tx, { timeout = 10, stuck_after = 0.3, rebroadcast = 0.5 })
+    miner:cancel()
+    assert.is_true(ok, tostring(rc))
+    assert.are_not.equal(first, rc.transactionHash)
+    assert.equal(eth.u256(9), balance(chain, to))
+    assert.equal(1, chain:nonce(ADDR0, "latest"))
+    proxy:stop(); anvil:stop()
+  end)
+end)
