@@ -16,6 +16,7 @@
 **   null, array(t), object(t), number(digits), is_number(v).
 */
 #include "core/utf8.h"
+#include "crypto/hex.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <errno.h>
@@ -57,18 +58,11 @@ static void skip_ws(dec_t *d) {
 
 static int dec_value(lua_State *L, dec_t *d);
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 static int read_u4(dec_t *d, unsigned *out) {
   if (d->end - d->p < 4) return dec_fail(d, "short \\u escape");
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
-    int h = hexval((unsigned char)d->p[i]);
+    int h = fy_hexval((unsigned char)d->p[i]);
     if (h < 0) return dec_fail(d, "bad \\u escape");
     v = v << 4 | (unsigned)h;
   }

@@ -1,5 +1,6 @@
 /* ** abi_lua.c -- ferry.core.abi: Solidity ABI encode/decode for Lua (binding of abi.c) */
 #include "crypto/abi.h"
+#include "crypto/hex.h"
 #include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
@@ -167,13 +168,6 @@ static int conv_error(conv_t *c, const fy_abi_type_t *t, const char *why) {
   return luaL_error(L, "abi: value #%d (%s): %s", c->argn, lua_tostring(L, -1), why);
 }
 
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
 /* unsigned magnitude from U256 / integer >= 0 / decimal or 0x string; NULL reason on success */
 static const char *to_u256(lua_State *L, int idx, fy_u256_t *out) {
   fy_u256_t *u = fy_u256_test(L, idx);
@@ -276,7 +270,7 @@ static void to_value(conv_t *c, const fy_abi_type_t *t, int idx, fy_abi_value_t 
     } else if (n == 2 + 2 * (size_t)t->size && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
       memset(v->word, 0, 32);
       for (size_t i = 0; i < t->size; i++) {
-        int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+        int hi = fy_hexval(s[2 + 2 * i]), lo = fy_hexval(s[3 + 2 * i]);
         if (hi < 0 || lo < 0) conv_error(c, t, "bad hex digit");
         v->word[i] = (uint8_t)(hi << 4 | lo);
       }

@@ -1,5 +1,6 @@
 /* ** keccak_lua.c -- ferry.core.keccak: keccak256 over raw strings, plus 0x-hex helpers. */
 #include <lauxlib.h>
+#include "crypto/hex.h"
 #include <lua.h>
 
 #include "crypto/keccak.h"
@@ -41,14 +42,6 @@ static int l_keccak_tohex(lua_State *L)
   return 1;
 }
 
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /* fromhex("0x..") -> bytes. The 0x prefix is optional; odd length or a non-hex digit raises. */
 static int l_keccak_fromhex(lua_State *L)
 {
@@ -59,13 +52,13 @@ static int l_keccak_fromhex(lua_State *L)
   if (n % 2)
     return luaL_argerror(L, 1, "hex string has an odd number of digits");
   for (size_t i = 0; i < n; i++)
-    if (hexval(s[i]) < 0)
+    if (fy_hexval(s[i]) < 0)
       return luaL_argerror(L, 1, lua_pushfstring(L, "invalid hex digit at position %d",
                                                  (int)(i + 1)));
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, n / 2);
   for (size_t i = 0; i < n / 2; i++)
-    p[i] = (char)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+    p[i] = (char)(fy_hexval(s[2 * i]) << 4 | fy_hexval(s[2 * i + 1]));
   luaL_pushresultsize(&b, n / 2);
   return 1;
 }

@@ -3,17 +3,11 @@
 #define _GNU_SOURCE 1 /* explicit_bzero */
 #endif
 #include "crypto/secp_lua.h"
+#include "crypto/hex.h"
 #include "crypto/secp.h"
 
 #include <lauxlib.h>
 #include <string.h>
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 void fy_secp_check_address(lua_State *L, int idx, const char *what, uint8_t out[20]) {
   size_t n;
@@ -47,7 +41,7 @@ void fy_secp_check_key(lua_State *L, int idx, const char *what, uint8_t key[32])
   if (s && n == 66 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     ok = 1;
     for (int i = 0; i < 32 && ok; i++) {
-      int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+      int hi = fy_hexval(s[2 + 2 * i]), lo = fy_hexval(s[3 + 2 * i]);
       if (hi < 0 || lo < 0) ok = 0;
       else tmp[i] = (uint8_t)(hi << 4 | lo);
     }

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1 /* explicit_bzero */
 #endif
 #include "crypto/keccak.h"
+#include "crypto/hex.h"
 #include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
@@ -107,20 +108,13 @@ static void forbid(conv_t *c, const char *k, const char *why) {
   lua_pop(c->L, 1);
 }
 
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
 static const uint8_t *bytes32(conv_t *c, int idx, const char *k, uint8_t *tmp) {
   size_t n;
   const char *s = lua_type(c->L, idx) == LUA_TSTRING ? lua_tolstring(c->L, idx, &n) : NULL;
   if (s && n == 32) return (const uint8_t *)s;
   if (s && n == 66 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     for (int i = 0; i < 32; i++) {
-      int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+      int hi = fy_hexval(s[2 + 2 * i]), lo = fy_hexval(s[3 + 2 * i]);
       if (hi < 0 || lo < 0) field_error(c, k, "bad hex digit in storage key");
       tmp[i] = (uint8_t)(hi << 4 | lo);
     }
