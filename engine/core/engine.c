@@ -2,6 +2,7 @@
 ** engine.c -- create the loop and the Lua state, register modules, shut down in order.
 */
 #include "core/engine.h"
+#include "core/bind.h"
 #include "core/log.h"
 
 #include <lauxlib.h>
@@ -100,6 +101,7 @@ static int boot(lua_State *L) {
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
+  fy_bytes_init(L);
   /* stdlib/ferry/boot.lua: coroutine forwarding, os.exit, print */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "ferry.boot");
