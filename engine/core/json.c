@@ -11,10 +11,14 @@
 ** null: dropped from objects (so `if r.contractAddress then` means what it says), kept as
 ** json.null inside arrays (positions matter). Empty objects decode with the json.object
 ** metatable and empty arrays with json.array, so they encode back the same way.
+** Depth: 128 by default; max_depth may be 1..512 (FY_JSON_MAX_DEPTH: decode and encode
+** recurse on the C stack, one frame per level, and 512 frames is far below any thread's stack;
+** no JSON-RPC reply nests that deep). Anything else is invalid_argument.
 ** Lua API (ferry.core.json): decode(text [, max_depth]) -> value | nil, err;
 **   encode(value [, max_depth]) -> text (raises on values JSON cannot hold);
 **   null, array(t), object(t), number(digits), is_number(v).
 */
+#include "core/bind.h"
 #include "core/utf8.h"
 #include "crypto/hex.h"
 #include <lauxlib.h>
@@ -30,6 +34,7 @@
 #define OBJECT_MT "ferry.json.object"
 #define NUMBER_MT "ferry.json.Number"
 #define DEFAULT_DEPTH 128
+#define FY_JSON_MAX_DEPTH 512
 
 /* ------------------------------------------------------------------------------------------
 ** Decoder
@@ -315,7 +320,9 @@ static int dec_value(lua_State *L, dec_t *d) {
 
 /* Decode [s, s+n) and push the value; on failure push nothing and return an error text. */
 const char *fy_json_decode(lua_State *L, const char *s, size_t n, int max_depth, char *err, size_t errlen) {
-  dec_t d = {.s = s, .p = s, .end = s + n, .max_depth = max_depth > 0 ? max_depth : DEFAULT_DEPTH};
+  if (max_depth <= 0) max_depth = DEFAULT_DEPTH;
+  if (max_depth > FY_JSON_MAX_DEPTH) max_depth = FY_JSON_MAX_DEPTH;
+  dec_t d = {.s = s, .p = s, .end = s + n, .max_depth = max_depth};
   d.err[0] = 0;
   int top = lua_gettop(L);
   if (dec_value(L, &d) == 0) {
@@ -328,10 +335,20 @@ const char *fy_json_decode(lua_State *L, const char *s, size_t n, int max_depth,
   return err;
 }
 
+/* the max_depth argument at idx: absent -> 128; 1..512, else invalid_argument */
+static int check_depth(lua_State *L, int idx, const char *fn) {
+  if (lua_isnoneornil(L, idx)) return DEFAULT_DEPTH;
+  int isint = 0;
+  lua_Integer d = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
+  if (!isint || d < 1 || d > FY_JSON_MAX_DEPTH)
+    fy_argerror(L, idx, "%s: max_depth must be an integer from 1 to %d", fn, FY_JSON_MAX_DEPTH);
+  return (int)d;
+}
+
 static int l_decode(lua_State *L) {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
-  int depth = (int)luaL_optinteger(L, 2, DEFAULT_DEPTH);
+  const char *s = fy_checklstring(L, 1, &n);
+  int depth = check_depth(L, 2, "json.decode");
   char err[160];
   if (fy_json_decode(L, s, n, depth, err, sizeof err)) {
     lua_pushnil(L);
@@ -584,9 +601,9 @@ static int enc_run(lua_State *L) {
 }
 
 static int encode(lua_State *L, int sort_keys) {
-  luaL_checkany(L, 1);
+  fy_checkany(L, 1);
   enc_t e = {0};
-  e.max_depth = (int)luaL_optinteger(L, 2, DEFAULT_DEPTH);
+  e.max_depth = check_depth(L, 2, "json.encode");
   e.sort_keys = sort_keys;
   lua_settop(L, 1);
   /* run protected so the buffer is freed when encoding raises */

@@ -118,6 +118,13 @@ describe("ferry.core.abi", function()
     assert.are.equal(math.mininteger, (abi.decode({ "int64" }, abi.encode({ "int64" }, math.mininteger))))
   end)
 
+  it("encodes and decodes the empty type list (no memset on a NULL buffer under UBSan)", function()
+    assert.are.equal("", abi.encode({}))
+    assert.are.equal("", abi.encode(""))
+    assert.are.equal("0x" .. hex(abi.selector("f()")):sub(3), hex(abi.encode_call("f()")))
+    assert.are.equal(0, select("#", abi.decode({}, "")))
+  end)
+
   it("raises on programmer errors", function()
     assert.has_error(function() abi.encode({ "uint8" }, 256) end)
     assert.has_error(function() abi.encode({ "uint256" }, -1) end)
