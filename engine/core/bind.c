@@ -120,6 +120,13 @@ void fy_checkany(lua_State *L, int arg) {
   if (lua_type(L, arg) == LUA_TNONE) fy_argerror(L, arg, "value expected");
 }
 
+int fy_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]) {
+  const char *name = def && lua_isnoneornil(L, arg) ? def : fy_checkstring(L, arg);
+  for (int i = 0; lst[i]; i++)
+    if (strcmp(lst[i], name) == 0) return i;
+  return fy_argerror(L, arg, "invalid option '%s'", name);
+}
+
 void *fy_checkudata(lua_State *L, int arg, const char *tname) {
   void *p = luaL_testudata(L, arg, tname);
   if (!p) fy_typeerror(L, arg, tname);

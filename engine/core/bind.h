@@ -47,6 +47,10 @@ void fy_checkany(lua_State *L, int arg);
 void *fy_checkudata(lua_State *L, int arg, const char *tname);
 #define fy_checkstring(L, a) (fy_checklstring(L, (a), NULL))
 #define fy_optstring(L, a, d) (fy_optlstring(L, (a), (d), NULL))
+#define fy_argerror_msg(L, arg, msg) (fy_argerror(L, (arg), "%s", (msg)))
+/* luaL_error's twin: invalid_argument with a formatted message. Never returns. */
+#define fy_error(L, ...) (fy_raise(L, "invalid_argument", __VA_ARGS__))
+int fy_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]);
 #define fy_argcheck(L, cond, arg, msg) ((void)((cond) || fy_argerror(L, (arg), "%s", (msg))))
 
 /* Register the ferry.Bytes metatable (engine boot, before any binding runs). */

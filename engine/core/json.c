@@ -405,7 +405,7 @@ static void enc_string(lua_State *L, enc_t *e, const char *s, size_t n) {
       size_t k = fy_utf8_len((const unsigned char *)s + i, n - i);
       if (!k) {
         char b[3] = {hex[c >> 4], hex[c & 15], 0};   /* lua_pushfstring has no %x */
-        luaL_error(L, "json.encode: string is not valid UTF-8 (byte %d is 0x%s); hex-encode binary data",
+        fy_error(L, "json.encode: string is not valid UTF-8 (byte %d is 0x%s); hex-encode binary data",
                    (int)i + 1, b);
       }
       enc_put(L, e, s + i, k);
@@ -447,13 +447,13 @@ static int has_mt(lua_State *L, int idx, const char *name) {
 static void enc_value(lua_State *L, enc_t *e, int idx);
 
 static void enc_table(lua_State *L, enc_t *e, int idx) {
-  if (++e->depth > e->max_depth) luaL_error(L, "json.encode: nesting deeper than %d (cycle?)", e->max_depth);
+  if (++e->depth > e->max_depth) fy_error(L, "json.encode: nesting deeper than %d (cycle?)", e->max_depth);
   luaL_checkstack(L, 6, "json.encode");
   if (has_mt(L, idx, NUMBER_MT)) {
     lua_getfield(L, idx, "digits");
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    if (!s) luaL_error(L, "json.encode: malformed json.Number");
+    if (!s) fy_error(L, "json.encode: malformed json.Number");
     enc_put(L, e, s, n);
     lua_pop(L, 1);
     e->depth--;
@@ -497,7 +497,7 @@ static void enc_table(lua_State *L, enc_t *e, int idx) {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       lua_pop(L, 1);
-      if (lua_type(L, -1) != LUA_TSTRING) { free(keys); luaL_error(L, "json.canonical: object keys must be strings"); }
+      if (lua_type(L, -1) != LUA_TSTRING) { free(keys); fy_error(L, "json.canonical: object keys must be strings"); }
       if (nk == cap) {
         key_t_ *nb = realloc(keys, (cap *= 2) * sizeof *keys);
         if (!nb) { free(keys); luaL_error(L, "json.encode: out of memory"); }
@@ -538,7 +538,7 @@ static void enc_table(lua_State *L, enc_t *e, int idx) {
         enc_string(L, e, k, n);
         lua_pop(L, 1);
       } else {
-        luaL_error(L, "json.encode: object keys must be strings or numbers, got %s", luaL_typename(L, -2));
+        fy_error(L, "json.encode: object keys must be strings or numbers, got %s", luaL_typename(L, -2));
       }
       enc_put(L, e, ":", 1);
       enc_value(L, e, lua_gettop(L));
@@ -563,7 +563,7 @@ static void enc_value(lua_State *L, enc_t *e, int idx) {
         enc_put(L, e, num, (size_t)n);
       } else {
         double v = lua_tonumber(L, idx);
-        if (!isfinite(v)) luaL_error(L, "json.encode: cannot encode %f", v);
+        if (!isfinite(v)) fy_error(L, "json.encode: cannot encode %f", v);
         int n = snprintf(num, sizeof num, "%.17g", v);
         /* keep it a float when decoded again: 1.0 is "1.0", not "1" */
         if (!strpbrk(num, ".eE")) n += snprintf(num + n, sizeof num - (size_t)n, ".0");
@@ -591,7 +591,7 @@ static void enc_value(lua_State *L, enc_t *e, int idx) {
       }
       break;
   }
-  luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
+  fy_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
 }
 
 static int enc_run(lua_State *L) {
@@ -626,7 +626,7 @@ static int l_canonical(lua_State *L) { return encode(L, 1); }
 
 static int set_marker(lua_State *L, const char *mt) {
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
-  else luaL_checktype(L, 1, LUA_TTABLE);
+  else fy_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   luaL_setmetatable(L, mt);
   return 1;
@@ -636,10 +636,10 @@ static int l_object(lua_State *L) { return set_marker(L, OBJECT_MT); }
 
 static int l_number(lua_State *L) {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = fy_checklstring(L, 1, &n);
   size_t i = s[0] == '-' ? 1 : 0;
-  luaL_argcheck(L, n > i, 1, "expected decimal digits");
-  for (; i < n; i++) luaL_argcheck(L, s[i] >= '0' && s[i] <= '9', 1, "expected decimal digits");
+  fy_argcheck(L, n > i, 1, "expected decimal digits");
+  for (; i < n; i++) fy_argcheck(L, s[i] >= '0' && s[i] <= '9', 1, "expected decimal digits");
   push_bignum(L, s, n);
   return 1;
 }

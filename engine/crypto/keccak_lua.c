@@ -1,4 +1,5 @@
 /* ** keccak_lua.c -- ferry.core.keccak: keccak256 over raw strings, plus 0x-hex helpers. */
+#include "core/bind.h"
 #include <lauxlib.h>
 #include "crypto/hex.h"
 #include <lua.h>
@@ -12,7 +13,9 @@ int luaopen_ferry_core_keccak(lua_State *L);
 static int l_keccak_keccak256(lua_State *L)
 {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = (const char *)fy_test_bytes(L, 1, &n);   /* eth.raw(...) */
+  if (!s)
+    s = fy_checklstring(L, 1, &n);
   uint8_t out[32];
   fy_keccak256((const uint8_t *)s, n, out);
   lua_pushlstring(L, (const char *)out, sizeof out);
@@ -37,7 +40,7 @@ void fy_push_hex(lua_State *L, const uint8_t *p, size_t n)
 static int l_keccak_tohex(lua_State *L)
 {
   size_t n;
-  const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
+  const uint8_t *s = (const uint8_t *)fy_checklstring(L, 1, &n);
   fy_push_hex(L, s, n);
   return 1;
 }
@@ -46,14 +49,14 @@ static int l_keccak_tohex(lua_State *L)
 static int l_keccak_fromhex(lua_State *L)
 {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = fy_checklstring(L, 1, &n);
   if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
     s += 2, n -= 2;
   if (n % 2)
-    return luaL_argerror(L, 1, "hex string has an odd number of digits");
+    return fy_argerror_msg(L, 1, "hex string has an odd number of digits");
   for (size_t i = 0; i < n; i++)
     if (fy_hexval(s[i]) < 0)
-      return luaL_argerror(L, 1, lua_pushfstring(L, "invalid hex digit at position %d",
+      return fy_argerror_msg(L, 1, lua_pushfstring(L, "invalid hex digit at position %d",
                                                  (int)(i + 1)));
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, n / 2);

@@ -429,14 +429,14 @@ describe("ferry.json", function()
 
   describe("encode errors", function()
     it("raises on functions", function()
-      assert.has_error(function() json.encode(print) end, "json.encode: cannot encode a function")
+      assert.error_matches(function() json.encode(print) end, "json.encode: cannot encode a function", 1, true)
       assert.has_error(function() json.encode({ f = function() end }) end)
     end)
 
     it("raises on NaN and infinities", function()
       assert.has_error(function() json.encode(0 / 0) end)
-      assert.has_error(function() json.encode(math.huge) end, "json.encode: cannot encode inf")
-      assert.has_error(function() json.encode({ -math.huge }) end, "json.encode: cannot encode -inf")
+      assert.error_matches(function() json.encode(math.huge) end, "json.encode: cannot encode inf", 1, true)
+      assert.error_matches(function() json.encode({ -math.huge }) end, "json.encode: cannot encode -inf", 1, true)
     end)
 
     it("raises on cycles instead of looping", function()
