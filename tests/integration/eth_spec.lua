@@ -8,7 +8,7 @@ local ADDR0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 local ADDR1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 local function fresh_address(i)
-  return eth.address("0x" .. eth.keccak256(("recipient-%d-%f"):format(i, ferry.now())):sub(-40))
+  return eth.address("0x" .. eth.keccak256(eth.raw(("recipient-%d-%f"):format(i, ferry.now()))):sub(-40))
 end
 
 -- A chain over one endpoint (an anvil, or a fault proxy in front of one). extra: chain
@@ -379,7 +379,7 @@ describe("concurrent sends from one address", function()
   it("are judged against the balance in turn: no more pass than it covers, and nothing reaches the node", function()
     local anvil = peers.anvil()
     local chain = chain_at(anvil.url)
-    local signer = chain:signer(eth.keccak256("ferry funds in flight"))
+    local signer = chain:signer(eth.keccak256(eth.raw("ferry funds in flight")))
     local _, serr = anvil.rpc:call("anvil_setBalance", { signer.address, "0xde0b6b3a7640000" })   -- 1 ether
     assert.is_nil(serr)
     local wf = require "ferry.workflow"
