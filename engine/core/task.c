@@ -200,7 +200,8 @@ fy_op_t *fy_op_new(lua_State *L, double timeout_s, fy_op_cancel_fn cancel, void 
   op->task = t;
   op->cancel = cancel;
   op->data = data;
-  if (timeout_s > 0) {
+  /* NaN, infinity and anything past ~31 years mean no deadline: (uint64_t) of them is undefined */
+  if (timeout_s > 0 && timeout_s < 1e9) {
     /* the loop's cached time may be a whole iteration old: deadlines count from now */
     uv_update_time(&E->loop);
     uv_timer_init(&E->loop, &op->timer);

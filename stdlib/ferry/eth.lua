@@ -496,12 +496,23 @@ end
 
 --- signer:sign{to, value, data, nonce, gas, max_fee, max_priority_fee | gas_price, chain_id,
 --- type, access_list} -> raw (0x hex), hash (0x hex). No I/O: every field must be given.
+-- signer.sign(x) instead of signer:sign(x): say so rather than fail on the field read
+local function check_signer(self, what)
+  if getmetatable(self) ~= Signer then
+    raise("invalid_argument", ("%s: called without a signer (use signer:%s)"):format(what, what:match(":(.*)")))
+  end
+end
+
 function Signer:sign(t)
+  check_signer(self, "signer:sign")
   return self._sign(tx_fields(self, t))
 end
 
---- EIP-191 personal_sign -> 0x r||s||v (v = 27/28)
-function Signer:personal_sign(msg) return tohex(self._personal(msg)) end
+--- EIP-191 personal_sign of the message's bytes (text as it is) -> 0x r||s||v (v = 27/28)
+function Signer:personal_sign(msg)
+  check_signer(self, "signer:personal_sign")
+  return tohex(checked("signer:personal_sign", self._personal, msg))
+end
 
 local Tx = {}
 Tx.__index = Tx
