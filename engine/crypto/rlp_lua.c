@@ -144,11 +144,7 @@ static int l_rlp_decode(lua_State *L)
   if (rc == 0)
     return 1;
   lua_pushnil(L);
-  lua_createtable(L, 0, 4);
-  lua_pushliteral(L, "invalid_argument");
-  lua_setfield(L, -2, "code");
-  lua_pushfstring(L, "rlp: %s at offset %d", fy_rlp_strerror(rc), (int)where);
-  lua_setfield(L, -2, "message");
+  fy_push_errorf(L, "invalid_argument", "rlp: %s at offset %d", fy_rlp_strerror(rc), (int)where);
   lua_pushstring(L, fy_rlp_err_name(rc));
   lua_setfield(L, -2, "reason");
   lua_pushinteger(L, (lua_Integer)where);

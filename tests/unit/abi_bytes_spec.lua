@@ -137,3 +137,22 @@ describe("bytes are 0x-hex text or eth.raw", function()
     refused(eth.raw, nil)
   end)
 end)
+
+describe("nil, err from the bindings", function()
+  it("are ferry.Error tables (abi, tx, secp256k1, rlp)", function()
+    local rlp = require "ferry.core.rlp"
+    local errs = {
+      select(2, abi.decode({ "uint256" }, "\1")),
+      select(2, abi.decode_revert("\8\195\121")),
+      select(2, txc.decode("hello")),
+      select(2, secp.recover(("\0"):rep(32), ("\0"):rep(32), ("\1"):rep(32), 0)),
+      select(2, rlp.decode("\xc2\x01")),
+    }
+    assert.equal(5, #errs)
+    for i, e in ipairs(errs) do
+      assert.is_true(ferry.is_error(e), "#" .. i)
+      assert.is_string(e.code)
+      assert.matches("^" .. e.code .. ": ", tostring(e))
+    end
+  end)
+end)
