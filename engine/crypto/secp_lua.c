@@ -21,9 +21,8 @@ const char *fy_secp_to_address(lua_State *L, int idx, uint8_t out[20]) {
   if (lua_type(L, idx) != LUA_TSTRING) return "expected an address: 0x + 40 hex digits";
   const char *s = lua_tolstring(L, idx, &n);
   int rc = fy_secp_address_parse(s, n, out);
-  if (rc == FY_SECP_ECHECKSUM) return "bad EIP-55 checksum (mixed case must match it)";
-  if (rc != FY_SECP_OK) return "an address is 0x + 40 hex digits (raw 20 bytes go through eth.raw)";
-  return NULL;
+  if (rc == FY_SECP_EHEX && n == 20) return "invalid address (want 0x + 40 hex digits; 20 raw bytes go through eth.raw)";
+  return rc == FY_SECP_OK ? NULL : fy_secp_strerror(rc);
 }
 
 void fy_secp_check_address(lua_State *L, int idx, const char *what, uint8_t out[20]) {

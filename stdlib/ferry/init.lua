@@ -56,9 +56,9 @@ M.log.enabled = function(name) return logc.enabled(LEVELS[name] or 2) end
 
 -- counters: modules register a function under a name; ferry.stats() calls them all
 local stat_sources = {}
-function M.register_stats(name, fn)
-  if type(name) ~= "string" or type(fn) ~= "function" then
-    M.raise("invalid_argument", ("ferry.register_stats: expects (name: string, fn: function), got (%s, %s)")
+function M.register_stats(name, fn)          -- fn = nil unregisters
+  if type(name) ~= "string" or (fn ~= nil and type(fn) ~= "function") then
+    M.raise("invalid_argument", ("ferry.register_stats: expects (name: string, fn: function?), got (%s, %s)")
       :format(type(name), type(fn)))
   end
   stat_sources[name] = fn
