@@ -192,7 +192,7 @@ static int l_bytes_len(lua_State *L) {
   return 1;
 }
 
-static void push_hex(lua_State *L, const uint8_t *p, size_t n) {
+void fy_push_hex(lua_State *L, const uint8_t *p, size_t n) {
   static const char digits[] = "0123456789abcdef";
   luaL_Buffer b;
   char *o = luaL_buffinitsize(L, &b, 2 + 2 * n);
@@ -208,7 +208,7 @@ static void push_hex(lua_State *L, const uint8_t *p, size_t n) {
 /* tostring: "ferry.Bytes(0x...)", the first 32 bytes shown */
 static int l_bytes_tostring(lua_State *L) {
   bytes_t *b = fy_checkudata(L, 1, FY_BYTES_MT);
-  push_hex(L, b->p, b->n > 32 ? 32 : b->n);
+  fy_push_hex(L, b->p, b->n > 32 ? 32 : b->n);
   lua_pushfstring(L, "ferry.Bytes(%s%s)", lua_tostring(L, -1), b->n > 32 ? "..." : "");
   return 1;
 }
@@ -238,7 +238,7 @@ static int l_bytes_is_raw(lua_State *L) {
 /* bytes.hex(b) / b:hex() -> "0x..." */
 static int l_bytes_hex(lua_State *L) {
   bytes_t *b = fy_checkudata(L, 1, FY_BYTES_MT);
-  push_hex(L, b->p, b->n);
+  fy_push_hex(L, b->p, b->n);
   return 1;
 }
 

@@ -53,6 +53,9 @@ void *fy_checkudata(lua_State *L, int arg, const char *tname);
 int fy_checkoption(lua_State *L, int arg, const char *def, const char *const lst[]);
 #define fy_argcheck(L, cond, arg, msg) ((void)((cond) || fy_argerror(L, (arg), "%s", (msg))))
 
+/* Push "0x" followed by the 2n lowercase hex digits of p[0..n). may raise (memory error only) */
+void fy_push_hex(lua_State *L, const uint8_t *p, size_t n);
+
 /* Register the ferry.Bytes metatable (engine boot, before any binding runs). */
 void fy_bytes_init(lua_State *L);
 

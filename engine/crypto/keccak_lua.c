@@ -22,20 +22,6 @@ static int l_keccak_keccak256(lua_State *L)
   return 1;
 }
 
-void fy_push_hex(lua_State *L, const uint8_t *p, size_t n)
-{
-  static const char digits[] = "0123456789abcdef";
-  luaL_Buffer b;
-  char *o = luaL_buffinitsize(L, &b, 2 + 2 * n);
-  o[0] = '0';
-  o[1] = 'x';
-  for (size_t i = 0; i < n; i++) {
-    o[2 + 2 * i] = digits[p[i] >> 4];
-    o[3 + 2 * i] = digits[p[i] & 15];
-  }
-  luaL_pushresultsize(&b, 2 + 2 * n);
-}
-
 /* tohex(bytes) -> "0x" .. lowercase hex ("0x" for the empty string) */
 static int l_keccak_tohex(lua_State *L)
 {
