@@ -1,7 +1,6 @@
 /* ** abi_lua.c -- ferry.core.abi: Solidity ABI encode/decode for Lua (binding of abi.c) */
 #include "core/bind.h"
 #include "crypto/abi.h"
-#include "crypto/hex.h"
 #include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
