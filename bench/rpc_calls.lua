@@ -16,7 +16,7 @@ local proxy = peers.proxy(anvil.url)
 local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = proxy.url, rps = 100000 } } }
 local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
 local to = {}
-for i = 1, N do to[i] = eth.address("0x" .. eth.keccak256("rpc_calls" .. i):sub(-40)) end
+for i = 1, N do to[i] = eth.address("0x" .. eth.keccak256(eth.raw("rpc_calls" .. i)):sub(-40)) end
 chain:nonce(signer.address)
 proxy:reset_stats()
 local t0 = ferry.now()

@@ -151,7 +151,7 @@ if wanted("transfers") then
     local chain = eth.connect{ chain_id = 31337, providers = { { name = "anvil", url = a.url, rps = 100000 } } }
     local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     local to = {}
-    for i = 1, N do to[i] = eth.address("0x" .. eth.keccak256("bench" .. i):sub(-40)) end
+    for i = 1, N do to[i] = eth.address("0x" .. eth.keccak256(eth.raw("bench" .. i)):sub(-40)) end
     chain:nonce(signer.address) -- connection warm, as the others' setup does
     local bumps = 0
     local t0 = ferry.now()
@@ -175,7 +175,7 @@ if wanted("transfers") then
     local f = chain:fees()
     local raws = {}
     for i = 1, N do
-      raws[i] = signer:sign{ to = eth.address("0x" .. eth.keccak256("floor" .. i):sub(-40)), value = 1, nonce = i - 1,
+      raws[i] = signer:sign{ to = eth.address("0x" .. eth.keccak256(eth.raw("floor" .. i)):sub(-40)), value = 1, nonce = i - 1,
                              gas = 21000, max_fee = f.max_fee, max_priority_fee = f.max_priority_fee }
     end
     local c = rpc.http(a.url, { timeout = 30 })

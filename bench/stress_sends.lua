@@ -18,7 +18,7 @@ for round = 1, rounds do
   local chain = eth.connect{ chain_id = 31337, head_poll = 0, providers = { { name = "anvil", url = anvil.url, rps = 10000 } } }
   local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
   local to = {}
-  for i = 1, 100 do to[i] = eth.address("0x" .. eth.keccak256(("stress %d %d"):format(round, i)):sub(-40)) end
+  for i = 1, 100 do to[i] = eth.address("0x" .. eth.keccak256(eth.raw(("stress %d %d"):format(round, i))):sub(-40)) end
   local t0 = ferry.now()
   local results, summary = workflow.parallel(to, { max_concurrent = 32, progress = false }, function(addr)
     local tx = signer:send{ to = addr, value = 1 }

@@ -101,7 +101,14 @@ int main(int argc, char **argv) {
   if (!E) return 1;
   lua_State *L = E->L;
 
-  /* arg table, as lua.c builds it: arg[0] = script, arg[1..] its arguments */
+  /* arg table, as lua.c builds it: arg[0] = script, arg[1..] its arguments. The script's
+   * arguments are also pushed as boot.main's varargs (below): make room for all of them first,
+   * as lua.c's pushargs does (a Lua stack starts with 20 free slots). */
+  if (!lua_checkstack(L, argc + 16)) {
+    fprintf(stderr, "ferry: too many arguments (%d)\n", argc);
+    E->exit_code = 1;
+    return fy_engine_close(E);
+  }
   lua_createtable(L, argc, 1);
   for (int i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);

@@ -18,7 +18,7 @@ local signer = chain:signer{ env = "PAYER_KEY" }
 local run = tostring(os.time()) .. tostring(ferry.now())
 local recipients = {}
 for i = 1, count do
-  local addr = eth.address("0x" .. eth.keccak256("payout " .. run .. " " .. i):sub(-40))
+  local addr = eth.address("0x" .. eth.keccak256(eth.raw("payout " .. run .. " " .. i)):sub(-40))
   recipients[i] = { address = addr, amount = eth.gwei(1000000 * (1 + (i - 1) % 10)) }
 end
 

@@ -2,6 +2,7 @@
 ** engine.c -- create the loop and the Lua state, register modules, shut down in order.
 */
 #include "core/engine.h"
+#include "core/bind.h"
 #include "core/log.h"
 
 #include <lauxlib.h>
@@ -53,10 +54,15 @@ static int at_panic(lua_State *L) {
   abort();
 }
 
+/* "code: message"; a field that is not text shows as its type (a raise must not fail to print) */
 static int error_tostring(lua_State *L) {
-  lua_getfield(L, 1, "code");
-  lua_getfield(L, 1, "message");
-  lua_pushfstring(L, "%s: %s", luaL_optstring(L, -2, "error"), luaL_optstring(L, -1, ""));
+  if (lua_type(L, 1) != LUA_TTABLE) { lua_pushliteral(L, "error"); return 1; }
+  lua_rawget(L, (lua_pushliteral(L, "code"), 1));
+  lua_rawget(L, (lua_pushliteral(L, "message"), 1));
+  const char *code = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error";
+  const char *msg = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1)
+                  : lua_isnil(L, -1) ? "" : luaL_typename(L, -1);
+  lua_pushfstring(L, "%s: %s", code, msg);
   return 1;
 }
 
@@ -100,6 +106,7 @@ static int boot(lua_State *L) {
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
+  fy_bytes_init(L);
   /* stdlib/ferry/boot.lua: coroutine forwarding, os.exit, print */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "ferry.boot");

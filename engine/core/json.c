@@ -11,11 +11,16 @@
 ** null: dropped from objects (so `if r.contractAddress then` means what it says), kept as
 ** json.null inside arrays (positions matter). Empty objects decode with the json.object
 ** metatable and empty arrays with json.array, so they encode back the same way.
+** Depth: 128 by default; max_depth may be 1..512 (FY_JSON_MAX_DEPTH: decode and encode
+** recurse on the C stack, one frame per level, and 512 frames is far below any thread's stack;
+** no JSON-RPC reply nests that deep). Anything else is invalid_argument.
 ** Lua API (ferry.core.json): decode(text [, max_depth]) -> value | nil, err;
 **   encode(value [, max_depth]) -> text (raises on values JSON cannot hold);
 **   null, array(t), object(t), number(digits), is_number(v).
 */
+#include "core/bind.h"
 #include "core/utf8.h"
+#include "crypto/hex.h"
 #include <lauxlib.h>
 #include <lua.h>
 #include <errno.h>
@@ -29,6 +34,7 @@
 #define OBJECT_MT "ferry.json.object"
 #define NUMBER_MT "ferry.json.Number"
 #define DEFAULT_DEPTH 128
+#define FY_JSON_MAX_DEPTH 512
 
 /* ------------------------------------------------------------------------------------------
 ** Decoder
@@ -57,18 +63,11 @@ static void skip_ws(dec_t *d) {
 
 static int dec_value(lua_State *L, dec_t *d);
 
-static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 static int read_u4(dec_t *d, unsigned *out) {
   if (d->end - d->p < 4) return dec_fail(d, "short \\u escape");
   unsigned v = 0;
   for (int i = 0; i < 4; i++) {
-    int h = hexval((unsigned char)d->p[i]);
+    int h = fy_hexval((unsigned char)d->p[i]);
     if (h < 0) return dec_fail(d, "bad \\u escape");
     v = v << 4 | (unsigned)h;
   }
@@ -321,7 +320,9 @@ static int dec_value(lua_State *L, dec_t *d) {
 
 /* Decode [s, s+n) and push the value; on failure push nothing and return an error text. */
 const char *fy_json_decode(lua_State *L, const char *s, size_t n, int max_depth, char *err, size_t errlen) {
-  dec_t d = {.s = s, .p = s, .end = s + n, .max_depth = max_depth > 0 ? max_depth : DEFAULT_DEPTH};
+  if (max_depth <= 0) max_depth = DEFAULT_DEPTH;
+  if (max_depth > FY_JSON_MAX_DEPTH) max_depth = FY_JSON_MAX_DEPTH;
+  dec_t d = {.s = s, .p = s, .end = s + n, .max_depth = max_depth};
   d.err[0] = 0;
   int top = lua_gettop(L);
   if (dec_value(L, &d) == 0) {
@@ -334,10 +335,20 @@ const char *fy_json_decode(lua_State *L, const char *s, size_t n, int max_depth,
   return err;
 }
 
+/* the max_depth argument at idx: absent -> 128; 1..512, else invalid_argument */
+static int check_depth(lua_State *L, int idx, const char *fn) {
+  if (lua_isnoneornil(L, idx)) return DEFAULT_DEPTH;
+  int isint = 0;
+  lua_Integer d = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
+  if (!isint || d < 1 || d > FY_JSON_MAX_DEPTH)
+    fy_argerror(L, idx, "%s: max_depth must be an integer from 1 to %d", fn, FY_JSON_MAX_DEPTH);
+  return (int)d;
+}
+
 static int l_decode(lua_State *L) {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
-  int depth = (int)luaL_optinteger(L, 2, DEFAULT_DEPTH);
+  const char *s = fy_checklstring(L, 1, &n);
+  int depth = check_depth(L, 2, "json.decode");
   char err[160];
   if (fy_json_decode(L, s, n, depth, err, sizeof err)) {
     lua_pushnil(L);
@@ -394,7 +405,7 @@ static void enc_string(lua_State *L, enc_t *e, const char *s, size_t n) {
       size_t k = fy_utf8_len((const unsigned char *)s + i, n - i);
       if (!k) {
         char b[3] = {hex[c >> 4], hex[c & 15], 0};   /* lua_pushfstring has no %x */
-        luaL_error(L, "json.encode: string is not valid UTF-8 (byte %d is 0x%s); hex-encode binary data",
+        fy_error(L, "json.encode: string is not valid UTF-8 (byte %d is 0x%s); hex-encode binary data",
                    (int)i + 1, b);
       }
       enc_put(L, e, s + i, k);
@@ -436,13 +447,13 @@ static int has_mt(lua_State *L, int idx, const char *name) {
 static void enc_value(lua_State *L, enc_t *e, int idx);
 
 static void enc_table(lua_State *L, enc_t *e, int idx) {
-  if (++e->depth > e->max_depth) luaL_error(L, "json.encode: nesting deeper than %d (cycle?)", e->max_depth);
+  if (++e->depth > e->max_depth) fy_error(L, "json.encode: nesting deeper than %d (cycle?)", e->max_depth);
   luaL_checkstack(L, 6, "json.encode");
   if (has_mt(L, idx, NUMBER_MT)) {
     lua_getfield(L, idx, "digits");
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    if (!s) luaL_error(L, "json.encode: malformed json.Number");
+    if (!s) fy_error(L, "json.encode: malformed json.Number");
     enc_put(L, e, s, n);
     lua_pop(L, 1);
     e->depth--;
@@ -486,7 +497,7 @@ static void enc_table(lua_State *L, enc_t *e, int idx) {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       lua_pop(L, 1);
-      if (lua_type(L, -1) != LUA_TSTRING) { free(keys); luaL_error(L, "json.canonical: object keys must be strings"); }
+      if (lua_type(L, -1) != LUA_TSTRING) { free(keys); fy_error(L, "json.canonical: object keys must be strings"); }
       if (nk == cap) {
         key_t_ *nb = realloc(keys, (cap *= 2) * sizeof *keys);
         if (!nb) { free(keys); luaL_error(L, "json.encode: out of memory"); }
@@ -527,7 +538,7 @@ static void enc_table(lua_State *L, enc_t *e, int idx) {
         enc_string(L, e, k, n);
         lua_pop(L, 1);
       } else {
-        luaL_error(L, "json.encode: object keys must be strings or numbers, got %s", luaL_typename(L, -2));
+        fy_error(L, "json.encode: object keys must be strings or numbers, got %s", luaL_typename(L, -2));
       }
       enc_put(L, e, ":", 1);
       enc_value(L, e, lua_gettop(L));
@@ -552,7 +563,7 @@ static void enc_value(lua_State *L, enc_t *e, int idx) {
         enc_put(L, e, num, (size_t)n);
       } else {
         double v = lua_tonumber(L, idx);
-        if (!isfinite(v)) luaL_error(L, "json.encode: cannot encode %f", v);
+        if (!isfinite(v)) fy_error(L, "json.encode: cannot encode %f", v);
         int n = snprintf(num, sizeof num, "%.17g", v);
         /* keep it a float when decoded again: 1.0 is "1.0", not "1" */
         if (!strpbrk(num, ".eE")) n += snprintf(num + n, sizeof num - (size_t)n, ".0");
@@ -580,7 +591,7 @@ static void enc_value(lua_State *L, enc_t *e, int idx) {
       }
       break;
   }
-  luaL_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
+  fy_error(L, "json.encode: cannot encode a %s", luaL_typename(L, idx));
 }
 
 static int enc_run(lua_State *L) {
@@ -590,9 +601,9 @@ static int enc_run(lua_State *L) {
 }
 
 static int encode(lua_State *L, int sort_keys) {
-  luaL_checkany(L, 1);
+  fy_checkany(L, 1);
   enc_t e = {0};
-  e.max_depth = (int)luaL_optinteger(L, 2, DEFAULT_DEPTH);
+  e.max_depth = check_depth(L, 2, "json.encode");
   e.sort_keys = sort_keys;
   lua_settop(L, 1);
   /* run protected so the buffer is freed when encoding raises */
@@ -615,7 +626,7 @@ static int l_canonical(lua_State *L) { return encode(L, 1); }
 
 static int set_marker(lua_State *L, const char *mt) {
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
-  else luaL_checktype(L, 1, LUA_TTABLE);
+  else fy_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   luaL_setmetatable(L, mt);
   return 1;
@@ -625,10 +636,10 @@ static int l_object(lua_State *L) { return set_marker(L, OBJECT_MT); }
 
 static int l_number(lua_State *L) {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = fy_checklstring(L, 1, &n);
   size_t i = s[0] == '-' ? 1 : 0;
-  luaL_argcheck(L, n > i, 1, "expected decimal digits");
-  for (; i < n; i++) luaL_argcheck(L, s[i] >= '0' && s[i] <= '9', 1, "expected decimal digits");
+  fy_argcheck(L, n > i, 1, "expected decimal digits");
+  for (; i < n; i++) fy_argcheck(L, s[i] >= '0' && s[i] <= '9', 1, "expected decimal digits");
   push_bignum(L, s, n);
   return 1;
 }

@@ -1,6 +1,7 @@
 /*
 ** log.c -- leveled text / JSON-lines logging (see log.h).
 */
+#include "core/bind.h"
 #include "core/utf8.h"
 #include "core/log.h"
 
@@ -132,8 +133,8 @@ void fy_log(int level, const char *fmt, ...) {
 
 /* log(level, msg, fields?) */
 static int l_log(lua_State *L) {
-  int level = (int)luaL_checkinteger(L, 1);
-  luaL_argcheck(L, level >= 0 && level <= 3, 1, "level 0..3");
+  int level = (int)fy_checkinteger(L, 1);
+  fy_argcheck(L, level >= 0 && level <= 3, 1, "level 0..3");
   if (!fy_log_enabled(level)) return 0;
   size_t n;
   const char *msg = luaL_tolstring(L, 2, &n);
@@ -142,9 +143,9 @@ static int l_log(lua_State *L) {
 }
 
 static int l_configure(lua_State *L) {
-  const char *spec = luaL_checkstring(L, 1);
+  const char *spec = fy_checkstring(L, 1);
   if (fy_log_configure(spec) != 0)
-    return luaL_error(L, "log: unknown level or format in '%s' (expected error, warn, info, "
+    return fy_error(L, "log: unknown level or format in '%s' (expected error, warn, info, "
                          "debug, text or json)", spec);
   return 0;
 }
@@ -156,7 +157,7 @@ static int l_level(lua_State *L) {
 }
 
 static int l_enabled(lua_State *L) {
-  lua_pushboolean(L, fy_log_enabled((int)luaL_checkinteger(L, 1)));
+  lua_pushboolean(L, fy_log_enabled((int)fy_checkinteger(L, 1)));
   return 1;
 }
 

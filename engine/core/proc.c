@@ -10,6 +10,7 @@
 ** The userdata is a box around malloc'd memory: libuv owns the handles until their close
 ** callbacks, which free it (STYLE.md 3.5).
 */
+#include "core/bind.h"
 #include "core/engine.h"
 #include "core/task.h"
 
@@ -184,11 +185,19 @@ static int l_spawn(lua_State *L) {
   int n = (int)lua_rawlen(L, 1);
   luaL_argcheck(L, n >= 1, 1, "needs the program as its first element");
   int out_mode = stdio_mode(L, "stdout", "pipe"), err_mode = stdio_mode(L, "stderr", "inherit");
+  /* every string handed to uv_spawn lives in the anchor table at 2 (one stack slot, however
+   * many arguments and variables there are) */
+  lua_settop(L, 1);
+  lua_newtable(L);
+  int anchor = 2, nanchor = 0;
   char **args = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  lua_rawseti(L, anchor, ++nanchor);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    args[i - 1] = (char *)luaL_checkstring(L, -1);
-    lua_insert(L, 2); /* keep it alive below */
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+      fy_argerror(L, 1, "proc.spawn: argument %d is a %s, not a string", i, luaL_typename(L, -1));
+    args[i - 1] = (char *)lua_tostring(L, -1);
+    lua_rawseti(L, anchor, ++nanchor);
   }
   args[n] = NULL;
   /* environment: ours plus env = {K = V} */
@@ -201,15 +210,16 @@ static int l_spawn(lua_State *L) {
     lua_pushnil(L);
     while (lua_next(L, et)) { cnt++; lua_pop(L, 1); }
     envp = lua_newuserdatauv(L, sizeof(char *) * (size_t)(cnt + 1), 0);
-    lua_insert(L, 2);
-    et++;
+    lua_rawseti(L, anchor, ++nanchor);
     lua_pushnil(L);
     while (lua_next(L, et)) {
-      const char *s = lua_pushfstring(L, "%s=%s", luaL_checkstring(L, -2), luaL_checkstring(L, -1));
+      if (lua_type(L, -2) != LUA_TSTRING || (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
+        fy_argerror(L, 1, "proc.spawn: env: names and values must be strings");
+      lua_pushvalue(L, -1);
+      const char *s = lua_pushfstring(L, "%s=%s", lua_tostring(L, -3), lua_tostring(L, -1));
       envp[k++] = (char *)s;
-      lua_insert(L, 2);
-      et++;
-      lua_pop(L, 1);
+      lua_rawseti(L, anchor, ++nanchor);
+      lua_pop(L, 2);
     }
     for (char **e = environ; *e; e++) envp[k++] = *e; /* ours come last: env wins */
     envp[k] = NULL;

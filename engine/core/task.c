@@ -7,6 +7,7 @@
 ** task costs only its results. Completion callbacks never resume a task: they push the
 ** results on its thread and enqueue it; check_cb (a uv_check_t) resumes ready tasks.
 */
+#include "core/bind.h"
 #include "core/task.h"
 #include "core/engine.h"
 #include "core/log.h"
@@ -199,7 +200,8 @@ fy_op_t *fy_op_new(lua_State *L, double timeout_s, fy_op_cancel_fn cancel, void 
   op->task = t;
   op->cancel = cancel;
   op->data = data;
-  if (timeout_s > 0) {
+  /* NaN, infinity and anything past ~31 years mean no deadline: (uint64_t) of them is undefined */
+  if (timeout_s > 0 && timeout_s < 1e9) {
     /* the loop's cached time may be a whole iteration old: deadlines count from now */
     uv_update_time(&E->loop);
     uv_timer_init(&E->loop, &op->timer);
@@ -468,12 +470,12 @@ void fy__sched_cancel_all(fy_engine_t *E) {
 ** Lua API: ferry.core.task
 ** ---------------------------------------------------------------------------------------- */
 
-static fy_task_t *check_task(lua_State *L, int idx) { return luaL_checkudata(L, idx, TASK_MT); }
+static fy_task_t *check_task(lua_State *L, int idx) { return fy_checkudata(L, idx, TASK_MT); }
 
 /* spawn(fn, ...) -> task */
 static int l_spawn(lua_State *L) {
   fy_engine_t *E = fy_engine(L);
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  fy_checktype(L, 1, LUA_TFUNCTION);
   if (E->closing) return luaL_error(L, "ferry.spawn: the engine is shutting down");
   int nargs = lua_gettop(L) - 1;
   fy_task_t *t = lua_newuserdatauv(L, sizeof *t, 2); /* [fn, args..., ud] */
@@ -521,7 +523,7 @@ static void wait_push(fy_op_t **head, fy_op_t *op) {
 /* task:wait([timeout]) -> true, results... | false, err */
 static int l_task_wait(lua_State *L) {
   fy_task_t *t = check_task(L, 1);
-  double timeout = luaL_optnumber(L, 2, 0);
+  double timeout = fy_optnumber(L, 2, 0);
   if (t->state >= T_DONE) return push_outcome(L, t, 1);
   fy_task_t *self = fy_task_require(L, "task:wait");
   if (self == t) return luaL_error(L, "task:wait: a task cannot wait for itself");
@@ -554,8 +556,8 @@ static int l_queue_new(lua_State *L) {
 }
 
 static int l_queue_put(lua_State *L) {
-  queue_t *q = luaL_checkudata(L, 1, QUEUE_MT);
-  luaL_checkany(L, 2);
+  queue_t *q = fy_checkudata(L, 1, QUEUE_MT);
+  fy_checkany(L, 2);
   lua_settop(L, 2);
   while (q->getters) {
     fy_op_t *op = q->getters;
@@ -573,8 +575,8 @@ static int l_queue_put(lua_State *L) {
 }
 
 static int l_queue_get(lua_State *L) {
-  queue_t *q = luaL_checkudata(L, 1, QUEUE_MT);
-  double timeout = luaL_optnumber(L, 2, 0);
+  queue_t *q = fy_checkudata(L, 1, QUEUE_MT);
+  double timeout = fy_optnumber(L, 2, 0);
   if (q->head < q->tail) {
     lua_getiuservalue(L, 1, 1);
     lua_rawgeti(L, -1, q->head);
@@ -588,14 +590,14 @@ static int l_queue_get(lua_State *L) {
 }
 
 static int l_queue_len(lua_State *L) {
-  queue_t *q = luaL_checkudata(L, 1, QUEUE_MT);
+  queue_t *q = fy_checkudata(L, 1, QUEUE_MT);
   lua_pushinteger(L, q->tail - q->head);
   return 1;
 }
 
 static int l_task_cancel(lua_State *L) {
   fy_task_t *t = check_task(L, 1);
-  const char *reason = luaL_optstring(L, 2, "task cancelled");
+  const char *reason = fy_optstring(L, 2, "task cancelled");
   if (t->state >= T_DONE) { lua_pushboolean(L, 0); return 1; }
   if (t == fy_engine(L)->current || t->state == T_RUNNING)
     return luaL_error(L, "task:cancel: a task cannot cancel itself (raise an error instead)");
@@ -650,8 +652,8 @@ static int l_task_tostring(lua_State *L) {
 
 /* sleep(seconds) */
 static int l_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s >= 0, 1, "must be >= 0");
+  double s = fy_checknumber(L, 1);
+  fy_argcheck(L, s >= 0, 1, "must be >= 0");
   fy_op_t *op = fy_op_new(L, s > 0 ? s : 1e-9, NULL, NULL);
   op->is_sleep = 1;
   return fy_op_yield(L, op);
@@ -723,7 +725,7 @@ static int l_exit(lua_State *L) {
   fy_engine_t *E = fy_engine(L);
   int code;
   if (lua_isboolean(L, 1)) code = lua_toboolean(L, 1) ? 0 : 1;
-  else code = (int)luaL_optinteger(L, 1, 0);
+  else code = (int)fy_optinteger(L, 1, 0);
   E->exit_code = code;
   E->exiting = 1;
   uv_stop(&E->loop);

@@ -494,6 +494,7 @@ static int enc_content(const fy_abi_type_t *t, const fy_abi_value_t *v, fy_buf_t
     break;
   }
   at = b->len;
+  if (!t->head) return FY_ABI_OK;             /* () has no head: b->data may still be NULL */
   if (fy_buf_reserve(b, t->head)) return FY_ABI_ENOMEM;
   memset(b->data + at, 0, t->head);
   b->len += t->head;

@@ -1,4 +1,5 @@
 /* ** abi_lua.c -- ferry.core.abi: Solidity ABI encode/decode for Lua (binding of abi.c) */
+#include "core/bind.h"
 #include "crypto/abi.h"
 #include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
@@ -21,7 +22,7 @@ typedef struct {
 } abi_types_t;
 
 static int l_types_gc(lua_State *L) {
-  abi_types_t *a = luaL_checkudata(L, 1, ABI_TYPES_MT);
+  abi_types_t *a = fy_checkudata(L, 1, ABI_TYPES_MT);
   fy_abi_type_free(a->type);
   a->type = NULL;
   return 0;
@@ -34,7 +35,7 @@ typedef struct {
 } abi_box_t;
 
 static int l_box_gc(lua_State *L) {
-  abi_box_t *b = luaL_checkudata(L, 1, ABI_BOX_MT);
+  abi_box_t *b = fy_checkudata(L, 1, ABI_BOX_MT);
   fy_buf_free(&b->buf);
   fy_abi_value_free(b->val);
   b->val = NULL;
@@ -50,11 +51,7 @@ static abi_box_t *box_new(lua_State *L) {
 
 static int push_fail(lua_State *L, const char *message) {
   lua_pushnil(L);
-  lua_createtable(L, 0, 2);
-  lua_pushliteral(L, "invalid_argument");
-  lua_setfield(L, -2, "code");
-  lua_pushstring(L, message);
-  lua_setfield(L, -2, "message");
+  fy_push_errorf(L, "invalid_argument", "%s", message);
   return 2;
 }
 
@@ -82,18 +79,18 @@ static abi_types_t *check_types(lua_State *L, int idx, int want_sig) {
     lua_Integer len = luaL_len(L, idx);
     luaL_buffinit(L, &b);
     for (lua_Integer i = 1; i <= len; i++) {
-      if (lua_geti(L, idx, i) != LUA_TSTRING) luaL_error(L, "abi: type #%d is not a string", (int)i);
+      if (lua_geti(L, idx, i) != LUA_TSTRING) fy_error(L, "abi: type #%d is not a string", (int)i);
       if (i > 1) luaL_addchar(&b, ',');
       luaL_addvalue(&b);
     }
     luaL_pushresult(&b);                                      /* [key] */
   } else {
-    luaL_checktype(L, idx, LUA_TSTRING);
+    fy_checktype(L, idx, LUA_TSTRING);
     lua_pushvalue(L, idx);                                    /* [key] */
   }
   s = lua_tolstring(L, -1, &n);
   int sig = lua_type(L, idx) == LUA_TSTRING && looks_like_sig(s, n);
-  if (want_sig && !sig) luaL_argerror(L, idx, "expected a function signature like \"transfer(address,uint256)\"");
+  if (want_sig && !sig) fy_argerror_msg(L, idx, "expected a function signature like \"transfer(address,uint256)\"");
   /* cache lookup: upvalue 1 is {count=, [key]=userdata} */
   lua_pushvalue(L, -1);
   if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TUSERDATA) { /* [key, ud] */
@@ -118,7 +115,7 @@ static abi_types_t *check_types(lua_State *L, int idx, int want_sig) {
   if (rc) {
     if (rc == FY_ABI_ENOMEM) return luaL_error(L, "abi: out of memory"), NULL;
     lua_pushfstring(L, "%s: %s", fy_abi_strerror(rc), s);
-    luaL_argerror(L, idx, lua_tostring(L, -1));
+    fy_argerror_msg(L, idx, lua_tostring(L, -1));
   }
   lua_getfield(L, lua_upvalueindex(1), "count");
   lua_Integer count = lua_tointeger(L, -1) + 1;
@@ -164,14 +161,7 @@ static void type_text(lua_State *L, const fy_abi_type_t *t) {
 static int conv_error(conv_t *c, const fy_abi_type_t *t, const char *why) {
   lua_State *L = c->L;
   type_text(L, t);
-  return luaL_error(L, "abi: value #%d (%s): %s", c->argn, lua_tostring(L, -1), why);
-}
-
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
+  return fy_error(L, "abi: value #%d (%s): %s", c->argn, lua_tostring(L, -1), why);
 }
 
 /* unsigned magnitude from U256 / integer >= 0 / decimal or 0x string; NULL reason on success */
@@ -252,14 +242,7 @@ static void to_value(conv_t *c, const fy_abi_type_t *t, int idx, fy_abi_value_t 
     break;
   case FY_ABI_ADDRESS: {
     uint8_t a[20];
-    if (lua_type(L, idx) != LUA_TSTRING) conv_error(c, t, "expected an address string");
-    s = lua_tolstring(L, idx, &n);
-    if (n == 20 && !(s[0] == '0' && s[1] == 'x')) {
-      memcpy(a, s, 20);
-    } else {
-      int rc = fy_secp_address_parse(s, n, a);
-      if (rc) conv_error(c, t, fy_secp_strerror(rc));
-    }
+    if ((why = fy_secp_to_address(L, idx, a))) conv_error(c, t, why);
     fy_abi_word_address(a, v->word);
     break;
   }
@@ -268,26 +251,22 @@ static void to_value(conv_t *c, const fy_abi_type_t *t, int idx, fy_abi_value_t 
     memset(v->word, 0, 32);
     v->word[31] = (uint8_t)lua_toboolean(L, idx);
     break;
-  case FY_ABI_FBYTES:
-    if (lua_type(L, idx) != LUA_TSTRING) conv_error(c, t, "expected a string");
-    s = lua_tolstring(L, idx, &n);
-    if (n == t->size) {
-      fy_abi_word_fbytes((const uint8_t *)s, n, v->word);
-    } else if (n == 2 + 2 * (size_t)t->size && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-      memset(v->word, 0, 32);
-      for (size_t i = 0; i < t->size; i++) {
-        int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
-        if (hi < 0 || lo < 0) conv_error(c, t, "bad hex digit");
-        v->word[i] = (uint8_t)(hi << 4 | lo);
-      }
-    } else {
-      lua_pushfstring(L, "expected %d raw bytes or 0x + %d hex digits (got %d bytes)", (int)t->size,
-                      (int)(2 * t->size), (int)n);
+  case FY_ABI_FBYTES: {
+    const uint8_t *p;
+    if ((why = fy_to_bytes(L, idx, &p, &n))) conv_error(c, t, why);
+    if (n != t->size) {
+      lua_pushfstring(L, "expected %d bytes (0x + %d hex digits), got %d", (int)t->size, (int)(2 * t->size), (int)n);
       conv_error(c, t, lua_tostring(L, -1));
     }
+    fy_abi_word_fbytes(p, n, v->word);
     break;
-  case FY_ABI_BYTES:
-  case FY_ABI_STRING:
+  }
+  case FY_ABI_BYTES:                                          /* 0x-hex text or eth.raw */
+    if ((why = fy_to_bytes(L, idx, &v->p, &v->len))) conv_error(c, t, why);
+    lua_pushvalue(L, idx);                                    /* keep the bytes alive */
+    lua_rawseti(L, c->anchor, ++c->nanchor);
+    return;
+  case FY_ABI_STRING:                                         /* text, as it is */
     if (lua_type(L, idx) != LUA_TSTRING) conv_error(c, t, "expected a string");
     v->p = (const uint8_t *)lua_tolstring(L, idx, &v->len);
     lua_pushvalue(L, idx);                                    /* keep the string alive */
@@ -310,7 +289,7 @@ static abi_box_t *encode_args(lua_State *L, const abi_types_t *a, int first, int
   conv_t c = {L, 0, 0, 0};
   if (nvals < 0) nvals = 0;
   if ((uint32_t)nvals != a->type->size)
-    luaL_error(L, "abi: expected %d values, got %d", (int)a->type->size, nvals);
+    fy_error(L, "abi: expected %d values, got %d", (int)a->type->size, nvals);
   lua_newtable(L);
   c.anchor = lua_gettop(L);
   root.n = (size_t)nvals;
@@ -327,7 +306,7 @@ static abi_box_t *encode_args(lua_State *L, const abi_types_t *a, int first, int
   abi_box_t *b = box_new(L);                                 /* [..., anchor, box] */
   if (with_sel && fy_buf_put(&b->buf, a->sel, 4)) luaL_error(L, "abi: out of memory");
   int rc = fy_abi_encode(a->type, &root, &b->buf);
-  if (rc) luaL_error(L, "abi: %s", fy_abi_strerror(rc));     /* the checks above make this rare */
+  if (rc) fy_error(L, "abi: %s", fy_abi_strerror(rc));     /* the checks above make this rare */
   return b;
 }
 
@@ -390,8 +369,8 @@ static void push_value(lua_State *L, const fy_abi_type_t *t, const fy_abi_value_
   }
   case FY_ABI_ADDRESS: fy_secp_push_address(L, v->word + 12); return;
   case FY_ABI_BOOL: lua_pushboolean(L, v->word[31]); return;
-  case FY_ABI_FBYTES: lua_pushlstring(L, (const char *)v->word, t->size); return;
-  case FY_ABI_BYTES:
+  case FY_ABI_FBYTES: fy_push_hex(L, v->word, t->size); return;             /* 0x hex, as ethers */
+  case FY_ABI_BYTES: fy_push_hex(L, v->p, v->len); return;
   case FY_ABI_STRING: lua_pushlstring(L, (const char *)v->p, v->len); return;
   case FY_ABI_ARRAY:
   case FY_ABI_FARRAY:
@@ -406,10 +385,19 @@ static void push_value(lua_State *L, const fy_abi_type_t *t, const fy_abi_value_
 }
 
 /* abi.decode(types_or_sig, data) -> values... | nil, err */
+/* call data at idx: raw bytes, as a string (this binding's encode gives one) or a ferry.Bytes.
+ * (ferry.eth reads 0x text and refuses plain strings before it gets here.) may raise */
+static const uint8_t *check_data(lua_State *L, int idx, size_t *n) {
+  const uint8_t *p = fy_test_bytes(L, idx, n);
+  if (p) return p;
+  if (lua_type(L, idx) != LUA_TSTRING) fy_typeerror(L, idx, "string or ferry.Bytes");
+  return (const uint8_t *)lua_tolstring(L, idx, n);
+}
+
 static int l_abi_decode(lua_State *L) {
   size_t n;
   abi_types_t *a = check_types(L, 1, 0);                      /* [types, data, ud] */
-  const uint8_t *d = (const uint8_t *)luaL_checklstring(L, 2, &n);
+  const uint8_t *d = check_data(L, 2, &n);
   if (a->has_sel) {
     if (n < 4) return push_fail(L, fy_abi_strerror(FY_ABI_ESHORT));
     if (memcmp(d, a->sel, 4)) return push_fail(L, "selector mismatch");
@@ -428,7 +416,7 @@ static int l_abi_decode(lua_State *L) {
 /* abi.decode_revert(data) -> {kind="Error"|"Panic"|"custom"|"empty", ...} | nil, err */
 static int l_abi_decode_revert(lua_State *L) {
   size_t n;
-  const uint8_t *d = (const uint8_t *)luaL_checklstring(L, 1, &n);
+  const uint8_t *d = check_data(L, 1, &n);
   fy_abi_revert_t rv;
   int rc = fy_abi_decode_revert(d, n, &rv);
   if (rc) return push_fail(L, fy_abi_strerror(rc));
@@ -461,7 +449,7 @@ static int l_abi_decode_revert(lua_State *L) {
     lua_setfield(L, -2, "kind");
     fy_push_hex(L, rv.selector, 4);
     lua_setfield(L, -2, "selector");
-    lua_pushlstring(L, (const char *)rv.data, rv.data_len);
+    fy_push_hex(L, rv.data, rv.data_len);
     lua_setfield(L, -2, "data");
     break;
   }

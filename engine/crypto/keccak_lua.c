@@ -1,5 +1,7 @@
 /* ** keccak_lua.c -- ferry.core.keccak: keccak256 over raw strings, plus 0x-hex helpers. */
+#include "core/bind.h"
 #include <lauxlib.h>
+#include "crypto/hex.h"
 #include <lua.h>
 
 #include "crypto/keccak.h"
@@ -11,61 +13,41 @@ int luaopen_ferry_core_keccak(lua_State *L);
 static int l_keccak_keccak256(lua_State *L)
 {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = (const char *)fy_test_bytes(L, 1, &n);   /* eth.raw(...) */
+  if (!s)
+    s = fy_checklstring(L, 1, &n);
   uint8_t out[32];
   fy_keccak256((const uint8_t *)s, n, out);
   lua_pushlstring(L, (const char *)out, sizeof out);
   return 1;
 }
 
-void fy_push_hex(lua_State *L, const uint8_t *p, size_t n)
-{
-  static const char digits[] = "0123456789abcdef";
-  luaL_Buffer b;
-  char *o = luaL_buffinitsize(L, &b, 2 + 2 * n);
-  o[0] = '0';
-  o[1] = 'x';
-  for (size_t i = 0; i < n; i++) {
-    o[2 + 2 * i] = digits[p[i] >> 4];
-    o[3 + 2 * i] = digits[p[i] & 15];
-  }
-  luaL_pushresultsize(&b, 2 + 2 * n);
-}
-
 /* tohex(bytes) -> "0x" .. lowercase hex ("0x" for the empty string) */
 static int l_keccak_tohex(lua_State *L)
 {
   size_t n;
-  const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
+  const uint8_t *s = (const uint8_t *)fy_checklstring(L, 1, &n);
   fy_push_hex(L, s, n);
   return 1;
-}
-
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 /* fromhex("0x..") -> bytes. The 0x prefix is optional; odd length or a non-hex digit raises. */
 static int l_keccak_fromhex(lua_State *L)
 {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = fy_checklstring(L, 1, &n);
   if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
     s += 2, n -= 2;
   if (n % 2)
-    return luaL_argerror(L, 1, "hex string has an odd number of digits");
+    return fy_argerror_msg(L, 1, "hex string has an odd number of digits");
   for (size_t i = 0; i < n; i++)
-    if (hexval(s[i]) < 0)
-      return luaL_argerror(L, 1, lua_pushfstring(L, "invalid hex digit at position %d",
+    if (fy_hexval(s[i]) < 0)
+      return fy_argerror_msg(L, 1, lua_pushfstring(L, "invalid hex digit at position %d",
                                                  (int)(i + 1)));
   luaL_Buffer b;
   char *p = luaL_buffinitsize(L, &b, n / 2);
   for (size_t i = 0; i < n / 2; i++)
-    p[i] = (char)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+    p[i] = (char)(fy_hexval(s[2 * i]) << 4 | fy_hexval(s[2 * i + 1]));
   luaL_pushresultsize(&b, n / 2);
   return 1;
 }

@@ -1,7 +1,7 @@
 /*
 ** keccak_lua.h -- 0x-hex output for the C bindings (transactions, ABI, keccak's tohex).
 **
-** Provides: fy_push_hex. Depends on: Lua 5.4. Main Lua state / any task thread; no libuv.
+** Provides: fy_push_hex (from core/bind.h). Depends on: Lua 5.4. Main Lua state / any task thread; no libuv.
 ** Backs: ferry.core.keccak's tohex (keccak_lua.c), tx.sign(..., "hex"), the ABI binding.
 */
 #ifndef FY_KECCAK_LUA_H
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Push "0x" followed by the 2n lowercase hex digits of p[0..n). may raise (memory error only) */
-void fy_push_hex(lua_State *L, const uint8_t *p, size_t n);
+/* fy_push_hex lives in core/bind.c with the other helpers every binding shares. */
+#include "core/bind.h"
 
 #endif

@@ -1,4 +1,5 @@
 /* ** rlp_lua.c -- ferry.core.rlp: encode nested Lua values to RLP bytes, decode strictly. */
+#include "core/bind.h"
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -14,13 +15,13 @@ int luaopen_ferry_core_rlp(lua_State *L);
  * depth, memory) cannot leak it: __gc frees it. */
 static int l_rlp_buf_gc(lua_State *L)
 {
-  fy_buf_free(luaL_checkudata(L, 1, RLP_BUF_MT));
+  fy_buf_free(fy_checkudata(L, 1, RLP_BUF_MT));
   return 0;
 }
 
 static void enc_fail(lua_State *L, int rc)
 {
-  luaL_error(L, "ferry.rlp: encode: %s", fy_rlp_strerror(rc));
+  fy_error(L, "ferry.rlp: encode: %s", fy_rlp_strerror(rc));
 }
 
 /* Encode the value at the top of the stack. may raise */
@@ -39,11 +40,11 @@ static void encode_value(lua_State *L, fy_buf_t *b, int depth)
     fy_u256_t v;
     uint8_t be[32];
     if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1))
-      luaL_error(L, "ferry.rlp: encode: floats are not encodable (use an integer)");
+      fy_error(L, "ferry.rlp: encode: floats are not encodable (use an integer)");
     if (lua_type(L, -1) == LUA_TUSERDATA && !fy_u256_test(L, -1))
-      luaL_error(L, "ferry.rlp: encode: cannot encode a userdata that is not a U256");
+      fy_error(L, "ferry.rlp: encode: cannot encode a userdata that is not a U256");
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tointeger(L, -1) < 0)
-      luaL_error(L, "ferry.rlp: encode: negative integers are not encodable");
+      fy_error(L, "ferry.rlp: encode: negative integers are not encodable");
     fy_u256_check(L, lua_gettop(L), &v);
     fy_u256_to_be(&v, be);
     rc = fy_rlp_put_uint(b, be, sizeof be);
@@ -51,14 +52,14 @@ static void encode_value(lua_State *L, fy_buf_t *b, int depth)
   }
   case LUA_TTABLE: {
     if (depth >= RLP_LUA_MAX_DEPTH)
-      luaL_error(L, "ferry.rlp: encode: nesting deeper than %d (cyclic table?)", RLP_LUA_MAX_DEPTH);
+      fy_error(L, "ferry.rlp: encode: nesting deeper than %d (cyclic table?)", RLP_LUA_MAX_DEPTH);
     luaL_checkstack(L, 2, "ferry.rlp: encode");
     size_t mark = fy_rlp_list_begin(b);
     lua_Unsigned n = lua_rawlen(L, -1);
     for (lua_Unsigned i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, (lua_Integer)i);                /* [..., list, item] */
       if (lua_isnil(L, -1))
-        luaL_error(L, "ferry.rlp: encode: list has a hole at index %d", (int)i);
+        fy_error(L, "ferry.rlp: encode: list has a hole at index %d", (int)i);
       encode_value(L, b, depth + 1);
       lua_pop(L, 1);                                      /* [..., list] */
     }
@@ -66,7 +67,7 @@ static void encode_value(lua_State *L, fy_buf_t *b, int depth)
     break;
   }
   default:
-    luaL_error(L, "ferry.rlp: encode: cannot encode a %s value (want string, integer, U256 "
+    fy_error(L, "ferry.rlp: encode: cannot encode a %s value (want string, integer, U256 "
                   "or array table)", luaL_typename(L, -1));
   }
   if (rc)
@@ -77,7 +78,7 @@ static void encode_value(lua_State *L, fy_buf_t *b, int depth)
  * integer), or an array table of values. Raises on anything else. */
 static int l_rlp_encode(lua_State *L)
 {
-  luaL_checkany(L, 1);
+  fy_checkany(L, 1);
   lua_settop(L, 1);
   fy_buf_t *b = lua_newuserdatauv(L, sizeof *b, 0);       /* [v, ud] */
   *b = (fy_buf_t){0};
@@ -132,7 +133,7 @@ static int decode_push(lua_State *L, const uint8_t *base, const fy_rlp_item_t *i
 static int l_rlp_decode(lua_State *L)
 {
   size_t n;
-  const uint8_t *s = (const uint8_t *)luaL_checklstring(L, 1, &n);
+  const uint8_t *s = (const uint8_t *)fy_checklstring(L, 1, &n);
   fy_rlp_item_t item;
   size_t where = 0;
   int rc = fy_rlp_decode_all(s, n, &item);
@@ -143,11 +144,7 @@ static int l_rlp_decode(lua_State *L)
   if (rc == 0)
     return 1;
   lua_pushnil(L);
-  lua_createtable(L, 0, 4);
-  lua_pushliteral(L, "invalid_argument");
-  lua_setfield(L, -2, "code");
-  lua_pushfstring(L, "rlp: %s at offset %d", fy_rlp_strerror(rc), (int)where);
-  lua_setfield(L, -2, "message");
+  fy_push_errorf(L, "invalid_argument", "rlp: %s at offset %d", fy_rlp_strerror(rc), (int)where);
   lua_pushstring(L, fy_rlp_err_name(rc));
   lua_setfield(L, -2, "reason");
   lua_pushinteger(L, (lua_Integer)where);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1 /* explicit_bzero, getrandom */
 #endif
 #include "crypto/secp.h"
+#include "crypto/hex.h"
 #include "crypto/keccak.h"
 
 #include <nettle/hmac.h>
@@ -103,21 +104,14 @@ void fy_secp_checksum(const uint8_t addr[20], char out[43]) {
   out[42] = '\0';
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 int fy_secp_address_parse(const char *s, size_t len, uint8_t addr[20]) {
   uint8_t a[20];
   int lower = 0, upper = 0;
   char sum[43];
-  if (len != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return FY_SECP_EHEX;
+  if (len != 42 || s[0] != '0' || s[1] != 'x') return FY_SECP_EHEX;
   for (int i = 0; i < 40; i++) {
     char c = s[2 + i];
-    int v = hexval(c);
+    int v = fy_hexval(c);
     if (v < 0) return FY_SECP_EHEX;
     if (c >= 'a' && c <= 'f') lower = 1;
     if (c >= 'A' && c <= 'F') upper = 1;
@@ -132,8 +126,8 @@ int fy_secp_address_parse(const char *s, size_t len, uint8_t addr[20]) {
   return FY_SECP_OK;
 }
 
-/* the group order n, big-endian */
-static const uint8_t order_n[32] = {
+/* the group order n, big-endian: the one definition (tx.c uses it too) */
+const uint8_t fy_secp_order_n[32] = {
   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
   0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41};
 
@@ -175,10 +169,10 @@ int fy_secp_nonce_rfc6979(unsigned char *nonce32, const unsigned char *msg32,
   uint8_t kd[64], K[32], V[32];
   memcpy(kd, key32, 32);
   memcpy(kd + 32, msg32, 32);
-  if (memcmp(msg32, order_n, 32) >= 0) {                   /* bits2octets: msg - n, once */
+  if (memcmp(msg32, fy_secp_order_n, 32) >= 0) {                   /* bits2octets: msg - n, once */
     int borrow = 0;
     for (int i = 31; i >= 0; i--) {
-      int d = kd[32 + i] - order_n[i] - borrow;
+      int d = kd[32 + i] - fy_secp_order_n[i] - borrow;
       borrow = d < 0;
       kd[32 + i] = (uint8_t)(d + (borrow << 8));
     }

@@ -53,10 +53,14 @@ int fy_secp_address(const uint8_t key[32], uint8_t addr[20]);
 /* EIP-55 checksummed text "0x" + 40 hex digits, NUL-terminated (43 bytes). Cannot fail. */
 void fy_secp_checksum(const uint8_t addr[20], char out[43]);
 
-/* Parse an address text of exactly 42 chars "0x"/"0X" + 40 hex digits. All-lower and
+/* Parse an address text of exactly 42 chars "0x" + 40 hex digits (the one address parser of
+** every binding; "0X" is refused like any other prefix). All-lower and
 ** all-upper digit strings are accepted as-is; mixed case must match EIP-55.
 ** Returns FY_SECP_OK, FY_SECP_EHEX or FY_SECP_ECHECKSUM. `addr` is untouched on error. */
 int fy_secp_address_parse(const char *s, size_t len, uint8_t addr[20]);
+
+/* The secp256k1 group order n, big-endian (the one definition; secp.c). */
+extern const uint8_t fy_secp_order_n[32];
 
 /* Recoverable signature of a 32-byte hash: r, s (big-endian, low-S) and yParity (0/1).
 ** Deterministic (RFC6979). Returns FY_SECP_OK, FY_SECP_EKEY or FY_SECP_EINIT; outputs are

@@ -2,31 +2,32 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* explicit_bzero */
 #endif
+#include "core/bind.h"
 #include "crypto/secp_lua.h"
+#include "crypto/hex.h"
 #include "crypto/secp.h"
 
 #include <lauxlib.h>
 #include <string.h>
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+const char *fy_secp_to_address(lua_State *L, int idx, uint8_t out[20]) {
+  size_t n;
+  const uint8_t *raw = fy_test_bytes(L, idx, &n);
+  if (raw) {
+    if (n != 20) return "eth.raw(...) holds an address only when it is 20 bytes";
+    memcpy(out, raw, 20);
+    return NULL;
+  }
+  if (lua_type(L, idx) != LUA_TSTRING) return "expected an address: 0x + 40 hex digits";
+  const char *s = lua_tolstring(L, idx, &n);
+  int rc = fy_secp_address_parse(s, n, out);
+  if (rc == FY_SECP_EHEX && n == 20) return "invalid address (want 0x + 40 hex digits; 20 raw bytes go through eth.raw)";
+  return rc == FY_SECP_OK ? NULL : fy_secp_strerror(rc);
 }
 
 void fy_secp_check_address(lua_State *L, int idx, const char *what, uint8_t out[20]) {
-  size_t n;
-  const char *s = luaL_checklstring(L, idx, &n);
-  if (n == 20 && !(s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))) {
-    memcpy(out, s, 20);
-    return;
-  }
-  int rc = fy_secp_address_parse(s, n, out);
-  if (rc != FY_SECP_OK) {
-    lua_pushfstring(L, "%s: %s", what, fy_secp_strerror(rc));
-    luaL_argerror(L, idx, lua_tostring(L, -1));
-  }
+  const char *why = fy_secp_to_address(L, idx, out);
+  if (why) fy_argerror(L, idx, "%s: %s", what, why);
 }
 
 void fy_secp_push_address(lua_State *L, const uint8_t addr[20]) {
@@ -47,7 +48,7 @@ void fy_secp_check_key(lua_State *L, int idx, const char *what, uint8_t key[32])
   if (s && n == 66 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     ok = 1;
     for (int i = 0; i < 32 && ok; i++) {
-      int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+      int hi = fy_hexval(s[2 + 2 * i]), lo = fy_hexval(s[3 + 2 * i]);
       if (hi < 0 || lo < 0) ok = 0;
       else tmp[i] = (uint8_t)(hi << 4 | lo);
     }
@@ -56,33 +57,29 @@ void fy_secp_check_key(lua_State *L, int idx, const char *what, uint8_t key[32])
   }
   if (!ok) {
     lua_pushfstring(L, "%s must be 32 raw bytes or 0x + 64 hex digits", what);
-    luaL_argerror(L, idx, lua_tostring(L, -1));
+    fy_argerror_msg(L, idx, lua_tostring(L, -1));
   }
 }
 
 /* raise for a bad key without ever printing it */
 static int key_error(lua_State *L, int idx, int rc) {
-  return luaL_argerror(L, idx, fy_secp_strerror(rc));
+  return fy_argerror_msg(L, idx, fy_secp_strerror(rc));
 }
 
 static const uint8_t *check_bytes(lua_State *L, int idx, size_t want, const char *what) {
   size_t n;
-  const char *s = luaL_checklstring(L, idx, &n);
+  const char *s = fy_checklstring(L, idx, &n);
   if (n != want) {
     lua_pushfstring(L, "%s must be %d raw bytes (got %d)", what, (int)want, (int)n);
-    luaL_argerror(L, idx, lua_tostring(L, -1));
+    fy_argerror_msg(L, idx, lua_tostring(L, -1));
   }
   return (const uint8_t *)s;
 }
 
-/* data-level failure: nil, {code=, message=} */
+/* data-level failure: nil, ferry.Error{code=, message=} */
 static int push_fail(lua_State *L, const char *code, const char *message) {
   lua_pushnil(L);
-  lua_createtable(L, 0, 2);
-  lua_pushstring(L, code);
-  lua_setfield(L, -2, "code");
-  lua_pushstring(L, message);
-  lua_setfield(L, -2, "message");
+  fy_push_errorf(L, code, "%s", message);
   return 2;
 }
 
@@ -124,10 +121,10 @@ static int l_secp_sign(lua_State *L) {
 }
 
 static int check_v(lua_State *L, int idx) {
-  lua_Integer v = luaL_checkinteger(L, idx);
+  lua_Integer v = fy_checkinteger(L, idx);
   if (v == 0 || v == 1) return (int)v;
   if (v == 27 || v == 28) return (int)(v - 27);
-  return luaL_argerror(L, idx, "v must be 0, 1, 27 or 28");
+  return fy_argerror_msg(L, idx, "v must be 0, 1, 27 or 28");
 }
 
 /* secp.recover(hash32, r, s, v) -> address | nil, err */
@@ -146,7 +143,7 @@ static int l_secp_recover(lua_State *L) {
 /* secp.personal_hash(msg) -> 32 bytes (EIP-191) */
 static int l_secp_personal_hash(lua_State *L) {
   size_t n;
-  const char *m = luaL_checklstring(L, 1, &n);
+  const char *m = fy_checklstring(L, 1, &n);
   uint8_t h[32];
   fy_secp_personal_hash((const uint8_t *)m, n, h);
   lua_pushlstring(L, (const char *)h, 32);
@@ -156,7 +153,7 @@ static int l_secp_personal_hash(lua_State *L) {
 /* secp.personal_sign(msg, key) -> 65 bytes r||s||v (v = 27/28) */
 static int l_secp_personal_sign(lua_State *L) {
   size_t n;
-  const char *m = luaL_checklstring(L, 1, &n);
+  const char *m = fy_checklstring(L, 1, &n);
   uint8_t key[32], sig[65];
   fy_secp_check_key(L, 2, "private key", key);
   int rc = fy_secp_personal_sign((const uint8_t *)m, n, key, sig);
@@ -169,7 +166,7 @@ static int l_secp_personal_sign(lua_State *L) {
 /* secp.personal_recover(msg, sig65) -> address | nil, err */
 static int l_secp_personal_recover(lua_State *L) {
   size_t n;
-  const char *m = luaL_checklstring(L, 1, &n);
+  const char *m = fy_checklstring(L, 1, &n);
   const uint8_t *sig = check_bytes(L, 2, 65, "signature");
   uint8_t h[32], addr[20];
   int v = sig[64];
@@ -221,7 +218,7 @@ static const luaL_Reg secp_funcs[] = {
 };
 
 int luaopen_ferry_core_secp256k1(lua_State *L) {
-  if (fy_secp_init() != FY_SECP_OK) return luaL_error(L, "ferry.secp256k1: %s", fy_secp_strerror(FY_SECP_EINIT));
+  if (fy_secp_init() != FY_SECP_OK) return fy_error(L, "ferry.secp256k1: %s", fy_secp_strerror(FY_SECP_EINIT));
   luaL_newlib(L, secp_funcs);
   return 1;
 }

@@ -9,10 +9,6 @@
 
 __extension__ typedef unsigned __int128 u128;
 
-/* the secp256k1 group order n, big-endian */
-static const uint8_t secp_n[32] = {
-  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
-  0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41};
 
 const char *fy_tx_strerror(int rc) {
   switch (rc) {
@@ -197,7 +193,7 @@ static int get_sig_word(fy_rlp_iter_t *it, uint8_t w[32]) {
   if (n == 0) return FY_TX_ESIG;
   memset(w, 0, 32);
   memcpy(w + 32 - n, be, n);
-  return memcmp(w, secp_n, 32) < 0 ? FY_TX_OK : FY_TX_ESIG;
+  return memcmp(w, fy_secp_order_n, 32) < 0 ? FY_TX_OK : FY_TX_ESIG;
 }
 
 static int get_to_value_data(fy_rlp_iter_t *it, fy_tx_t *tx) {

@@ -2,7 +2,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* explicit_bzero */
 #endif
+#include "core/bind.h"
 #include "crypto/keccak.h"
+#include "crypto/hex.h"
 #include "crypto/keccak_lua.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
@@ -21,7 +23,7 @@ typedef struct {
 } tx_box_t;
 
 static int l_box_gc(lua_State *L) {
-  tx_box_t *b = luaL_checkudata(L, 1, TX_BOX_MT);
+  tx_box_t *b = fy_checkudata(L, 1, TX_BOX_MT);
   fy_buf_free(&b->buf);
   fy_tx_free(&b->tx);
   return 0;
@@ -56,7 +58,7 @@ static void anchor_top(conv_t *c) {
 }
 
 static int field_error(conv_t *c, const char *k, const char *why) {
-  return luaL_error(c->L, "tx.%s: field '%s': %s", c->fn, k, why);
+  return fy_error(c->L, "tx.%s: field '%s': %s", c->fn, k, why);
 }
 
 /* push t[k]; returns its type */
@@ -107,26 +109,19 @@ static void forbid(conv_t *c, const char *k, const char *why) {
   lua_pop(c->L, 1);
 }
 
-static int hexval(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
+/* a storage key: 0x + 64 hex digits, eth.raw of 32 bytes, or (this binding being the raw layer,
+ * as for data) a 32-byte string */
 static const uint8_t *bytes32(conv_t *c, int idx, const char *k, uint8_t *tmp) {
   size_t n;
-  const char *s = lua_type(c->L, idx) == LUA_TSTRING ? lua_tolstring(c->L, idx, &n) : NULL;
+  const uint8_t *raw = fy_test_bytes(c->L, idx, &n);
+  const char *s = raw ? NULL : lua_type(c->L, idx) == LUA_TSTRING ? lua_tolstring(c->L, idx, &n) : NULL;
+  if (raw && n == 32) return raw;
   if (s && n == 32) return (const uint8_t *)s;
-  if (s && n == 66 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    for (int i = 0; i < 32; i++) {
-      int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
-      if (hi < 0 || lo < 0) field_error(c, k, "bad hex digit in storage key");
-      tmp[i] = (uint8_t)(hi << 4 | lo);
-    }
+  if (s && n == 66 && fy_is_0x(s, n)) {
+    if (fy_hex_decode(s + 2, 32, tmp) >= 0) field_error(c, k, "bad hex digit in storage key");
     return tmp;
   }
-  return field_error(c, k, "storage keys must be 32 raw bytes or 0x + 64 hex digits"), NULL;
+  return field_error(c, k, "storage keys must be 0x + 64 hex digits or 32 bytes"), NULL;
 }
 
 static void read_access_list(conv_t *c, fy_tx_t *tx) {
@@ -146,7 +141,8 @@ static void read_access_list(conv_t *c, fy_tx_t *tx) {
     if (lua_geti(L, al, i) != LUA_TTABLE) field_error(c, "access_list", "entries must be tables");
     int ei = lua_gettop(L);
     if (lua_getfield(L, ei, "address") == LUA_TNIL) { lua_pop(L, 1); lua_geti(L, ei, 1); }
-    fy_secp_check_address(L, lua_gettop(L), "access_list address", e->address);
+    const char *why = fy_secp_to_address(L, lua_gettop(L), e->address);
+    if (why) field_error(c, "access_list", lua_pushfstring(L, "address: %s", why));
     lua_pop(L, 1);
     if (lua_getfield(L, ei, "storage_keys") == LUA_TNIL) {
       lua_pop(L, 1);
@@ -184,7 +180,7 @@ static void read_access_list(conv_t *c, fy_tx_t *tx) {
 static void check_tx(lua_State *L, int idx, const char *fn, fy_tx_t *tx) {
   conv_t c = {L, fn, lua_absindex(L, idx), 0, 0};
   lua_Integer type = 2;
-  luaL_checktype(L, c.t, LUA_TTABLE);
+  fy_checktype(L, c.t, LUA_TTABLE);
   memset(tx, 0, sizeof *tx);
   if (get(&c, "type") != LUA_TNIL) {
     int isint;
@@ -210,13 +206,17 @@ static void check_tx(lua_State *L, int idx, const char *fn, fy_tx_t *tx) {
     forbid(&c, "access_list", "not supported on legacy (type 0) transactions");
   }
   if (get(&c, "to") != LUA_TNIL) {
-    fy_secp_check_address(L, lua_gettop(L), "to", tx->to);
+    const char *why = fy_secp_to_address(L, lua_gettop(L), tx->to);
+    if (why) field_error(&c, "to", why);
     tx->has_to = 1;
   }
   lua_pop(L, 1);
   if (get(&c, "data") != LUA_TNIL) {
-    if (lua_type(L, -1) != LUA_TSTRING) field_error(&c, "data", "expected a raw byte string");
-    tx->data = (const uint8_t *)lua_tolstring(L, -1, &tx->data_len);   /* stays on the stack */
+    tx->data = fy_test_bytes(L, -1, &tx->data_len);                     /* eth.raw(...) */
+    if (!tx->data) {
+      if (lua_type(L, -1) != LUA_TSTRING) field_error(&c, "data", "expected a raw byte string or eth.raw(...)");
+      tx->data = (const uint8_t *)lua_tolstring(L, -1, &tx->data_len); /* stays on the stack */
+    }
   } else {
     lua_pop(L, 1);
   }
@@ -224,7 +224,7 @@ static void check_tx(lua_State *L, int idx, const char *fn, fy_tx_t *tx) {
 
 static int raise_rc(lua_State *L, const char *fn, int rc) {
   if (rc == FY_TX_ENOMEM) return luaL_error(L, "tx.%s: out of memory", fn);
-  return luaL_error(L, "tx.%s: %s", fn, fy_tx_strerror(rc));
+  return fy_error(L, "tx.%s: %s", fn, fy_tx_strerror(rc));
 }
 
 /* tx.encode_unsigned(t) -> bytes (the payload whose keccak is signed) */
@@ -258,8 +258,8 @@ static int l_tx_sign(lua_State *L) {
   int hex = 0;
   lua_settop(L, 3);                                   /* check_tx leaves its anchors above these */
   if (!lua_isnil(L, 3)) {
-    const char *opt = luaL_checkstring(L, 3);
-    if (strcmp(opt, "hex") != 0) return luaL_argerror(L, 3, "expected \"hex\" or nothing");
+    const char *opt = fy_checkstring(L, 3);
+    if (strcmp(opt, "hex") != 0) return fy_argerror_msg(L, 3, "expected \"hex\" or nothing");
     hex = 1;
   }
   check_tx(L, 1, "sign", &tx);
@@ -267,13 +267,13 @@ static int l_tx_sign(lua_State *L) {
   int k = 2;
   if (lua_isnil(L, 2)) {
     lua_getfield(L, 1, "key");
-    if (lua_isnil(L, -1)) return luaL_error(L, "tx.sign: field 'key': required");
+    if (lua_isnil(L, -1)) return fy_error(L, "tx.sign: field 'key': required");
     k = lua_gettop(L);
   }
   fy_secp_check_key(L, k, "key", key);                          /* last check: no raise until wiped */
   int rc = fy_tx_sign(&tx, key, &b->buf, h);
   explicit_bzero(key, sizeof key);
-  if (rc == FY_TX_EKEY) return luaL_error(L, "tx.sign: %s: invalid private key", k == 2 ? "key" : "field 'key'");
+  if (rc == FY_TX_EKEY) return fy_error(L, "tx.sign: %s: invalid private key", k == 2 ? "key" : "field 'key'");
   if (rc) return raise_rc(L, "sign", rc);
   if (hex) {
     fy_push_hex(L, b->buf.data, b->buf.len);
@@ -304,18 +304,14 @@ static void set_u256(lua_State *L, const char *k, const fy_u256_t *v) {
 
 static int push_fail(lua_State *L, const char *message) {
   lua_pushnil(L);
-  lua_createtable(L, 0, 2);
-  lua_pushliteral(L, "invalid_argument");
-  lua_setfield(L, -2, "code");
-  lua_pushstring(L, message);
-  lua_setfield(L, -2, "message");
+  fy_push_errorf(L, "invalid_argument", "%s", message);
   return 2;
 }
 
 /* tx.decode(raw) -> {type, chain_id, nonce, gas, ..., from, hash} | nil, err */
 static int l_tx_decode(lua_State *L) {
   size_t n;
-  const uint8_t *raw = (const uint8_t *)luaL_checklstring(L, 1, &n);
+  const uint8_t *raw = (const uint8_t *)fy_checklstring(L, 1, &n);
   tx_box_t *b = box_new(L);
   fy_tx_t *tx = &b->tx;
   uint8_t from[20], h[32];

@@ -1,5 +1,6 @@
 /* ** u256.c -- 256-bit unsigned arithmetic with overflow detection, parse and print. */
 #include "crypto/u256.h"
+#include "crypto/hex.h"
 
 #include <string.h>
 
@@ -170,14 +171,6 @@ int fy_u256_from_be_n(fy_u256_t *r, const uint8_t *be, size_t n)
   return 0;
 }
 
-static int hexval(char c)
-{
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 /* r = r * mul + add; returns nonzero on overflow. */
 static int mul_add_small(fy_u256_t *r, uint64_t mul, uint64_t add)
 {
@@ -214,7 +207,7 @@ int fy_u256_parse(fy_u256_t *r, const char *s, size_t n)
     if (n == 0)
       return FY_U256_ESYNTAX;
     for (size_t i = 0; i < n; i++)
-      if (hexval(s[i]) < 0)
+      if (fy_hexval(s[i]) < 0)
         return FY_U256_ESYNTAX;
     while (n > 0 && s[0] == '0')
       s++, n--;
@@ -222,7 +215,7 @@ int fy_u256_parse(fy_u256_t *r, const char *s, size_t n)
       return FY_U256_EOVERFLOW;
     for (size_t i = 0; i < n; i++) {
       size_t bit = 4 * (n - 1 - i);
-      r->w[bit / 64] |= (uint64_t)hexval(s[i]) << (bit % 64);
+      r->w[bit / 64] |= (uint64_t)fy_hexval(s[i]) << (bit % 64);
     }
     return 0;
   }

@@ -1,4 +1,5 @@
 /* ** u256_lua.c -- ferry.core.u256: the "ferry.U256" userdata (checked 256-bit arithmetic). */
+#include "core/bind.h"
 #include "crypto/u256_lua.h"
 
 #include <lauxlib.h>
@@ -83,8 +84,8 @@ int fy_u256_check(lua_State *L, int idx, fy_u256_t *out)
   const char *why = to_u256(L, idx, out);
   if (why) {
     if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
-      return luaL_argerror(L, idx, lua_pushfstring(L, "%s: %s", why, lua_tostring(L, idx)));
-    return luaL_argerror(L, idx, lua_pushfstring(L, "%s, got %s", why, luaL_typename(L, idx)));
+      return fy_argerror_msg(L, idx, lua_pushfstring(L, "%s: %s", why, lua_tostring(L, idx)));
+    return fy_argerror_msg(L, idx, lua_pushfstring(L, "%s, got %s", why, luaL_typename(L, idx)));
   }
   return 0;
 }
@@ -94,7 +95,7 @@ static void operand(lua_State *L, int idx, fy_u256_t *out, const char *op)
 {
   const char *why = to_u256(L, idx, out);
   if (why)
-    luaL_error(L, "ferry.U256: bad operand to '%s' (%s, got %s)", op, why, luaL_typename(L, idx));
+    fy_error(L, "ferry.U256: bad operand to '%s' (%s, got %s)", op, why, luaL_typename(L, idx));
 }
 
 static int arith(lua_State *L, const char *op, int (*fn)(fy_u256_t *, const fy_u256_t *, const fy_u256_t *))
@@ -104,7 +105,7 @@ static int arith(lua_State *L, const char *op, int (*fn)(fy_u256_t *, const fy_u
   operand(L, 2, &b, op);
   int rc = fn(&r, &a, &b);
   if (rc)
-    return luaL_error(L, "ferry.U256: %s in '%s'", fy_u256_strerror(rc), op);
+    return fy_error(L, "ferry.U256: %s in '%s'", fy_u256_strerror(rc), op);
   fy_u256_push(L, &r);
   return 1;
 }
@@ -121,12 +122,12 @@ static int l_u256_pow(lua_State *L) { return arith(L, "^", fy_u256_pow); }
 
 static int l_u256_div(lua_State *L)
 {
-  return luaL_error(L, "ferry.U256: '/' is float division; use '//' for integer division");
+  return fy_error(L, "ferry.U256: '/' is float division; use '//' for integer division");
 }
 
 static int l_u256_unm(lua_State *L)
 {
-  return luaL_error(L, "ferry.U256: unary minus on an unsigned value");
+  return fy_error(L, "ferry.U256: unary minus on an unsigned value");
 }
 
 static int l_u256_eq(lua_State *L)   /* __eq (both userdata) and :eq(x) (anything U256-like) */
@@ -158,7 +159,7 @@ static int l_u256_le(lua_State *L)
 
 static int l_u256_tostring(lua_State *L)
 {
-  fy_u256_t *u = luaL_checkudata(L, 1, FY_U256_MT);
+  fy_u256_t *u = fy_checkudata(L, 1, FY_U256_MT);
   char buf[FY_U256_DEC_SIZE];
   size_t n = fy_u256_to_dec(u, buf);
   lua_pushlstring(L, buf, n);
@@ -175,7 +176,7 @@ static int l_u256_concat(lua_State *L)
     } else if (lua_type(L, i) == LUA_TSTRING || lua_type(L, i) == LUA_TNUMBER) {
       lua_pushvalue(L, i);
     } else {
-      return luaL_error(L, "ferry.U256: attempt to concatenate a %s value", luaL_typename(L, i));
+      return fy_error(L, "ferry.U256: attempt to concatenate a %s value", luaL_typename(L, i));
     }
   }                                                    /* [a, b, sa, sb] */
   lua_concat(L, 2);
@@ -184,7 +185,7 @@ static int l_u256_concat(lua_State *L)
 
 static int l_u256_tohex(lua_State *L)
 {
-  fy_u256_t *u = luaL_checkudata(L, 1, FY_U256_MT);
+  fy_u256_t *u = fy_checkudata(L, 1, FY_U256_MT);
   char buf[FY_U256_HEX_SIZE];
   lua_pushlstring(L, buf, fy_u256_to_hex(u, buf));
   return 1;
@@ -192,21 +193,21 @@ static int l_u256_tohex(lua_State *L)
 
 static int l_u256_tobytes(lua_State *L)
 {
-  fy_u256_t *u = luaL_checkudata(L, 1, FY_U256_MT);
-  lua_Integer n = luaL_optinteger(L, 2, 32);
-  luaL_argcheck(L, n >= 0 && n <= 32, 2, "byte count must be 0..32");
+  fy_u256_t *u = fy_checkudata(L, 1, FY_U256_MT);
+  lua_Integer n = fy_optinteger(L, 2, 32);
+  fy_argcheck(L, n >= 0 && n <= 32, 2, "byte count must be 0..32");
   uint8_t be[32];
   fy_u256_to_be(u, be);
   for (lua_Integer i = 0; i < 32 - n; i++)
     if (be[i])
-      return luaL_error(L, "ferry.U256: value does not fit in %d bytes", (int)n);
+      return fy_error(L, "ferry.U256: value does not fit in %d bytes", (int)n);
   lua_pushlstring(L, (const char *)be + 32 - n, (size_t)n);
   return 1;
 }
 
 static int l_u256_tointeger(lua_State *L)
 {
-  fy_u256_t *u = luaL_checkudata(L, 1, FY_U256_MT);
+  fy_u256_t *u = fy_checkudata(L, 1, FY_U256_MT);
   if (u->w[1] | u->w[2] | u->w[3] || u->w[0] > (uint64_t)LUA_MAXINTEGER)
     lua_pushnil(L);
   else
@@ -217,7 +218,7 @@ static int l_u256_tointeger(lua_State *L)
 static int l_u256_new(lua_State *L)
 {
   fy_u256_t v;
-  luaL_checkany(L, 1);
+  fy_checkany(L, 1);
   fy_u256_check(L, 1, &v);
   fy_u256_push(L, &v);
   return 1;
@@ -226,10 +227,10 @@ static int l_u256_new(lua_State *L)
 static int l_u256_from_bytes(lua_State *L)
 {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = fy_checklstring(L, 1, &n);
   fy_u256_t v;
   if (fy_u256_from_be_n(&v, (const uint8_t *)s, n))
-    return luaL_argerror(L, 1, "more than 32 significant bytes");
+    return fy_argerror_msg(L, 1, "more than 32 significant bytes");
   fy_u256_push(L, &v);
   return 1;
 }
@@ -242,20 +243,20 @@ static int l_u256_is(lua_State *L)
 
 static unsigned check_decimals(lua_State *L, int idx)
 {
-  lua_Integer d = luaL_checkinteger(L, idx);
-  luaL_argcheck(L, d >= 0 && d <= FY_U256_MAX_DECIMALS, idx, "decimals must be 0..77");
+  lua_Integer d = fy_checkinteger(L, idx);
+  fy_argcheck(L, d >= 0 && d <= FY_U256_MAX_DECIMALS, idx, "decimals must be 0..77");
   return (unsigned)d;
 }
 
 static int l_u256_parse_units(lua_State *L)
 {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = fy_checklstring(L, 1, &n);
   unsigned dec = check_decimals(L, 2);
   fy_u256_t v;
   int rc = fy_u256_parse_units(&v, s, n, dec);
   if (rc)
-    return luaL_error(L, "ferry.U256: parse_units(\"%s\", %d): %s", s, (int)dec, fy_u256_strerror(rc));
+    return fy_error(L, "ferry.U256: parse_units(\"%s\", %d): %s", s, (int)dec, fy_u256_strerror(rc));
   fy_u256_push(L, &v);
   return 1;
 }

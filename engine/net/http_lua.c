@@ -1,6 +1,7 @@
 /*
 ** http_lua.c -- ferry.core.http: request(url, opts) from a task, parked on an op.
 */
+#include "core/bind.h"
 #include "core/engine.h"
 #include "core/task.h"
 #include "net/http.h"
@@ -88,44 +89,84 @@ static void on_cancel(fy_op_t *op, void *data) {
   free(c);
 }
 
+#define MAX_HEADERS 64
+
+/* One header line from the headers table's key k and value v (absolute indices): pushes
+ * "Name: value" (name = value form) or the value itself (array form, numbers taken as text).
+ * A value that is not text, or holds a line break, is refused: curl would send it as it is. */
+static void push_header_line(lua_State *L, int k, int v) {
+  int tv = lua_type(L, v);
+  if (tv != LUA_TSTRING && tv != LUA_TNUMBER)
+    fy_argerror(L, 2, "http.request: headers: a value must be a string or a number, got %s", luaL_typename(L, v));
+  if (lua_type(L, k) == LUA_TSTRING) {
+    lua_pushvalue(L, v);
+    const char *val = lua_tostring(L, -1); /* converts the copy, never the table's value */
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, k), val);
+    lua_remove(L, -2);
+  } else {
+    lua_pushvalue(L, v);
+    lua_tostring(L, -1);
+  }
+  size_t n;
+  const char *line = lua_tolstring(L, -1, &n);
+  if (memchr(line, '\r', n) || memchr(line, '\n', n) || strlen(line) != n)
+    fy_argerror(L, 2, "http.request: headers: a header may not hold a line break or a NUL byte");
+}
+
 /* request(url, {method=, body=, headers={...}, timeout=, max_bytes=})
- *   -> status, body, headers | nil, err */
+ *   -> status, body, headers | nil, err
+ * The header lines live in a table on the stack (one slot, however many headers) until curl
+ * has copied them: fy_http_start returns only after curl_slist_append did. */
 static int l_request(lua_State *L) {
-  const char *url = luaL_checkstring(L, 1);
+  const char *url = fy_checkstring(L, 1);
   const char *method = NULL, *body = NULL;
   size_t body_len = 0, max_bytes = 0;
   double timeout = 30;
-  const char *hdrs[33];
+  const char *hdrs[MAX_HEADERS + 1];
   int nh = 0;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_createtable(L, 8, 0);                                   /* [3] the header lines */
+  if (!lua_isnil(L, 2)) {
+    fy_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "method");
-    method = luaL_optstring(L, -1, NULL);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) fy_argerror(L, 2, "http.request: method: expected a string");
+    method = lua_tostring(L, -1);
     lua_getfield(L, 2, "body");
-    body = luaL_optlstring(L, -1, NULL, &body_len);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) fy_argerror(L, 2, "http.request: body: expected a string");
+    body = lua_tolstring(L, -1, &body_len);
     lua_getfield(L, 2, "timeout");
-    timeout = luaL_optnumber(L, -1, 30);
+    if (!lua_isnil(L, -1)) {
+      int isnum;
+      timeout = lua_tonumberx(L, -1, &isnum);
+      if (!isnum || !(timeout > 0) || timeout > 1e9) fy_argerror(L, 2, "http.request: timeout: expected a number of seconds > 0");
+    }
     lua_getfield(L, 2, "max_bytes");
-    max_bytes = (size_t)luaL_optinteger(L, -1, 0);
+    if (!lua_isnil(L, -1)) {
+      int isint;
+      lua_Integer mb = lua_tointegerx(L, -1, &isint);
+      if (!isint || mb < 0) fy_argerror(L, 2, "http.request: max_bytes: expected an integer >= 0");
+      max_bytes = (size_t)mb;
+    }
     lua_getfield(L, 2, "headers"); /* {name = value} or {"Name: value"} */
-    if (lua_istable(L, -1)) {
-      int ht = lua_gettop(L);
+    int ht = lua_gettop(L);
+    if (lua_istable(L, ht)) {
       lua_pushnil(L);
-      while (lua_next(L, ht)) {
-        if (nh == 32) return luaL_error(L, "http.request: too many headers");
-        if (lua_type(L, -2) == LUA_TSTRING) {
-          hdrs[nh++] = lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), luaL_checkstring(L, -1));
-          lua_insert(L, ht); /* keep the string alive below the iteration */
-          ht++;
-        } else {
-          hdrs[nh++] = luaL_checkstring(L, -1);
-        }
-        lua_pop(L, 1);
+      while (lua_next(L, ht)) {                                /* [..., key, value] */
+        if (nh == MAX_HEADERS) fy_argerror(L, 2, "http.request: headers: more than %d", MAX_HEADERS);
+        push_header_line(L, lua_gettop(L) - 1, lua_gettop(L));
+        lua_rawseti(L, 3, ++nh);
+        lua_pop(L, 1);                                         /* [..., key] */
       }
+    } else if (!lua_isnil(L, ht)) {
+      fy_argerror(L, 2, "http.request: headers: expected a table");
     }
   }
+  for (int i = 0; i < nh; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    hdrs[i] = lua_tostring(L, -1);                             /* kept alive by the table at 3 */
+    lua_pop(L, 1);
+  }
   hdrs[nh] = NULL;
-  luaL_argcheck(L, timeout > 0, 2, "timeout must be > 0");
   fy_task_require(L, "http.request");
   fy_http_t *h = http_get(L);
   call_t *c = calloc(1, sizeof *c);

@@ -1,4 +1,5 @@
 /* ** cache_lua.c -- Lua binding for cache.c: module ferry.core.cache, userdata "ferry.Cache". */
+#include "core/bind.h"
 #include "prim/cache.h"
 
 #include <lauxlib.h>
@@ -29,8 +30,8 @@ static l_cache_t *check_cache(lua_State *L) {
   } else {
     u = NULL;
   }
-  if (!u) u = luaL_checkudata(L, 1, CACHE_MT);          /* raises the standard message */
-  if (!u->open) luaL_error(L, "attempt to use a closed " CACHE_MT);
+  if (!u) u = fy_checkudata(L, 1, CACHE_MT);          /* raises the standard message */
+  if (!u->open) fy_error(L, "attempt to use a closed " CACHE_MT);
   return u;
 }
 
@@ -43,7 +44,7 @@ static double cache_now(lua_State *L, l_cache_t *u) {
   }
   lua_getiuservalue(L, 1, 1);                           /* [..., clock] */
   lua_call(L, 0, 1);                                    /* [..., t] */
-  double t = luaL_checknumber(L, -1);
+  double t = fy_checknumber(L, -1);
   lua_pop(L, 1);
   return t;
 }
@@ -51,9 +52,9 @@ static double cache_now(lua_State *L, l_cache_t *u) {
 
 static size_t opt_size_field(lua_State *L, int idx, const char *name) {
   lua_getfield(L, idx, name);
-  lua_Integer v = luaL_optinteger(L, -1, 0);
+  lua_Integer v = fy_optinteger(L, -1, 0);
   lua_pop(L, 1);
-  if (v < 0) luaL_error(L, "cache.new: %s must be >= 0", name);
+  if (v < 0) fy_error(L, "cache.new: %s must be >= 0", name);
   return (size_t)v;
 }
 
@@ -63,11 +64,11 @@ static int l_cache_new(lua_State *L) {
   size_t max_entries = 0, max_bytes = 0;
   int has_clock = 0;
   if (!lua_isnoneornil(L, 1)) {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    fy_checktype(L, 1, LUA_TTABLE);
     max_entries = opt_size_field(L, 1, "max_entries");
     max_bytes = opt_size_field(L, 1, "max_bytes");
     has_clock = lua_getfield(L, 1, "clock") != LUA_TNIL;   /* [opts, clock] */
-    if (has_clock) luaL_checktype(L, -1, LUA_TFUNCTION);
+    if (has_clock) fy_checktype(L, -1, LUA_TFUNCTION);
   } else {
     lua_pushnil(L);
   }
@@ -87,7 +88,7 @@ static int l_cache_new(lua_State *L) {
 static int l_cache_get(lua_State *L) {
   l_cache_t *u = check_cache(L);
   size_t klen, vlen;
-  const char *key = luaL_checklstring(L, 2, &klen), *val;
+  const char *key = fy_checklstring(L, 2, &klen), *val;
   if (fy_cache_get(&u->c, key, klen, cache_now(L, u), &val, &vlen))
     lua_pushlstring(L, val, vlen);
   else
@@ -101,19 +102,19 @@ static int l_cache_get(lua_State *L) {
 static int l_cache_set(lua_State *L) {
   l_cache_t *u = check_cache(L);
   size_t klen, vlen;
-  const char *key = luaL_checklstring(L, 2, &klen);
-  const char *val = luaL_checklstring(L, 3, &vlen);
-  double ttl = luaL_optnumber(L, 4, 0);
+  const char *key = fy_checklstring(L, 2, &klen);
+  const char *val = fy_checklstring(L, 3, &vlen);
+  double ttl = fy_optnumber(L, 4, 0);
   unsigned flags = 0;
   lua_Integer block = -1;
   if (!lua_isnoneornil(L, 5)) {
-    luaL_checktype(L, 5, LUA_TTABLE);
+    fy_checktype(L, 5, LUA_TTABLE);
     if (lua_getfield(L, 5, "head_bound") != LUA_TNIL && lua_toboolean(L, -1))
       flags |= FY_CACHE_HEAD_BOUND;
     if (lua_getfield(L, 5, "block") != LUA_TNIL) {
       int isint;
       block = lua_tointegerx(L, -1, &isint);
-      if (!isint || block < 0) luaL_argerror(L, 5, "block must be an integer >= 0");
+      if (!isint || block < 0) fy_argerror_msg(L, 5, "block must be an integer >= 0");
     }
     lua_pop(L, 2);
   }
@@ -142,7 +143,7 @@ static int l_cache_set(lua_State *L) {
 static int l_cache_delete(lua_State *L) {
   l_cache_t *u = check_cache(L);
   size_t klen;
-  const char *key = luaL_checklstring(L, 2, &klen);
+  const char *key = fy_checklstring(L, 2, &klen);
   lua_pushboolean(L, fy_cache_delete(&u->c, key, klen));
   return 1;
 }
@@ -157,7 +158,7 @@ static int l_cache_new_head(lua_State *L) {
 /* c:drop_from_block(n) -> number of entries dropped by block */
 static int l_cache_drop_from_block(lua_State *L) {
   l_cache_t *u = check_cache(L);
-  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer n = fy_checkinteger(L, 2);
   lua_pushinteger(L, (lua_Integer)fy_cache_drop_from_block(&u->c, n));
   return 1;
 }
@@ -199,7 +200,7 @@ static int l_cache_stats(lua_State *L) {
 
 /* __gc, __close and :close(): free the entries; idempotent. */
 static int l_cache_close(lua_State *L) {
-  l_cache_t *u = luaL_checkudata(L, 1, CACHE_MT);
+  l_cache_t *u = fy_checkudata(L, 1, CACHE_MT);
   if (u->open) {
     u->open = 0;
     fy_cache_free(&u->c);
@@ -215,7 +216,7 @@ static int l_cache_len(lua_State *L) {
 
 
 static int l_cache_tostring(lua_State *L) {
-  l_cache_t *u = luaL_checkudata(L, 1, CACHE_MT);
+  l_cache_t *u = fy_checkudata(L, 1, CACHE_MT);
   if (u->open)
     lua_pushfstring(L, CACHE_MT " (%d entries): %p", (int)u->c.stats.entries, (void *)u);
   else

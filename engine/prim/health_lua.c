@@ -1,4 +1,5 @@
 /* ** health_lua.c -- Lua binding for health.c: ferry.core.health, userdata "ferry.Health". */
+#include "core/bind.h"
 #include "prim/health.h"
 
 #include <lauxlib.h>
@@ -21,8 +22,8 @@ typedef struct l_health {
 
 
 static l_health_t *check_health(lua_State *L) {   /* may raise */
-  l_health_t *u = luaL_checkudata(L, 1, HEALTH_MT);
-  if (!u->open) luaL_error(L, "attempt to use a closed " HEALTH_MT);
+  l_health_t *u = fy_checkudata(L, 1, HEALTH_MT);
+  if (!u->open) fy_error(L, "attempt to use a closed " HEALTH_MT);
   return u;
 }
 
@@ -31,7 +32,7 @@ static double health_now(lua_State *L, l_health_t *u) {
   if (!u->has_clock) return (double)uv_hrtime() / 1e9;
   lua_getiuservalue(L, 1, 2);                     /* [..., clock] */
   lua_call(L, 0, 1);                              /* [..., t] */
-  double t = luaL_checknumber(L, -1);
+  double t = fy_checknumber(L, -1);
   lua_pop(L, 1);
   return t;
 }
@@ -39,8 +40,8 @@ static double health_now(lua_State *L, l_health_t *u) {
 
 /* 1-based provider index at arg -> 0-based. may raise */
 static int check_index(lua_State *L, l_health_t *u, int arg) {
-  lua_Integer i = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, i >= 1 && i <= u->set->n, arg, "no such provider");
+  lua_Integer i = fy_checkinteger(L, arg);
+  fy_argcheck(L, i >= 1 && i <= u->set->n, arg, "no such provider");
   return (int)i - 1;
 }
 
@@ -48,7 +49,7 @@ static int check_index(lua_State *L, l_health_t *u, int arg) {
 static double num_field(lua_State *L, int t, const char *k, double dflt) {
   lua_getfield(L, t, k);
   if (!lua_isnil(L, -1) && !lua_isnumber(L, -1))
-    luaL_error(L, "health.new: %s must be a number", k);
+    fy_error(L, "health.new: %s must be a number", k);
   double v = lua_isnil(L, -1) ? dflt : lua_tonumber(L, -1);
   lua_pop(L, 1);
   return v;
@@ -59,7 +60,7 @@ static double num_field(lua_State *L, int t, const char *k, double dflt) {
  * error_rate_threshold=0.5, min_samples=10, cooldown=1, max_cooldown=30, probe_timeout=10,
  * rate_limited_block=1, max_lag=5, alpha=0.2, clock=fn?} -> ferry.Health */
 static int l_health_new(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  fy_checktype(L, 1, LUA_TTABLE);
   fy_health_config_t c;
   fy_health_config_default(&c);
   c.failure_threshold = (int)num_field(L, 1, "failure_threshold", c.failure_threshold);
@@ -73,37 +74,37 @@ static int l_health_new(lua_State *L) {
   c.alpha = num_field(L, 1, "alpha", c.alpha);
 
   if (lua_getfield(L, 1, "providers") != LUA_TTABLE)            /* [opts, providers] */
-    luaL_error(L, "health.new: providers must be a list of {name=, weight=, priority=}");
+    fy_error(L, "health.new: providers must be a list of {name=, weight=, priority=}");
   int n = (int)luaL_len(L, 2);
   if (n < 1 || n > FY_HEALTH_MAX)
-    luaL_error(L, "health.new: between 1 and %d providers, got %d", FY_HEALTH_MAX, n);
+    fy_error(L, "health.new: between 1 and %d providers, got %d", FY_HEALTH_MAX, n);
 
   l_health_t *u = lua_newuserdatauv(L, HDR_SIZE + fy_health_sizeof(n), 2);  /* [opts, ps, u] */
   u->open = 0;
   u->set = (fy_health_set_t *)((char *)u + HDR_SIZE);
   if (fy_health_init(u->set, n, &c) != 0)
-    luaL_error(L, "health.new: invalid configuration");
+    fy_error(L, "health.new: invalid configuration");
   luaL_setmetatable(L, HEALTH_MT);
   lua_createtable(L, n, 0);                                      /* [opts, ps, u, names] */
   for (int i = 1; i <= n; i++) {
     if (lua_geti(L, 2, i) != LUA_TTABLE)                         /* [.., names, p] */
-      luaL_error(L, "health.new: providers[%d] must be a table", i);
+      fy_error(L, "health.new: providers[%d] must be a table", i);
     if (lua_getfield(L, -1, "name") == LUA_TNIL) {               /* [.., names, p, name] */
       lua_pop(L, 1);
       lua_pushfstring(L, "provider%d", i);
     } else if (!lua_isstring(L, -1)) {
-      luaL_error(L, "health.new: providers[%d].name must be a string", i);
+      fy_error(L, "health.new: providers[%d].name must be a string", i);
     }
     lua_rawseti(L, -3, i);                                       /* [.., names, p] */
     double w = num_field(L, -1, "weight", 1);
     double prio = num_field(L, -1, "priority", 1);
     if (w < 0 || w > 1e6 || fy_health_set_provider(u->set, i - 1, (int)w, (int)prio) != 0)
-      luaL_error(L, "health.new: providers[%d].weight must be in [0, 1e6]", i);
+      fy_error(L, "health.new: providers[%d].weight must be in [0, 1e6]", i);
     lua_pop(L, 1);                                               /* [.., names] */
   }
   lua_setiuservalue(L, -2, 1);                                   /* [opts, ps, u] */
   u->has_clock = lua_getfield(L, 1, "clock") != LUA_TNIL;        /* [opts, ps, u, clock] */
-  if (u->has_clock) luaL_checktype(L, -1, LUA_TFUNCTION);
+  if (u->has_clock) fy_checktype(L, -1, LUA_TFUNCTION);
   lua_setiuservalue(L, -2, 2);                                   /* [opts, ps, u] */
   u->open = 1;
   return 1;
@@ -113,7 +114,7 @@ static int l_health_new(lua_State *L) {
 /* Exclusion from a table: {[i] = true, ...} and/or a list {i, j, ...} (1-based). */
 static uint64_t exclude_mask(lua_State *L, int arg, int n) {
   if (lua_isnoneornil(L, arg)) return 0;
-  luaL_checktype(L, arg, LUA_TTABLE);
+  fy_checktype(L, arg, LUA_TTABLE);
   uint64_t mask = 0;
   lua_pushnil(L);
   while (lua_next(L, arg)) {                                     /* [.., k, v] */
@@ -156,11 +157,11 @@ static int l_health_report(lua_State *L) {
     "lagging", "tx_error", NULL};
   l_health_t *u = check_health(L);
   int i = check_index(L, u, 2);
-  int outcome = luaL_checkoption(L, 3, NULL, names);
-  double latency = luaL_optnumber(L, 4, -1);
+  int outcome = fy_checkoption(L, 3, NULL, names);
+  double latency = fy_optnumber(L, 4, -1);
   double now = health_now(L, u);
   fy_health_report(u->set, i, (fy_health_outcome_t)outcome, latency, now);
-  if (!lua_isnoneornil(L, 5)) fy_health_block(u->set, i, now + luaL_checknumber(L, 5));
+  if (!lua_isnoneornil(L, 5)) fy_health_block(u->set, i, now + fy_checknumber(L, 5));
   return 0;
 }
 
@@ -169,7 +170,7 @@ static int l_health_report(lua_State *L) {
 static int l_health_set_head(lua_State *L) {
   l_health_t *u = check_health(L);
   int i = check_index(L, u, 2);
-  fy_health_set_head(u->set, i, luaL_checkinteger(L, 3));
+  fy_health_set_head(u->set, i, fy_checkinteger(L, 3));
   return 0;
 }
 
@@ -178,7 +179,7 @@ static int l_health_set_head(lua_State *L) {
 static int l_health_block(lua_State *L) {
   l_health_t *u = check_health(L);
   int i = check_index(L, u, 2);
-  double s = luaL_checknumber(L, 3);
+  double s = fy_checknumber(L, 3);
   fy_health_block(u->set, i, health_now(L, u) + s);
   return 0;
 }
@@ -269,7 +270,7 @@ static int l_health_name(lua_State *L) {
 
 /* __gc, __close and :close(): no heap of its own; marks it closed. Idempotent. */
 static int l_health_close(lua_State *L) {
-  l_health_t *u = luaL_checkudata(L, 1, HEALTH_MT);
+  l_health_t *u = fy_checkudata(L, 1, HEALTH_MT);
   u->open = 0;
   return 0;
 }
@@ -282,7 +283,7 @@ static int l_health_len(lua_State *L) {
 
 
 static int l_health_tostring(lua_State *L) {
-  l_health_t *u = luaL_checkudata(L, 1, HEALTH_MT);
+  l_health_t *u = fy_checkudata(L, 1, HEALTH_MT);
   if (u->open)
     lua_pushfstring(L, HEALTH_MT " (%d providers): %p", u->set->n, (void *)u);
   else

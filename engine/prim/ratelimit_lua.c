@@ -1,4 +1,5 @@
 /* ** ratelimit_lua.c -- Lua binding for ratelimit.c: ferry.core.ratelimit, "ferry.RateLimit". */
+#include "core/bind.h"
 #include "prim/ratelimit.h"
 
 #include <lauxlib.h>
@@ -17,8 +18,8 @@ typedef struct l_ratelimit {
 
 
 static l_ratelimit_t *check_rl(lua_State *L) {   /* may raise */
-  l_ratelimit_t *u = luaL_checkudata(L, 1, RL_MT);
-  if (!u->open) luaL_error(L, "attempt to use a closed " RL_MT);
+  l_ratelimit_t *u = fy_checkudata(L, 1, RL_MT);
+  if (!u->open) fy_error(L, "attempt to use a closed " RL_MT);
   return u;
 }
 
@@ -27,7 +28,7 @@ static double rl_now(lua_State *L, l_ratelimit_t *u) {
   if (!u->has_clock) return (double)uv_hrtime() / 1e9;
   lua_getiuservalue(L, 1, 1);                     /* [..., clock] */
   lua_call(L, 0, 1);                              /* [..., t] */
-  double t = luaL_checknumber(L, -1);
+  double t = fy_checknumber(L, -1);
   lua_pop(L, 1);
   return t;
 }
@@ -35,19 +36,19 @@ static double rl_now(lua_State *L, l_ratelimit_t *u) {
 
 /* ratelimit.new{rate = per_second, burst = n (default max(1, rate)), clock = fn?} */
 static int l_ratelimit_new(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  fy_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "rate");
-  if (!lua_isnumber(L, -1)) luaL_error(L, "ratelimit.new: rate must be a number > 0");
+  if (!lua_isnumber(L, -1)) fy_error(L, "ratelimit.new: rate must be a number > 0");
   double rate = lua_tonumber(L, -1);
   lua_getfield(L, 1, "burst");
-  double burst = luaL_optnumber(L, -1, rate < 1 ? 1 : rate);
+  double burst = fy_optnumber(L, -1, rate < 1 ? 1 : rate);
   lua_pop(L, 2);
   int has_clock = lua_getfield(L, 1, "clock") != LUA_TNIL;   /* [opts, clock] */
-  if (has_clock) luaL_checktype(L, -1, LUA_TFUNCTION);
+  if (has_clock) fy_checktype(L, -1, LUA_TFUNCTION);
   l_ratelimit_t *u = lua_newuserdatauv(L, sizeof *u, 1);     /* [opts, clock, u] */
   u->open = 0;
   if (fy_ratelimit_init(&u->rl, rate, burst) != 0)
-    luaL_error(L, "ratelimit.new: need rate > 0 and burst >= 1 (got %f, %f)", rate, burst);
+    fy_error(L, "ratelimit.new: need rate > 0 and burst >= 1 (got %f, %f)", rate, burst);
   u->open = 1;
   u->has_clock = has_clock;
   lua_insert(L, -2);                                         /* [opts, u, clock] */
@@ -60,15 +61,15 @@ static int l_ratelimit_new(lua_State *L) {
 /* rl:try_take(n = 1) -> boolean */
 static int l_ratelimit_try_take(lua_State *L) {
   l_ratelimit_t *u = check_rl(L);
-  double n = luaL_optnumber(L, 2, 1);
+  double n = fy_optnumber(L, 2, 1);
   lua_pushboolean(L, fy_ratelimit_try_take(&u->rl, n, rl_now(L, u)));
   return 1;
 }
 
 
 static double check_n(lua_State *L, l_ratelimit_t *u) {
-  double n = luaL_optnumber(L, 2, 1);
-  if (n > u->rl.burst) luaL_argerror(L, 2, "more tokens than the burst: can never be admitted");
+  double n = fy_optnumber(L, 2, 1);
+  if (n > u->rl.burst) fy_argerror_msg(L, 2, "more tokens than the burst: can never be admitted");
   return n;
 }
 
@@ -102,7 +103,7 @@ static int l_ratelimit_tokens(lua_State *L) {
 /* rl:penalize(seconds): admit nothing for that long (Retry-After) */
 static int l_ratelimit_penalize(lua_State *L) {
   l_ratelimit_t *u = check_rl(L);
-  double s = luaL_checknumber(L, 2);
+  double s = fy_checknumber(L, 2);
   fy_ratelimit_penalize(&u->rl, rl_now(L, u) + s);
   return 0;
 }
@@ -136,14 +137,14 @@ static int l_ratelimit_stats(lua_State *L) {
 
 /* __gc, __close and :close(): nothing on the heap, so only marks it closed; idempotent. */
 static int l_ratelimit_close(lua_State *L) {
-  l_ratelimit_t *u = luaL_checkudata(L, 1, RL_MT);
+  l_ratelimit_t *u = fy_checkudata(L, 1, RL_MT);
   u->open = 0;
   return 0;
 }
 
 
 static int l_ratelimit_tostring(lua_State *L) {
-  l_ratelimit_t *u = luaL_checkudata(L, 1, RL_MT);
+  l_ratelimit_t *u = fy_checkudata(L, 1, RL_MT);
   if (u->open)
     lua_pushfstring(L, RL_MT " (%f/s, burst %f): %p", u->rl.rate, u->rl.burst, (void *)u);
   else

@@ -6,7 +6,9 @@
 ---   local tx = signer:send{to = addr, value = eth.ether "0.5"}
 ---   local receipt = tx:wait{confirmations = 1, timeout = 60}
 ---
---- Byte strings in this API are 0x-hex text (data, hashes, raw transactions); amounts are
+--- Byte strings in this API are 0x-hex text (data, hashes, raw transactions); raw binary goes
+--- in through eth.raw(bytes) (a ferry.Bytes), and a plain string where bytes are expected is
+--- refused with invalid_argument, never guessed (see "Values and units"). Amounts are
 --- ferry.U256 values (Lua integers and decimal/hex strings are accepted where an amount goes
 --- in). chain:call returns `nil, err` on failure like every primitive; the helpers above it
 --- (balance, nonce, fees, send, wait ...) raise the same error tables.
@@ -16,6 +18,7 @@ local u256 = require "ferry.core.u256"
 local keccak = require "ferry.core.keccak"
 local secp = require "ferry.core.secp256k1"
 local abic = require "ferry.core.abi"
+local bytesc = require "ferry.core.bytes"
 local txc = require "ferry.core.tx"
 local config = require "ferry.config"
 local Pool = require "ferry.pool"
@@ -44,7 +47,8 @@ local U = M.u256
 -- Arguments from the user: a bad one raises invalid_argument naming the call and the argument
 -- ("signer:send: value: negative integer: -1"), not the binding or the line that caught it.
 local function bad_arg(what, err, shown)
-  local why = tostring(err):match("%((.*)%)$") or tostring(err):gsub("^[^:]*:%d+: ", "")
+  local text = ferry.is_error(err) and tostring(err.message) or tostring(err)
+  local why = text:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or text:match("%((.*)%)$") or text:gsub("^[^:]*:%d+: ", "")
   raise("invalid_argument", ("%s: %s%s"):format(what, why, shown or ""), { argument = what })
 end
 
@@ -55,10 +59,13 @@ local function checked(what, f, ...)
   return r
 end
 
+-- An address is "0x" + 40 hex digits (EIP-55 checked when the case is mixed), or eth.raw of 20
+-- bytes; the rule is the C bindings' own (secp_lua.c), so it is the same in every call.
 local function arg_address(v, what)
   local ok, r = pcall(secp.checksum, v)
   if not ok then   -- the binding's message does not show the value: add it (addresses are public)
-    bad_arg(what, tostring(r):gsub("%(address: ", "("), (" (got %s)"):format(type(v) == "string" and ("%q"):format(v) or tostring(v)))
+    local shown = type(v) == "string" and ("%q"):format(#v > 80 and v:sub(1, 80) .. "..." or v) or tostring(v)
+    bad_arg(what, (ferry.is_error(r) and r.message or tostring(r)):gsub("%(address: ", "("), (" (got %s)"):format(shown))
   end
   return r
 end
@@ -104,18 +111,54 @@ M.parse_units = u256.parse_units     -- (text, decimals)
 M.format_units = u256.format_units   -- (value, decimals) -> "1.5"
 function M.format_ether(v) return u256.format_units(U(v), 18) end
 
---- bytes <-> 0x hex
-function M.hex(bytes) return tohex(bytes) end
-function M.bytes(hex) return fromhex(hex) end
+--- Bytes. One rule for every bytes-like value in this API (ABI bytes, bytesN and address
+--- values, eth.keccak256's input, eth.abi.decode's data, signer data): a string is "0x" + hex
+--- digits and is read as hex, as JSON-RPC, ethers and viem read it; raw binary is said to be
+--- raw with eth.raw(bytes), a ferry.Bytes (#b, b:hex(), b:string()); any other string is
+--- refused with invalid_argument naming the call, never taken as raw bytes.
+---   eth.keccak256("0x1234")            -- the two bytes 0x12 0x34
+---   eth.keccak256(eth.raw("hello"))    -- the five bytes of the text
+---   eth.keccak256("hello")             -- invalid_argument
+M.raw = bytesc.raw
+M.is_raw = bytesc.is_raw
 
---- keccak256 of raw bytes, or of 0x-hex input's bytes; returns 0x hex.
-function M.keccak256(data)
-  if type(data) == "string" and data:match("^0x%x*$") then data = fromhex(data) end
-  return tohex(keccak.keccak256(data))
+--- bytes <-> 0x hex: eth.hex(raw string or eth.raw) -> "0x..."; eth.bytes("0x...") -> raw string
+function M.hex(b)
+  if bytesc.is_raw(b) then return b:hex() end
+  return checked("eth.hex", tohex, b)
+end
+function M.bytes(hex)
+  if type(hex) ~= "string" or not hex:match("^0x") then
+    raise("invalid_argument", ("eth.bytes: expected 0x-hex text, got %s"):format(type(hex) == "string" and "a plain string" or type(hex)))
+  end
+  return checked("eth.bytes", fromhex, hex)
 end
 
---- EIP-55 checksummed address (raises on bad length, hex or checksum).
-M.address = secp.checksum
+-- the raw bytes of a bytes-like argument (the rule above); what: "eth.keccak256", say
+local function arg_bytes(v, what)
+  if bytesc.is_raw(v) then return v:string() end
+  if type(v) ~= "string" then
+    raise("invalid_argument", ("%s: expected 0x-hex text or eth.raw(bytes), got %s"):format(what, type(v)), { argument = what })
+  end
+  if not v:match("^0x") then
+    raise("invalid_argument", ("%s: expected 0x-hex text, got a plain string (raw bytes go through eth.raw)"):format(what),
+      { argument = what })
+  end
+  if #v % 2 == 1 or not v:match("^0x%x*$") then
+    raise("invalid_argument", ("%s: %s"):format(what, #v % 2 == 1 and "odd number of hex digits" or "bad hex digit"),
+      { argument = what })
+  end
+  return fromhex(v)
+end
+
+--- keccak256 of 0x-hex input's bytes or of eth.raw(bytes); returns 0x hex.
+function M.keccak256(data)
+  return tohex(keccak.keccak256(arg_bytes(data, "eth.keccak256")))
+end
+
+--- EIP-55 checksummed address from "0x" + 40 hex digits or eth.raw(20 bytes); raises
+--- invalid_argument on anything else (a 20-character string included).
+function M.address(v) return arg_address(v, "eth.address") end
 M.is_address = secp.is_address
 
 -- 0x quantity -> integer (or U256 when it does not fit)
@@ -135,6 +178,7 @@ M.quantity = qty
 -- what: "signer:send: data", say (the call and the argument, for the error)
 local function data_bytes(d, what)
   if d == nil or d == "" then return nil end
+  if bytesc.is_raw(d) then return d:string() end
   if type(d) ~= "string" or not d:match("^0x%x*$") then
     raise("invalid_argument", ("%s must be 0x-prefixed hex"):format(what or "data"))
   end
@@ -154,15 +198,29 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- ABI (hex in, hex out)
+--
+-- Values follow the bytes rule above: `bytes`, `bytesN` and `address` take "0x" hex text or
+-- eth.raw(bytes), and refuse any other string (eth.abi.encode({"bytes"}, "0x1234") is the two
+-- bytes 0x12 0x34, never the six characters); `string` takes text as it is. Numbers take a
+-- U256, an integer or a decimal/0x string. eth.abi.decode's data is 0x hex or eth.raw, and it
+-- returns bytes/bytesN as 0x hex and addresses EIP-55 checksummed (as ethers does). Encoding
+-- returns 0x hex. A bad argument raises invalid_argument naming the call; data that does not
+-- decode gives nil, err.
 ---------------------------------------------------------------------------------------------
 
 M.abi = {}
 function M.abi.encode_call(sig, ...) return tohex(checked("eth.abi.encode_call", abic.encode_call, sig, ...)) end
 function M.abi.encode(types, ...) return tohex(checked("eth.abi.encode", abic.encode, types, ...)) end
 function M.abi.selector(sig) return tohex(checked("eth.abi.selector", abic.selector, sig)) end
-local function raw(d) if type(d) == "string" and d:match("^0x%x*$") then return fromhex(d) end return d end
-function M.abi.decode(types, data) return abic.decode(types, raw(data)) end
-function M.abi.decode_revert(data) return abic.decode_revert(raw(data)) end
+function M.abi.decode(types, data)
+  local d = arg_bytes(data, "eth.abi.decode: data")
+  local r = table.pack(pcall(abic.decode, types, d))       -- a bad type list raises; bad data: nil, err
+  if not r[1] then bad_arg("eth.abi.decode", r[2]) end
+  return table.unpack(r, 2, r.n)
+end
+function M.abi.decode_revert(data)
+  return abic.decode_revert(arg_bytes(data, "eth.abi.decode_revert: data"))
+end
 
 -- A reverted call's error table, with the decoded reason.
 local function revert_error(err)
@@ -176,7 +234,7 @@ local function revert_error(err)
       fields.revert = r
       if r.kind == "Error" then reason = r.reason
       elseif r.kind == "Panic" then reason = ("panic 0x%x: %s"):format(tonumber(tostring(r.code)) or 0, r.reason or "")
-      elseif r.kind == "custom" then reason = ("custom error %s"):format(tohex(r.selector)) end
+      elseif r.kind == "custom" then reason = ("custom error %s"):format(r.selector) end   -- already 0x hex
     end
     fields.data = data
   end
@@ -511,12 +569,23 @@ end
 
 --- signer:sign{to, value, data, nonce, gas, max_fee, max_priority_fee | gas_price, chain_id,
 --- type, access_list} -> raw (0x hex), hash (0x hex). No I/O: every field must be given.
+-- signer.sign(x) instead of signer:sign(x): say so rather than fail on the field read
+local function check_signer(self, what)
+  if getmetatable(self) ~= Signer then
+    raise("invalid_argument", ("%s: called without a signer (use signer:%s)"):format(what, what:match(":(.*)")))
+  end
+end
+
 function Signer:sign(t)
+  check_signer(self, "signer:sign")
   return self._sign(tx_fields(self, t))
 end
 
---- EIP-191 personal_sign -> 0x r||s||v (v = 27/28)
-function Signer:personal_sign(msg) return tohex(self._personal(msg)) end
+--- EIP-191 personal_sign of the message's bytes (text as it is) -> 0x r||s||v (v = 27/28)
+function Signer:personal_sign(msg)
+  check_signer(self, "signer:personal_sign")
+  return tohex(checked("signer:personal_sign", self._personal, msg))
+end
 
 local Tx = {}
 Tx.__index = Tx

@@ -25,6 +25,11 @@ local error_mt = debug.getregistry()["ferry.Error"]
 ---@param message string
 ---@param fields table|nil  extra fields (required, available, provider, ...)
 function M.error(code, message, fields)
+  if type(code) ~= "string" or (message ~= nil and type(message) ~= "string" and type(message) ~= "number")
+     or (fields ~= nil and type(fields) ~= "table") then
+    error(setmetatable({ code = "invalid_argument", message = ("ferry.error: expects (code: string, message: "
+      .. "string?, fields: table?), got (%s, %s, %s)"):format(type(code), type(message), type(fields)) }, error_mt), 2)
+  end
   local e = fields or {}
   e.code, e.message = code, message
   return setmetatable(e, error_mt)
@@ -51,7 +56,13 @@ M.log.enabled = function(name) return logc.enabled(LEVELS[name] or 2) end
 
 -- counters: modules register a function under a name; ferry.stats() calls them all
 local stat_sources = {}
-function M.register_stats(name, fn) stat_sources[name] = fn end
+function M.register_stats(name, fn)          -- fn = nil unregisters
+  if type(name) ~= "string" or (fn ~= nil and type(fn) ~= "function") then
+    M.raise("invalid_argument", ("ferry.register_stats: expects (name: string, fn: function?), got (%s, %s)")
+      :format(type(name), type(fn)))
+  end
+  stat_sources[name] = fn
+end
 
 function M.stats()
   local s = {

@@ -12,7 +12,7 @@ M.ADDR1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 --- An address nobody has used: its balance is exactly what was sent to it.
 function M.fresh_address(i)
-  return eth.address("0x" .. eth.keccak256(("recipient-%d-%f"):format(i, ferry.now())):sub(-40))
+  return eth.address("0x" .. eth.keccak256(eth.raw(("recipient-%d-%f"):format(i, ferry.now()))):sub(-40))
 end
 
 --- A chain over one endpoint (an anvil, or a fault proxy in front of one). extra: chain

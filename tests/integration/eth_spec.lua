@@ -305,7 +305,7 @@ describe("concurrent sends from one address", function()
   it("are judged against the balance in turn: no more pass than it covers, and nothing reaches the node", function()
     local anvil = peers.anvil()
     local chain = chain_at(anvil.url)
-    local signer = chain:signer(eth.keccak256("ferry funds in flight"))
+    local signer = chain:signer(eth.keccak256(eth.raw("ferry funds in flight")))
     local _, serr = anvil.rpc:call("anvil_setBalance", { signer.address, "0xde0b6b3a7640000" })   -- 1 ether
     assert.is_nil(serr)
     local wf = require "ferry.workflow"

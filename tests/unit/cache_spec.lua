@@ -162,7 +162,7 @@ describe("ferry.core.cache", function()
     assert.has_error(function() cache.new{ max_entries = -1 } end)
     c:close()
     c:close()
-    assert.has_error(function() c:get("k") end, "attempt to use a closed ferry.Cache")
+    assert.error_matches(function() c:get("k") end, "attempt to use a closed ferry.Cache", 1, true)
     do local scoped <close> = cache.new{}; scoped:set("a", "b") end
     collectgarbage()
   end)

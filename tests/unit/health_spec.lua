@@ -126,7 +126,7 @@ describe("ferry.core.health", function()
     assert.has_error(function() health.new{ providers = { {} }, alpha = 2 } end)
     h:close()
     h:close()
-    assert.has_error(function() h:pick() end, "attempt to use a closed ferry.Health")
+    assert.error_matches(function() h:pick() end, "attempt to use a closed ferry.Health", 1, true)
     do local scoped <close> = health.new{ providers = { {} } }; assert.are.equal(1, scoped:pick()) end
     collectgarbage()
   end)

@@ -106,7 +106,7 @@ describe("ferry.core.ratelimit", function()
     assert.are.equal(5, rl:stats().burst)
     rl:close()
     rl:close()
-    assert.has_error(function() rl:try_take() end, "attempt to use a closed ferry.RateLimit")
+    assert.error_matches(function() rl:try_take() end, "attempt to use a closed ferry.RateLimit", 1, true)
     do
       local scoped <close> = ratelimit.new{ rate = 1 }
       assert.matches("ferry.RateLimit", tostring(scoped))

@@ -54,7 +54,8 @@ describe("ferry.core.secp256k1", function()
   it("checksums addresses (EIP-55) and rejects a wrong mixed-case checksum", function()
     assert.are.equal(ADDR0, secp.checksum(ADDR0:lower()))
     assert.are.equal(ADDR0, secp.checksum("0x" .. ADDR0:sub(3):upper()))
-    assert.are.equal(ADDR0, secp.checksum(unhex(ADDR0)))
+    assert.are.equal(ADDR0, secp.checksum(require("ferry.core.bytes").raw(unhex(ADDR0))))
+    assert.has_error(function() secp.checksum(unhex(ADDR0)) end)   -- 20 raw bytes need eth.raw
     -- EIP-55 reference vectors
     for _, a in ipairs{ "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
                         "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB", "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb" } do
@@ -78,7 +79,8 @@ describe("ferry.core.secp256k1", function()
     for _, k in ipairs{ zero, n, string.rep("\255", 32) } do
       local ok, err = pcall(secp.address, k)
       assert.is_false(ok)
-      assert.matches("invalid private key", err)
+      assert.equal("invalid_argument", err.code)
+      assert.matches("invalid private key", err.message)
       assert.is_false(secp.is_valid_key(k))
     end
     assert.is_true(secp.is_valid_key(KEY0))
@@ -86,9 +88,10 @@ describe("ferry.core.secp256k1", function()
     for _, k in ipairs{ secret, KEY0_HEX:sub(1, 64) .. "zz", KEY0:sub(1, 31), 7 } do
       local ok, err = pcall(secp.sign, H1234, k)
       assert.is_false(ok)
-      assert.matches("private key must be 32 raw bytes", err)
-      assert.is_nil(err:find(KEY0_HEX:sub(3, 20), 1, true))
-      assert.is_nil(err:find(KEY0:sub(1, 8), 1, true))
+      assert.equal("invalid_argument", err.code)
+      assert.matches("private key must be 32 raw bytes", err.message)
+      assert.is_nil(err.message:find(KEY0_HEX:sub(3, 20), 1, true))
+      assert.is_nil(err.message:find(KEY0:sub(1, 8), 1, true))
     end
   end)
 

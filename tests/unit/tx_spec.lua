@@ -2,6 +2,7 @@
 -- THE KEY SPEC: 1,000 random transactions signed by ferry equal `cast mktx` byte for byte
 -- (tests/fixtures/vectors/tx_cast.json, made by tests/fixtures/gen_tx_vectors.js), plus a fresh
 -- handful signed live by cast when it is installed (env CAST, default tests/peers/node_modules/.bin/cast).
+local ferry = require "ferry"
 local tx = require "ferry.core.tx"
 local secp = require "ferry.core.secp256k1"
 local u256 = require "ferry.core.u256"
@@ -199,9 +200,10 @@ describe("ferry.core.tx", function()
       t[c[1]] = c[2]
       local ok, err = pcall(tx.sign, t)
       assert.is_false(ok, c[1])
-      assert.is_string(err)
-      assert.is_nil(err:find(KEY0, 1, true))
-      assert.is_nil(err:find("ac0974bec39a17e3", 1, true))
+      assert.is_true(ferry.is_error(err), tostring(err))
+      assert.equal("invalid_argument", err.code)
+      assert.is_nil(err.message:find(KEY0, 1, true))
+      assert.is_nil(err.message:find("ac0974bec39a17e3", 1, true))
     end
     local t = base()
     t.type, t.max_fee, t.max_priority_fee, t.gas_price, t.access_list = 0, nil, nil, 1, { { address = ALICE } }
@@ -218,7 +220,7 @@ describe("ferry.core.tx", function()
     assert.equal(hex(raw), hraw)
     assert.equal(hex(hash), hhash)
     assert.equal(raw, (tx.sign(t, hex(KEY0))))                     -- 0x hex key, bytes out
-    assert.has_error(function() tx.sign(t) end, "tx.sign: field 'key': required")
+    assert.error_matches(function() tx.sign(t) end, "tx.sign: field 'key': required", 1, true)
     assert.has_error(function() tx.sign(t, KEY0, "HEX") end)
     local ok, err = pcall(tx.sign, t, ("\0"):rep(32))
     assert.is_false(ok)
