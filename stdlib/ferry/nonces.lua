@@ -5,7 +5,7 @@
 --- user, through these methods only (the fields are for reading: specs, the REPL):
 ---   nonces:   reserve() -> n, release(n, fill), bind(tx), resync()
 ---   funds:    hold(amount) -> h, funds(h) -> balance, held, n, assign(h, nonce), sent(h),
----             resize(h, amount) -> before
+---             resize(h, amount) -> before, done(h)
 --- In-process only (the memory backend): the store issue puts SQLite and Redis behind the same
 --- methods, and tests/helpers/nonce_contract.lua is the contract each backend must pass.
 local ferry = require "ferry"
@@ -187,11 +187,14 @@ end
 -- replacement's amount before broadcasting it (Tx:_bump). The count is read before the balance, so a
 -- transaction mined between the two reads is counted twice (a refusal on the safe side, which
 -- the send looks at once more), never not at all.
-local Hold = { __close = function(h)
-  local n = h.nonces
-  n.counts[h] = nil                            -- a check cut short by an error or a cancel
-  if not h.sent then n.holds[h] = nil end
-end }
+local Hold = { __close = function(h) h.nonces:done(h) end }
+
+--- done(hold): the send that made it is over. A hold not sent is given back; a check it was
+--- in (cut short by an error or a cancel) is forgotten.
+function Nonces:done(h)
+  self.counts[h] = nil
+  if not h.sent then self.holds[h] = nil end
+end
 
 -- Snapshots: the (mined count, balance) pair a check judges by, the count read first, both from
 -- one provider, never from the cache. Sends checking at once share one, in rounds: a round

@@ -493,3 +493,40 @@ describe("the nonce allocator", function()
     anvil:stop()
   end)
 end)
+
+describe("the send pipeline's steps", function()
+  it("are listed in one place, and a send emits each one's event in order with its outcome", function()
+    assert.equal("validate -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate -> reserve"
+      .. " -> sign -> journal -> broadcast -> track", tostring(eth.steps()))
+    local anvil, chain, signer = on_anvil()
+    local seen = {}
+    local off = eth.on_step(function(ev) seen[#seen + 1] = ev end)
+    local tx = signer:send{ to = ADDR1, value = 1 }
+    off()
+    local steps, outcomes = {}, {}
+    for i, ev in ipairs(tx.events) do
+      steps[i], outcomes[i] = ev.step, ev.outcome
+      assert.equal(tx.id, ev.id)
+      assert.is_true(ev.dt >= 0)
+      assert.is_true(i == 1 or ev.at >= tx.events[i - 1].at)
+    end
+    assert.same(eth.steps(), steps)
+    assert.same({ "ok", "ok", "ok", "ok", "skipped", "ok", "skipped", "ok", "ok", "skipped", "sent", "sent" }, outcomes)
+    assert.equal(tx.hash, tx.events[#tx.events].hash)
+    assert.equal(tx.nonce, tx.events[#tx.events].nonce)
+    assert.same(tx.events, seen)
+    -- a step that raises is the last event, with the error's code (the default cap: 500 gwei)
+    local failed = {}
+    off = eth.on_step(function(ev) failed[#failed + 1] = ev end)
+    local ok, err = pcall(signer.send, signer, { to = ADDR1, value = 1, max_fee = eth.gwei(600), max_priority_fee = 1 })
+    off()
+    assert.is_false(ok)
+    assert.equal("policy_rejected", err.code)
+    assert.same({ "validate", "fill_fees", "cap" }, { failed[1].step, failed[2].step, failed[3].step })
+    assert.equal("given", failed[2].outcome)
+    assert.equal("policy_rejected", failed[3].outcome)
+    assert.equal(3, #failed)
+    tx:wait{ timeout = 10 }
+    anvil:stop()
+  end)
+end)

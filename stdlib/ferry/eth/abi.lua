@@ -1,0 +1,31 @@
+--- ferry.eth.abi -- ABI encoding and decoding, hex in, hex out.
+---
+--- Values follow the bytes rule of ferry.eth.values: `bytes`, `bytesN` and `address` take "0x" hex text or
+--- eth.raw(bytes), and refuse any other string (eth.abi.encode({"bytes"}, "0x1234") is the two
+--- bytes 0x12 0x34, never the six characters); `string` takes text as it is. Numbers take a
+--- U256, an integer or a decimal/0x string. eth.abi.decode's data is 0x hex or eth.raw, and it
+--- returns bytes/bytesN as 0x hex and addresses EIP-55 checksummed (as ethers does). Encoding
+--- returns 0x hex. A bad argument raises invalid_argument naming the call; data that does not
+--- decode gives nil, err.
+local keccak = require "ferry.core.keccak"
+local abic = require "ferry.core.abi"
+local A = require "ferry.eth.args"
+
+local abi = {}
+local tohex = keccak.tohex
+local checked, arg_bytes, bad_arg = A.checked, A.bytes, A.bad_arg
+
+function abi.encode_call(sig, ...) return tohex(checked("eth.abi.encode_call", abic.encode_call, sig, ...)) end
+function abi.encode(types, ...) return tohex(checked("eth.abi.encode", abic.encode, types, ...)) end
+function abi.selector(sig) return tohex(checked("eth.abi.selector", abic.selector, sig)) end
+function abi.decode(types, data)
+  local d = arg_bytes(data, "eth.abi.decode: data")
+  local r = table.pack(pcall(abic.decode, types, d))       -- a bad type list raises; bad data: nil, err
+  if not r[1] then bad_arg("eth.abi.decode", r[2]) end
+  return table.unpack(r, 2, r.n)
+end
+function abi.decode_revert(data)
+  return abic.decode_revert(arg_bytes(data, "eth.abi.decode_revert: data"))
+end
+
+return abi

@@ -1,0 +1,209 @@
+--- ferry.eth.chain -- an EVM chain: reads through its provider pool, fees, calls, estimates.
+---
+---   local chain = eth.chain "local"      -- config.chains["local"], one per name and config
+---   chain:balance(addr); chain:nonce(addr); chain:fees(); chain:eth_call{to =, data =}
+---
+--- chain:call returns `nil, err` like every primitive; the helpers above it raise the same
+--- error tables.
+local ferry = require "ferry"
+local json = require "ferry.core.json"
+local config = require "ferry.config"
+local Pool = require "ferry.pool"
+local Nonces = require "ferry.nonces"
+local replies = require "ferry.eth.replies"
+local values = require "ferry.eth.values"
+local A = require "ferry.eth.args"
+
+local M = {}
+local raise = ferry.raise
+
+local Chain = {}
+Chain.__index = Chain
+Chain.__name = "ferry.Chain"
+Chain.__tostring = function(c)
+  local names = {}
+  for _, p in ipairs(c.pool.providers) do names[#names + 1] = p.name end
+  return ("ferry.Chain %s (chain id %d, providers: %s)"):format(c.name, c.chain_id, table.concat(names, ", "))
+end
+local chains = {}
+
+--- eth.chain(name) -> the chain from config.chains[name] (one per name and config).
+function M.chain(name)
+  local cfg = ferry.config()
+  local c = chains[name]
+  if c and c.cfg_root == cfg then return c end
+  local cc = cfg.chains[name]
+  if not cc then
+    local names = {}
+    for k in pairs(cfg.chains) do names[#names + 1] = k end
+    table.sort(names)
+    error(("eth.chain: no chain %q in %s (configured: %s)"):format(tostring(name), cfg.path or "config",
+      #names > 0 and table.concat(names, ", ") or "none"), 2)
+  end
+  if cc.kind ~= "evm" then error(("eth.chain: %s is a %s chain"):format(name, cc.kind), 2) end
+  if #cc.providers == 0 then
+    local vars = {}
+    for _, d in ipairs(cfg.dropped_providers and cfg.dropped_providers[name] or {}) do vars[#vars + 1] = d.env end
+    local hint = #vars > 0 and (": set " .. table.concat(vars, " or ")) or ""
+    error(("eth.chain: chain %s has no usable provider%s"):format(name, hint), 2)
+  end
+  c = setmetatable({ name = name, cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
+                     confirmations = cc.confirmations, pool = Pool.new(name, cc, cfg, replies.check),
+                     nonces = {} }, Chain)
+  chains[name] = c
+  ferry.register_stats("pool:" .. name, function() return c.pool:stats() end)
+  -- follow the head (new heads drop head-bound cache entries, reorgs drop what they
+  -- replaced); a daemon task, so it never keeps a script alive. head_poll = 0 turns it off.
+  if (cc.head_poll or 1) > 0 and ferry.current() then c.pool:track_heads(cc.head_poll or 1) end
+  return c
+end
+
+--- A chain over explicit settings (tests, tools): eth.connect{chain_id =, providers = {...}},
+--- with optional top-level config (limits, cache, rpc) as a second table.
+function M.connect(spec, root)
+  local tbl = { chains = { adhoc = spec } }
+  for k, v in pairs(root or {}) do tbl[k] = v end
+  local cfg = config.validate(tbl, "eth.connect")
+  local cc = cfg.chains.adhoc
+  return setmetatable({ name = spec.name or "adhoc", cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
+                        confirmations = cc.confirmations, pool = Pool.new(spec.name or "adhoc", cc, cfg, replies.check),
+                        nonces = {} }, Chain)
+end
+
+--- chain:call(method, params, opts) -> result | nil, err (rate limit, cache, failover)
+function Chain:call(method, params, opts) return self.pool:call(method, params, opts) end
+
+-- Every read of a chain goes here: through the session when this is a session view (one
+-- logical send stays on one provider's view of the chain), else through the pool.
+function Chain:_call(method, params, opts)
+  if self.session then return self.session:call(method, params, opts) end
+  return self.pool:call(method, params, opts)
+end
+
+-- call or raise
+function Chain:_must(method, params, opts)
+  local r, err = self:_call(method, params, opts)
+  if err then error(err, 3) end
+  return r
+end
+
+--- A view of this chain whose reads all go to one provider while it stays healthy.
+function Chain:view()
+  return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
+end
+
+function Chain:pool_status() return self.pool:status() end
+function Chain:stats() return self.pool:stats() end
+function Chain:track_heads(interval) return self.pool:track_heads(interval) end
+--- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
+--- A closed chain still answers calls; eth.chain(name) makes a new one.
+function Chain:close()
+  self.pool:close()
+  if chains[self.name] == self then
+    chains[self.name] = nil
+    ferry.register_stats("pool:" .. self.name, nil)
+  end
+end
+Chain.__close = Chain.close
+
+function Chain:block_number() return A.qty(self:_must("eth_blockNumber")) end
+function Chain:chain_id_remote() return A.qty(self:_must("eth_chainId")) end
+
+--- balance(addr, block = "latest", {fresh = true}) -> U256
+function Chain:balance(addr, block, opts)
+  return A.U(self:_must("eth_getBalance", { A.address(addr, "chain:balance"), block or "latest" }, opts))
+end
+
+--- nonce(addr, block = "pending") -> integer (always read fresh)
+function Chain:nonce(addr, block)
+  return A.qty(self:_must("eth_getTransactionCount", { A.address(addr, "chain:nonce"), block or "pending" }, { fresh = true }))
+end
+
+function Chain:code(addr, block) return self:_must("eth_getCode", { A.address(addr, "chain:code"), block or "latest" }) end
+function Chain:gas_price() return A.U(self:_must("eth_gasPrice")) end
+
+function Chain:block(n, full)
+  local tag = n == nil and "latest" or (type(n) == "number" and ("0x%x"):format(n) or n)
+  return self:_must("eth_getBlockByNumber", { tag, full and true or false })
+end
+
+--- receipt(hash) -> receipt table | nil while not mined
+function Chain:receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
+
+--- fees({fresh = bool}?) -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the
+--- next block's base fee and the chain's `fees.percentile` (50) of recent tips; max_fee =
+--- base_multiplier (2) x base + tip. The history is cached until the next head (cache.ttl).
+function Chain:fees(opts)
+  local fc = self.cfg.fees or {}
+  local pct = fc.percentile or 50
+  local h = self:_must("eth_feeHistory", { ("0x%x"):format(fc.blocks or 5), "latest", json.array({ pct }) }, opts)
+  local bases = h.baseFeePerGas
+  if type(bases) ~= "table" or #bases == 0 then
+    raise("bad_response", "eth_feeHistory without baseFeePerGas", { chain = self.name })
+  end
+  local base = A.U(bases[#bases])
+  local tips = {}
+  for _, r in ipairs(type(h.reward) == "table" and h.reward or {}) do
+    local t = r[1] and A.U(r[1])
+    if t and t > 0 then tips[#tips + 1] = t end
+  end
+  local tip
+  if #tips > 0 then
+    table.sort(tips, function(a, b) return a < b end)
+    tip = tips[(#tips + 1) // 2]
+  else
+    local ok, v = pcall(self._must, self, "eth_maxPriorityFeePerGas")
+    tip = ok and A.U(v) or values.gwei(1)
+  end
+  local permille = math.floor((fc.base_multiplier or 2) * 1000 + 0.5)
+  local max_fee = base * permille // 1000 + tip
+  return { base_fee = base, max_priority_fee = tip, max_fee = max_fee }
+end
+
+-- tx fields -> JSON-RPC call object
+local function call_object(t)
+  local o = json.object({})
+  if t.from then o.from = t.from end
+  if t.to then o.to = A.address(t.to, "call: to") end
+  local value = t.value and A.u256(t.value, "call: value")
+  if value and value > 0 then o.value = value:tohex() end
+  if t.data and t.data ~= "0x" and t.data ~= "" then o.data = t.data end
+  if t.gas then o.gas = ("0x%x"):format(t.gas) end
+  return o
+end
+
+--- eth_call(tx, block = "latest") -> 0x result; raises {code = "reverted", reason =} on revert.
+function Chain:eth_call(t, block, opts)
+  local r, err = self:_call("eth_call", { call_object(t), block or "latest" }, opts)
+  if err then
+    if err.code == "reverted" then error(A.revert_error(err), 2) end
+    error(err, 2)
+  end
+  return r
+end
+
+--- estimate_gas(tx) -> integer, with the chain's gas_margin (1.2) applied; raises on revert.
+function Chain:estimate_gas(t, opts)
+  local r, err = self:_call("eth_estimateGas", { call_object(t) }, opts or { fresh = true })
+  if err then
+    if err.code == "reverted" then error(A.revert_error(err), 2) end
+    error(err, 2)
+  end
+  local g = A.qty(r)
+  local margin = self.cfg.gas_margin or 1.2
+  if g == 21000 and not (t.data and #t.data > 2) then return g end -- plain transfer: exact
+  return math.ceil(g * margin)
+end
+
+-- The address's nonces and funds in flight (ferry.nonces), one per chain and address.
+function Chain:_nonces(addr)
+  local n = self.nonces[addr]
+  if not n then
+    n = Nonces.new(self, addr)
+    self.nonces[addr] = n
+  end
+  return n
+end
+
+M.Chain = Chain
+return M

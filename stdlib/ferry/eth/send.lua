@@ -1,0 +1,327 @@
+--- ferry.eth.send -- signer:send{}: the send pipeline, a list of named steps over one context.
+---
+---   validate -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate -> reserve
+---   -> sign -> journal -> broadcast -> track
+---
+--- Each step is a small function of the send's context (ctx): it fills fields in, or raises
+--- an error table, and nothing after it runs. A fee bump runs fill_fees (raised), cap, sign
+--- and broadcast over the transaction it replaces; the gap filler runs fill_fees, cap, sign,
+--- broadcast and track for a 0-value transfer to self. Neither calls back into send.
+---
+--- Every step emits an event {id, step, outcome, at, dt, nonce, hash}: outcome is "ok",
+--- "skipped" (nothing to do: a policy step with no policy, a simulation that estimation
+--- already ran), what the step settled ("sent", "unsure" ... for broadcast) or the code of
+--- the error it raised. eth.on_step(fn) listens; tx.events keeps a send's own; the journal
+--- (stores issue) will record them and the REPL show them.
+local ferry = require "ferry"
+local u256 = require "ferry.core.u256"
+local values = require "ferry.eth.values"
+local delivery = require "ferry.eth.delivery"
+local A = require "ferry.eth.args"
+local Signer = require("ferry.eth.signer").Signer
+local Tx = require "ferry.eth.tx"
+
+local M = {}
+local U, raise = A.U, ferry.raise
+
+---------------------------------------------------------------------------------------------
+-- Events
+---------------------------------------------------------------------------------------------
+
+local listeners = {}
+local seq = 0
+
+--- on_step(fn) -> off(): fn(event) for every step of every send, fee bump and gap fill.
+function M.on_step(fn)
+  assert(type(fn) == "function", "eth.on_step: expects a function")
+  listeners[fn] = true
+  return function() listeners[fn] = nil end
+end
+
+local function emit(ctx, step, outcome, t0)
+  local ev = { id = ctx.id, step = step, outcome = outcome, at = t0, dt = ferry.now() - t0,
+               nonce = ctx.nonce, hash = ctx.hash }
+  ctx.events[#ctx.events + 1] = ev
+  for fn in pairs(listeners) do
+    local ok, err = pcall(fn, ev)
+    if not ok then ferry.log.warn("eth.on_step listener failed", { err = tostring(err) }) end
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- The steps. ctx: id, signer, base (the chain), chain (its one-provider view for this send),
+-- from, t (the caller's table, never changed), to, value, data, legacy, max_fee, tip,
+-- gas_price, price, gas, simulated, nonces, hold, nonce, fields, raw, hash, outcome, err, tx.
+-- A step returns nothing ("ok") or the outcome it settled.
+---------------------------------------------------------------------------------------------
+
+local S = {}
+
+-- Fields, addresses and amounts, before any I/O.
+function S.validate(ctx)
+  local t = ctx.t
+  A.check_fields(t, A.SEND_FIELDS, "signer:send")
+  if t.to == nil and (t.data == nil or t.data == "" or t.data == "0x") then
+    raise("invalid_argument", "signer:send: no `to`, and no `data` to deploy (a contract creation needs its init code)")
+  end
+  ctx.to = t.to ~= nil and A.address(t.to, "signer:send: to") or nil
+  ctx.value = t.value and A.u256(t.value, "signer:send: value") or U(0)
+  ctx.data = t.data
+  A.data(t.data, "signer:send: data")
+  A.check_tip(t.max_fee, t.max_priority_fee, "signer:send")
+  ctx.legacy = t.gas_price ~= nil or ctx.base.cfg.legacy
+  ctx.max_fee = t.max_fee and A.u256(t.max_fee, "signer:send: max_fee")
+  ctx.tip = t.max_priority_fee and A.u256(t.max_priority_fee, "signer:send: max_priority_fee")
+  ctx.gas_price = t.gas_price and A.u256(t.gas_price, "signer:send: gas_price")
+  ctx.gas = t.gas
+  ctx.explicit_nonce = t.nonce
+end
+
+-- What the chain asks now, for the fees the caller left out.
+function S.fill_fees(ctx)
+  local chain = ctx.chain
+  if ctx.legacy then
+    if ctx.gas_price then return "given" end
+    ctx.gas_price = chain:gas_price()
+  else
+    if ctx.max_fee and ctx.tip then return "given" end
+    local f = chain:fees()
+    ctx.tip = ctx.tip or f.max_priority_fee
+    ctx.max_fee = ctx.max_fee or f.max_fee
+    if ctx.tip > ctx.max_fee then ctx.tip = ctx.max_fee end
+  end
+end
+
+-- limits.max_gas_price_gwei: nothing is signed above it.
+function S.cap(ctx)
+  ctx.price = ctx.legacy and ctx.gas_price or ctx.max_fee
+  local limits = ctx.base.cfg_root.limits
+  local cap = limits and limits.max_gas_price_gwei
+  if cap and cap ~= false and ctx.price > values.gwei(cap) then
+    raise("policy_rejected", ("fee %s gwei is above the cap of %s gwei (limits.max_gas_price_gwei)")
+      :format(u256.format_units(ctx.price, 9), tostring(cap)), { max_fee = ctx.price, cap_gwei = cap })
+  end
+end
+
+-- eth_estimateGas (with the chain's margin), which also runs the call: a revert is reported
+-- with its reason here, before anything is signed.
+function S.fill_gas(ctx)
+  if ctx.gas then return "given" end
+  ctx.gas = ctx.chain:estimate_gas({ from = ctx.from, to = ctx.to, value = ctx.value, data = ctx.data })
+  ctx.simulated = true
+end
+
+-- before_send policies: the policy issue fills this step.
+function S.policy(ctx) return "skipped" end
+
+-- Pre-flight funds check: the mined balance, read fresh, less what this address's sends that
+-- committed before this one still hold (ferry.nonces, "Funds").
+function S.preflight(ctx)
+  local nonces = ctx.nonces
+  local required = ctx.value + U(ctx.gas) * ctx.price
+  ctx.hold = nonces:hold(required)
+  local balance, ahead, n_ahead = nonces:funds(ctx.hold)
+  if balance < ahead + required then
+    local available = balance > ahead and balance - ahead or U(0)
+    local held = n_ahead > 0 and (" (balance %s, %s held by %d earlier send%s not mined yet)")
+      :format(tostring(balance), tostring(ahead), n_ahead, n_ahead > 1 and "s" or "") or ""
+    raise("insufficient_funds", ("%s has %s wei, needs %s wei (value %s + gas %d x %s)%s")
+      :format(ctx.from, tostring(available), tostring(required), tostring(ctx.value), ctx.gas, tostring(ctx.price), held),
+      { required = required, available = available, balance = balance, held = ahead, address = ctx.from })
+  end
+end
+
+-- eth_call when the gas was given (estimation already ran the call otherwise).
+function S.simulate(ctx)
+  if ctx.simulated then return "skipped" end
+  ctx.chain:eth_call({ from = ctx.from, to = ctx.to, value = ctx.value, data = ctx.data, gas = ctx.gas }, "pending")
+end
+
+function S.reserve(ctx)
+  if ctx.explicit_nonce then
+    ctx.nonce = ctx.explicit_nonce
+    if ctx.hold then ctx.nonces:assign(ctx.hold, ctx.nonce) end
+    return "given"
+  end
+  ctx.nonce = ctx.nonces:reserve()
+  ctx.nonces:assign(ctx.hold, ctx.nonce)
+end
+
+-- A fill(n) for the gap filler: a 0-value transfer to self at nonce n (see M.fill).
+local function filler(ctx) return function(n) return M.fill(ctx.signer, n) end end
+
+function S.sign(ctx)
+  local fields = { type = ctx.legacy and 0 or 2, chain_id = ctx.base.chain_id, nonce = ctx.nonce, gas = ctx.gas,
+                   to = ctx.to, value = ctx.value, data = ctx.data, access_list = ctx.t.access_list }
+  if ctx.legacy then fields.gas_price = ctx.gas_price
+  else fields.max_fee, fields.max_priority_fee = ctx.max_fee, ctx.tip end
+  local ok, raw, hash = pcall(ctx.signer.sign, ctx.signer, fields)
+  if not ok then
+    if not ctx.explicit_nonce and ctx.hold then ctx.nonces:release(ctx.nonce, filler(ctx)) end
+    error(raw, 0)
+  end
+  ctx.fields, ctx.raw, ctx.hash = fields, raw, hash
+end
+
+-- The signed bytes, recorded before they leave: the stores issue fills this step.
+function S.journal(ctx) return "skipped" end
+
+-- From here on the payment is bound to its nonce and hash (ferry.eth.delivery).
+function S.broadcast(ctx)
+  ctx.outcome, ctx.err = delivery.deliver(ctx.chain, { raw = ctx.raw, hash = ctx.hash, nonce = ctx.nonce, from = ctx.from })
+  return ctx.outcome
+end
+
+-- The tx the caller waits on, or the error that says nothing was paid.
+function S.track(ctx)
+  local outcome, err, nonces = ctx.outcome, ctx.err, ctx.nonces
+  if outcome == "sent" or outcome == "unsure" then
+    local tx = setmetatable({ hash = ctx.hash, nonce = ctx.nonce, from = ctx.from, to = ctx.to, value = ctx.value,
+                              data = ctx.data, access_list = ctx.t.access_list, legacy = ctx.legacy,
+                              raw = ctx.raw, chain = ctx.base, gas = ctx.gas, max_fee = ctx.max_fee,
+                              max_priority_fee = ctx.tip, gas_price = ctx.gas_price, sent_at = ferry.now(),
+                              hashes = { ctx.hash }, bumps = 0, signer = ctx.signer, _hold = ctx.hold,
+                              id = ctx.id, events = ctx.events }, Tx)
+    ctx.tx = tx
+    if ctx.hold then nonces:sent(ctx.hold) end            -- held until mined (Nonces:ahead_of)
+    if outcome == "unsure" then
+      tx.unsure = err
+      nonces:bind(tx)
+      return "bound"
+    end
+    return "sent"
+  end
+  if outcome == "taken" then
+    nonces:resync()                                        -- the next send starts above what was taken
+  elseif not ctx.explicit_nonce then
+    nonces:release(ctx.nonce, filler(ctx))                 -- refused: no node will mine these bytes
+  end
+  err.nonce, err.hash, err.raw = ctx.nonce, ctx.hash, ctx.raw
+  if err.code == "reverted" then error(A.revert_error(err), 0) end
+  error(err, 0)
+end
+
+---------------------------------------------------------------------------------------------
+-- Running them
+---------------------------------------------------------------------------------------------
+
+local NAMES = { "validate", "fill_fees", "cap", "fill_gas", "policy", "preflight", "simulate", "reserve",
+                "sign", "journal", "broadcast", "track" }
+local SEND, FILL = {}, {}
+for i, name in ipairs(NAMES) do SEND[i] = { name = name, run = S[name] } end
+for _, name in ipairs({ "fill_fees", "cap", "sign", "journal", "broadcast", "track" }) do
+  FILL[#FILL + 1] = { name = name, run = S[name] }
+end
+
+local function context(signer, t)
+  seq = seq + 1
+  local base = signer.chain
+  return { id = ("send-%d"):format(seq), signer = signer, base = base, chain = base:view(),
+           from = signer.address, t = t, events = {}, nonces = base:_nonces(signer.address) }
+end
+
+-- Run steps over ctx in order; each one's event is emitted however it ends.
+local function run(ctx, steps)
+  for _, step in ipairs(steps) do
+    local t0 = ferry.now()
+    local ok, outcome = pcall(step.run, ctx)
+    if not ok then
+      emit(ctx, step.name, type(outcome) == "table" and outcome.code or "error", t0)
+      error(outcome, 0)
+    end
+    emit(ctx, step.name, outcome or "ok", t0)
+  end
+end
+
+-- ctx.hold lives as long as the send: closing it gives it back unless the tx was sent
+local function closer(ctx)
+  return setmetatable({}, { __close = function() if ctx.hold then ctx.nonces:done(ctx.hold) end end })
+end
+
+--- signer:send{to, value, data, gas?, max_fee?, max_priority_fee? | gas_price?, nonce?,
+--- access_list?} -> tx (raises). The steps above, on one provider's view of the chain.
+function Signer:send(t)
+  local ctx = context(self, t)
+  local _ <close> = closer(ctx)
+  run(ctx, SEND)
+  return ctx.tx
+end
+
+--- The gap filler's transaction: 0 wei to self at nonce n, 21000 gas. -> tx (raises)
+function M.fill(signer, n)
+  local ctx = context(signer, {})
+  ctx.to, ctx.value, ctx.gas, ctx.explicit_nonce, ctx.nonce = signer.address, U(0), 21000, n, n
+  ctx.legacy = ctx.base.cfg.legacy
+  run(ctx, FILL)
+  return ctx.tx
+end
+
+-- Fee bump: the same transaction (same nonce) with fees raised by at least 12.5% (geth
+-- wants +10% on both; anvil only a higher max fee) or to what the chain asks now, whichever
+-- is higher; then cap, sign, journal and broadcast. -> true if a replacement may be out.
+local BUMP = {}
+for _, name in ipairs({ "cap", "sign", "journal", "broadcast" }) do BUMP[#BUMP + 1] = { name = name, run = S[name] } end
+
+local function up(v) return v + (v + 7) // 8 end
+
+function S.raise_fees(ctx)
+  local old, chain = ctx.tx, ctx.base
+  if ctx.legacy then
+    local now = chain:gas_price()
+    ctx.gas_price = up(old.gas_price)
+    if now > ctx.gas_price then ctx.gas_price = now end
+  else
+    local f = chain:fees({ fresh = true })      -- a bump answers what the chain asks now
+    ctx.max_fee, ctx.tip = up(old.max_fee), up(old.max_priority_fee)
+    if f.max_fee > ctx.max_fee then ctx.max_fee = f.max_fee end
+    if f.max_priority_fee > ctx.tip then ctx.tip = f.max_priority_fee end
+    if ctx.tip > ctx.max_fee then ctx.tip = ctx.max_fee end
+  end
+end
+table.insert(BUMP, 1, { name = "raise_fees", run = S.raise_fees })
+
+function Tx:_bump_once()
+  local ctx = context(self.signer, { access_list = self.access_list })
+  ctx.id, ctx.events, ctx.tx = self.id or ctx.id, self.events or ctx.events, self
+  ctx.chain = self.chain                         -- any provider: the replacement is news to all
+  ctx.to, ctx.value, ctx.data, ctx.gas, ctx.legacy = self.to, self.value, self.data, self.gas, self.legacy
+  ctx.nonce, ctx.explicit_nonce = self.nonce, self.nonce
+  local hold, held = self._hold, self._hold and self._hold.amount
+  local ok, err = pcall(run, ctx, { BUMP[1], BUMP[2] })          -- raise_fees, cap
+  if not ok then
+    if type(err) == "table" and err.code == "policy_rejected" then
+      ferry.log.warn("fee bump would pass the gas price cap; waiting instead",
+        { hash = self.hash, nonce = self.nonce, cap_gwei = err.cap_gwei })
+      return false
+    end
+    error(err, 0)
+  end
+  -- the replacement may spend more: its hold grows before it is broadcast, so a send checking
+  -- funds meanwhile counts the larger amount, and shrinks back if the node refuses it
+  local bigger = self.value + U(self.gas) * ctx.price
+  if hold and bigger > held then ctx.nonces:resize(hold, bigger) end
+  run(ctx, { BUMP[3], BUMP[4], BUMP[5] })                         -- sign, journal, broadcast
+  -- once it may have reached a node the replacement is one more version of the payment: a
+  -- receipt for it ends the wait like one for the original
+  if ctx.outcome == "refused" or ctx.outcome == "taken" then
+    if hold then ctx.nonces:resize(hold, held) end
+    ferry.log.warn("fee bump refused", { hash = self.hash, nonce = self.nonce, err = tostring(ctx.err) })
+    return false
+  end
+  ferry.log.info("fee bump", { nonce = self.nonce, old = self.hash, new = ctx.hash, outcome = ctx.outcome,
+    max_fee_gwei = u256.format_units(ctx.price, 9) })
+  self.raw, self.hash, self.bumps = ctx.raw, ctx.hash, self.bumps + 1
+  self.hashes[#self.hashes + 1] = ctx.hash
+  if self.legacy then self.gas_price = ctx.gas_price
+  else self.max_fee, self.max_priority_fee = ctx.max_fee, ctx.tip end
+  return true
+end
+
+--- steps() -> the send pipeline's step names, in order (prints as "validate -> ... -> track").
+function M.steps()
+  local list = {}
+  for i, name in ipairs(NAMES) do list[i] = name end
+  return setmetatable(list, { __tostring = function(l) return table.concat(l, " -> ") end })
+end
+
+return M

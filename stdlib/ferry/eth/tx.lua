@@ -1,0 +1,146 @@
+--- ferry.eth.tx -- a sent transaction: waiting for its receipt, resending it, bumping its fees.
+local ferry = require "ferry"
+local config = require "ferry.config"
+local delivery = require "ferry.eth.delivery"
+local A = require "ferry.eth.args"
+
+local raise = ferry.raise
+
+local Tx = {}
+Tx.__index = Tx
+Tx.__name = "ferry.Tx"
+Tx.__tostring = function(t) return ("ferry.Tx %s (nonce %d)"):format(t.hash, t.nonce) end
+
+-- Fee bump (Tx:_bump_once: the send pipeline's steps over a replacement, ferry.eth.send)
+-- -> true if a replacement may be out.
+function Tx:_bump()
+  if self._bumping then return false end        -- a second waiter on the same tx
+  self._bumping = true
+  local ok, r = pcall(self._bump_once, self)
+  self._bumping = nil
+  if not ok then error(r, 0) end
+  return r
+end
+
+--- tx:wait{confirmations = chain's, timeout = 120, poll = adaptive, rebroadcast = 3,
+---         stuck_after = chain's (12 s), max_bumps = 3} -> receipt
+--- Raises {code = "reverted", receipt =} if it was mined but failed, "nonce_too_low" once its
+--- nonce is used by a transaction that is not one of its versions, "timeout" if not mined in
+--- time. While it waits:
+---  * the signed bytes are sent again every `rebroadcast` seconds: a node that lost the
+---    transaction from its pool (restart, eviction) gets it back; "already known" costs nothing;
+---  * when it is next in line (the account's mined nonce equals its nonce) and still not mined
+---    `stuck_after` seconds after it was sent or last bumped, it is replaced by the same
+---    transaction with higher fees (tx.hash follows; tx.hashes keeps every version, and a
+---    receipt for any of them ends the wait).
+local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_poll = true, rebroadcast = true,
+                       stuck_after = true, max_bumps = true }
+
+-- A receipt can only appear with a new block: after its first read, a waiting transaction reads
+-- it again only once the chain's head (pool.heads) has moved past the one it last read at
+-- (Pool:watch_heads keeps the head fresh while anyone waits; heads:wait wakes it), or every
+-- RECHECK seconds should head reads fail.
+local RECHECK = 15
+
+-- Errors that say a provider could not answer now, not that the transaction failed: a wait
+-- rides them out (until its timeout), as a payment in flight does not fail with its provider.
+local TRANSIENT = { timeout = true, provider_down = true, rate_limited = true, bad_response = true }
+
+-- f(...) -> its result, or nil, err when it failed for a passing reason; other errors raise
+local function transient(f, ...)
+  local ok, r = pcall(f, ...)
+  if ok then return r end
+  if type(r) == "table" and TRANSIENT[r.code] then return nil, r end
+  error(r, 0)
+end
+
+-- The newest receipt among the tx's versions. -> receipt | nil, err (a read failed)
+function Tx:_receipt()
+  for i = #self.hashes, 1, -1 do
+    local rc, err = transient(self.chain.receipt, self.chain, self.hashes[i])
+    if err then return nil, err end
+    if rc then self.hash = self.hashes[i]; return rc end
+  end
+  return nil
+end
+
+-- Proven absent: no version of it is known to the node, and its nonce is mined. -> bool
+function Tx:_taken()
+  for i = #self.hashes, 1, -1 do
+    if delivery.known(self.chain, self.hashes[i]) ~= false then return false end
+  end
+  local mined = transient(self.chain.nonce, self.chain, self.from, "latest")
+  return mined ~= nil and mined > self.nonce
+end
+
+function Tx:wait(opts)
+  opts = opts or {}
+  local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
+  if bad ~= nil then raise("invalid_argument", "tx:wait: unknown option " .. shown, { option = bad }) end
+  local chain = self.chain
+  local conf = opts.confirmations or chain.confirmations or 1
+  local deadline = ferry.now() + (opts.timeout or 120)
+  local poll = opts.poll or 0.02
+  local every = opts.rebroadcast or 3
+  local stuck_after = opts.stuck_after or chain.cfg.stuck_after or 12
+  local max_bumps = opts.max_bumps or 3
+  local next_send = ferry.now() + every
+  local last_move = self.sent_at or ferry.now()
+  local watching <close> = chain.pool:watch_heads()
+  local heads = chain.pool.heads
+  local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
+  local rc, last_err
+  while true do
+    local head = heads.number
+    if not rc or conf > 1 then
+      if asked_at == nil or (head and head ~= asked_head) or ferry.now() - asked_at >= RECHECK then
+        local err
+        rc, err = self:_receipt()
+        if err then last_err = err else asked_at, asked_head = ferry.now(), head end
+      end
+    end
+    if rc then
+      local bn = A.qty(rc.blockNumber)
+      local top = bn
+      if conf > 1 then top, last_err = transient(chain.block_number, chain) end
+      if top and top - bn + 1 >= conf then
+        self.receipt = rc
+        if A.qty(rc.status) ~= 1 then
+          raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
+            { receipt = rc, hash = self.hash })
+        end
+        return rc
+      end
+    else
+      local now = ferry.now()
+      if stuck_after > 0 and self.bumps < max_bumps and self.signer and now - last_move >= stuck_after then
+        last_move = now
+        if transient(chain.nonce, chain, self.from, "latest") == self.nonce and transient(self._bump, self) then
+          next_send = now + every
+        end
+      end
+      if every > 0 and now >= next_send then
+        local _, err = chain:call("eth_sendRawTransaction", { self.raw })
+        ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
+        self.rebroadcasts = (self.rebroadcasts or 0) + 1
+        next_send = now + every
+        -- its nonce is used: by one of its versions (a receipt will say so), or by another
+        -- transaction, and then none of its receipts will ever come
+        if err and err.code == "nonce_too_low" and self:_taken() then
+          raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
+            :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
+        end
+      end
+    end
+    if ferry.now() + poll > deadline then
+      raise("timeout", ("transaction %s not %s within %ss%s"):format(self.hash, rc and "confirmed" or "mined",
+        opts.timeout or 120, last_err and ("; last error: " .. tostring(last_err)) or ""),
+        { hash = self.hash, hashes = self.hashes, last_error = last_err })
+    end
+    -- until a new head, or the next thing to do (a rebroadcast, a stuck check, a recheck)
+    heads:wait(asked_head, poll)
+    poll = math.min(poll * 1.5, opts.max_poll or 1)
+  end
+end
+
+return Tx
