@@ -300,7 +300,7 @@ if wanted("cache") then
   -- interns it, as it does the value a get returns)
   local fs = best_of(7, function() for _ = 1, P do for i = 1, H do rawequal(hot, keys[i]) end end end)
   local vs = vals[1]
-  local ss2 = best_of(7, function() for _ = 1, P do for i = 1, H do string.sub(vs, 1, 8) end end end)
+  local ss2 = best_of(7, function() for _ = 1, P do for _ = 1, H do string.sub(vs, 1, 8) end end end)
   row("  ... floor: a no-op Lua -> C call", fmt(H * P / fs) .. "/s", "", ("%.1fx"):format((H * P / fs) / nh.get_per_s), "", nil)
   row("  ... floor: C call returning a string", fmt(H * P / ss2) .. "/s", "",
     ("%.1fx"):format((H * P / ss2) / nh.get_per_s), "", nil)

@@ -6,7 +6,7 @@ local M = { options = {} }
 
 local YIELD, EXIT = task.YIELD_TAG, task.EXIT_TAG
 local raw_resume, raw_yield, raw_create = coroutine.resume, coroutine.yield, coroutine.create
-local raw_running, raw_isyieldable = coroutine.running, coroutine.isyieldable
+local raw_isyieldable = coroutine.isyieldable
 local pack, unpack = table.pack, table.unpack
 
 -- An engine wait inside a user coroutine (a coroutine.wrap iterator, say) yields the engine
@@ -30,11 +30,7 @@ function coroutine.wrap(fn)
   local co = raw_create(fn)
   return function(...)
     local r = pack(forward(co, pack(raw_resume(co, ...))))
-    if not r[1] then
-      local err = r[2]
-      if type(err) == "string" then error(err, 0) end
-      error(err, 0)
-    end
+    if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
   end
 end

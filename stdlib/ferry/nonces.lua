@@ -53,8 +53,9 @@ function Nonces:_sync(fresh)
     local ahead = self.chain.cfg.max_pending_ahead or 64
     local ours = self:_in_flight(mined)
     if n < mined or n > mined + ours + ahead then
-      ferry.raise("bad_response", ("the provider says the next nonce of %s is %d, but %d are mined and this process has %d in flight (at most %d more are believed: max_pending_ahead)")
-        :format(self.addr, n, mined, ours, ahead), { address = self.addr, pending = n, mined = mined })
+      ferry.raise("bad_response", ("the provider says the next nonce of %s is %d, but %d are mined and this process has %d"
+        .. " in flight (at most %d more are believed: max_pending_ahead)"):format(self.addr, n, mined, ours, ahead),
+        { address = self.addr, pending = n, mined = mined })
     end
     if not self.next or n > self.next then self.next = n end
     -- released nonces below the chain's count were used by someone else
@@ -260,14 +261,14 @@ function Nonces:funds(h)
 end
 
 --- assign(hold, nonce): the hold's transaction is signed at nonce.
-function Nonces:assign(h, n) h.nonce = n end
+function Nonces:assign(h, n) h.nonce = n end -- luacheck: no unused args
 
 --- sent(hold): its transaction may have reached a node: held until its nonce is mined.
-function Nonces:sent(h) h.sent = true end
+function Nonces:sent(h) h.sent = true end -- luacheck: no unused args
 
 --- resize(hold, amount) -> the amount it held before (a fee bump grows it, a refused one
 --- shrinks it back).
-function Nonces:resize(h, amount)
+function Nonces:resize(h, amount) -- luacheck: no unused args
   local before = h.amount
   h.amount = amount
   return before

@@ -174,7 +174,7 @@ function Pool:_pick(exclude, deadline, pinned)
     if not i then return nil, wait, last_err end
     local p = self.providers[i]
     -- a provider is used only once its chain id is known to be right
-    local ok, err = true, nil
+    local ok, err = true
     if not p.verified and self.expected_chain_id then
       local t0 = ferry.now()
       ok, err = self:_verify(p, deadline)
@@ -386,12 +386,12 @@ end
 function Pool:session()
   local pool = self
   local s = { provider = nil }
-  function s:call(method, params, opts)
+  function s.call(sess, method, params, opts)
     opts = opts or {}
-    if not self.provider or pool.health:state(self.provider) ~= "closed" then
-      self.provider = pool.health:pick({})
+    if not sess.provider or pool.health:state(sess.provider) ~= "closed" then
+      sess.provider = pool.health:pick({})
     end
-    return pool:call(method, params, { fresh = opts.fresh, timeout = opts.timeout, provider = self.provider })
+    return pool:call(method, params, { fresh = opts.fresh, timeout = opts.timeout, provider = sess.provider })
   end
   return s
 end

@@ -57,7 +57,8 @@ local function render(v, depth, opts, seen, indent)
     for _, k in ipairs(keys) do
       count = count + 1
       if count > opts.items then parts[#parts + 1] = ("... %d more"):format(#keys - (count - n) + 1); break end
-      local ks = type(k) == "string" and k:match("^[%a_][%w_]*$") and not KEYWORDS[k] and k or ("[" .. render(k, opts.depth, opts, seen, inner) .. "]")
+      local ks = type(k) == "string" and k:match("^[%a_][%w_]*$") and not KEYWORDS[k] and k
+        or ("[" .. render(k, opts.depth, opts, seen, inner) .. "]")
       parts[#parts + 1] = ks .. " = " .. render(v[k], depth + 1, opts, seen, inner)
     end
   end

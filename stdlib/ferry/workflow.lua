@@ -101,9 +101,9 @@ function M.parallel(items, opts, fn)
       ferry.log.error("workflow.parallel: worker failed", { err = tostring(err) })
     end
   end
-  local shown = ticker and ticker:status() ~= "ready" and ferry.now() - started >= 1
+  local printed = ticker and ticker:status() ~= "ready" and ferry.now() - started >= 1
   if ticker then ticker:cancel() end
-  if shown then io.stderr:write(progress_line(done, total, errors, started), "\n") end
+  if printed then io.stderr:write(progress_line(done, total, errors, started), "\n") end
 
   local cancelled = 0
   for i = 1, total do

@@ -5,7 +5,6 @@
 -- PAYER_KEY (anvil's first dev account) set, stops anvil by its PID, exits with the
 -- script's status.
 package.path = "tests/?.lua;" .. package.path
-local ferry = require "ferry"
 local proc = require "ferry.core.proc"
 local peers = require "helpers.peers"
 

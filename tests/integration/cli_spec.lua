@@ -1,10 +1,9 @@
 -- The ferry binary as a child process (engine/main.c, stdlib/ferry/boot.lua, engine/core/log.c):
 -- options, arg, stdin scripts, exit codes, os.exit shutdown, task failures, logging.
-local ferry = require "ferry"
 local json = require "ferry.core.json"
 
 local child = require "helpers.child"
-local run, ferry_run, sh = child.run, child.ferry, child.sh
+local ferry_run, sh = child.ferry, child.sh
 
 local function tmpfile(text)
   local path = os.tmpname()

@@ -113,8 +113,6 @@ describe("ferry.eth on anvil", function()
   end)
 
   it("rejects a wrong checksum and odd-length hex", function()
-    local bad = ADDR1:sub(1, 3) .. ADDR1:sub(4, 4):lower() .. ADDR1:sub(5)
-    if bad == ADDR1 then bad = ADDR1:sub(1, 3) .. ADDR1:sub(4, 4):upper() .. ADDR1:sub(5) end
     local function refused(t, pattern)
       local ok, err = pcall(signer.send, signer, t)
       assert.is_false(ok)
@@ -170,7 +168,7 @@ end)
 
 describe("tx:wait on a node that lost the transaction", function()
   it("sends the signed bytes again and the transaction is mined", function()
-    local anvil, chain, signer = on_anvil(nil, { "--no-mining" })
+    local anvil, _, signer = on_anvil(nil, { "--no-mining" })
     local tx = signer:send{ to = ADDR1, value = 7 }
     -- the node forgets it (as after a restart or an eviction)
     assert.equal(tx.hash, (anvil.rpc:call("anvil_dropTransaction", { tx.hash })))
@@ -348,7 +346,7 @@ end)
 
 describe("transactions waiting for their receipts", function()
   it("ask again only when a new block has come, so 20 waiting on 1 s blocks cost a read each per block", function()
-    local anvil, proxy, chain, signer = behind_proxy(nil, { "--block-time", "1" })
+    local anvil, proxy, _, signer = behind_proxy(nil, { "--block-time", "1" })
     local txs = {}
     for i = 1, 20 do txs[i] = signer:send{ to = fresh_address(500 + i), value = 1, gas = 21000 } end
     proxy:reset_stats()
@@ -498,7 +496,7 @@ describe("the send pipeline's steps", function()
   it("are listed in one place, and a send emits each one's event in order with its outcome", function()
     assert.equal("validate -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate -> reserve"
       .. " -> sign -> journal -> broadcast -> track", tostring(eth.steps()))
-    local anvil, chain, signer = on_anvil()
+    local anvil, _, signer = on_anvil()
     local seen = {}
     local off = eth.on_step(function(ev) seen[#seen + 1] = ev end)
     local tx = signer:send{ to = ADDR1, value = 1 }

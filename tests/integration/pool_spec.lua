@@ -120,7 +120,7 @@ describe("provider pool: one faulty provider, one healthy", function()
       local r2, err2 = chain:call("no_such_method", {}, { fresh = true })
       assert.is_nil(r2)
       assert.equal("rpc_error", err2.code)
-      local _ = r, err
+      local _, _ = r, err
     end
     assert.equal("closed", state(chain, 1))
     assert.equal(0, chain:pool_status()[1].failures)

@@ -8,7 +8,7 @@ local secp = require "ferry.core.secp256k1"
 local txc = require "ferry.core.tx"
 local bytes = require "ferry.core.bytes"
 local keccak = require "ferry.core.keccak"
-local unhex, hex = keccak.fromhex, keccak.tohex
+local unhex = keccak.fromhex
 
 local VITALIK = "0xd8dA6BF26964aF9D7eEd9e03E53415D37aA96045"
 local ASCII20 = "d8dA6BF26964aF9D7eEd"          -- 20 characters: once taken as the raw address

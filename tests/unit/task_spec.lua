@@ -28,7 +28,7 @@ describe("ferry tasks", function()
   it("cancelling a task mid-sleep runs its <close> variables", function()
     local closed = false
     local t = ferry.spawn(function()
-      local guard <close> = setmetatable({}, { __close = function() closed = true end })
+      local _ <close> = setmetatable({}, { __close = function() closed = true end })
       ferry.sleep(10)
     end)
     ferry.sleep(0.01)

@@ -133,7 +133,7 @@ describe("ferry.workflow.parallel", function()
         return workflow.parallel(range(20), { max_concurrent = 4, stop_on_error = true, progress = false },
           function(x)
             started[x] = true
-            local guard <close> = closer(function() closed[x] = true end)
+            local _ <close> = closer(function() closed[x] = true end)
             if x == 3 then ferry.sleep(0.01) error({ code = "boom", message = "item 3 failed" }) end
             ferry.sleep(30)
             finished[x] = true

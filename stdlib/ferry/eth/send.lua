@@ -112,7 +112,7 @@ function S.fill_gas(ctx)
 end
 
 -- before_send policies: the policy issue fills this step.
-function S.policy(ctx) return "skipped" end
+function S.policy(_) return "skipped" end
 
 -- Pre-flight funds check: the mined balance, read fresh, less what this address's sends that
 -- committed before this one still hold (ferry.nonces, "Funds").
@@ -164,7 +164,7 @@ function S.sign(ctx)
 end
 
 -- The signed bytes, recorded before they leave: the stores issue fills this step.
-function S.journal(ctx) return "skipped" end
+function S.journal(_) return "skipped" end
 
 -- From here on the payment is bound to its nonce and hash (ferry.eth.delivery).
 function S.broadcast(ctx)

@@ -86,7 +86,7 @@ function Tx:wait(opts)
   local max_bumps = opts.max_bumps or 3
   local next_send = ferry.now() + every
   local last_move = self.sent_at or ferry.now()
-  local watching <close> = chain.pool:watch_heads()
+  local _ <close> = chain.pool:watch_heads()
   local heads = chain.pool.heads
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
   local rc, last_err
