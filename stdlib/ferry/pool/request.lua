@@ -1,0 +1,208 @@
+--- ferry.pool.request -- one request through the pool: attempts on providers picked by
+--- health, failover, hedging, retry rounds. Installed into the Pool class by ferry.pool.
+local ferry = require "ferry"
+local json = require "ferry.core.json"
+local task = require "ferry.core.task"
+
+local EMPTY = json.array({})
+
+-- rpc error code -> health outcome
+local OUTCOME = {
+  timeout = "timeout", provider_down = "refused", rate_limited = "rate_limited",
+  bad_response = "bad_response",
+}
+
+local function outcome_of(err)
+  if err.code == "provider_down" then
+    if err.http_status then return "http_5xx" end
+    return "refused"
+  end
+  return OUTCOME[err.code] or "tx_error"
+end
+
+return function(Pool, WRITES)
+
+-- A reply of the wrong shape for its method is provider p's bad_response. -> r, e
+function Pool:_checked(p, method, r, e)
+  local why = e == nil and self.check and self.check(method, r)
+  if not why then return r, e end
+  return nil, ferry.error("bad_response", ("%s from %s: %s"):format(method, p.name, why), { provider = p.name })
+end
+
+-- One attempt on provider i; posts {i, result, err, dt} on q. Runs as its own task.
+function Pool:_attempt(i, method, params, deadline, q)
+  local p = self.providers[i]
+  local t0 = ferry.now()
+  local function post(r, e) q:put({ i = i, r = r, e = e, dt = ferry.now() - t0 }) end
+  local left = deadline - t0
+  if left <= 0 then return post(nil, ferry.error("timeout", "deadline passed before the request")) end
+  self.st.upstream = self.st.upstream + 1
+  local r, e = self:_checked(p, method, p.client:call(method, params, { timeout = math.min(p.timeout, left) }))
+  if e == nil and method == "eth_blockNumber" then self.health:set_head(i, tonumber(r)) end
+  post(r, e)
+end
+
+-- Check a provider's chain id once (concurrent first users share the check; it spends a
+-- token like any request). -> true | nil, err
+function Pool:_verify(p, deadline)
+  if not p.verifying then
+    p.verifying = ferry.spawn(function()
+      local w = p.limiter:reserve(1)
+      if w > 0 then ferry.sleep(w) end
+      local id, err = p.client:call("eth_chainId", EMPTY, { timeout = math.min(p.timeout, deadline - ferry.now()) })
+      if not id then return nil, err end
+      local got = tonumber(tostring(id))
+      if got ~= self.expected_chain_id then
+        return nil, ferry.error("wrong_chain", ("provider %s serves chain id %s, expected %d")
+          :format(p.name, tostring(id), self.expected_chain_id), { provider = p.name })
+      end
+      p.verified = true
+      return true
+    end):detach()
+  end
+  local t = p.verifying
+  local ok, r, err = t:wait(math.max(0.001, deadline - ferry.now()))
+  if p.verifying == t and t:status() ~= "waiting" and t:status() ~= "ready" then p.verifying = nil end
+  if ok == nil then return nil, r end
+  if not ok then return nil, ferry.error("provider_down", tostring(r), { provider = p.name }) end
+  return r, err
+end
+
+-- Pick a provider not in `exclude`, waiting for its token bucket. Returns i or nil, wait.
+function Pool:_pick(exclude, deadline, pinned)
+  local last_err
+  while true do
+    local i, wait
+    if pinned and not exclude[pinned] and self.health:state(pinned) == "closed" then
+      i = pinned
+    else
+      i, wait = self.health:pick(exclude)
+    end
+    if not i then return nil, wait, last_err end
+    local p = self.providers[i]
+    -- a provider is used only once its chain id is known to be right
+    local ok, err = true
+    if not p.verified and self.expected_chain_id then
+      local t0 = ferry.now()
+      ok, err = self:_verify(p, deadline)
+      if not ok then
+        self:_report({ i = i, e = err, dt = ferry.now() - t0 })
+        exclude[i] = true
+        last_err = err
+      end
+    end
+    if ok then
+      local w = p.limiter:reserve(1)
+      if w <= 0 then return i end
+      if ferry.now() + w < deadline then
+        ferry.sleep(w)
+        return i
+      end
+      -- its budget cannot be met in time: try another provider
+      exclude[i] = true
+    end
+  end
+end
+
+function Pool:_report(msg)
+  local p = self.providers[msg.i]
+  if msg.e == nil then
+    self.health:report(msg.i, "ok", msg.dt)
+    return "ok"
+  end
+  local e = msg.e
+  local outcome = e.code == "wrong_chain" and "wrong_chain" or outcome_of(e)
+  self.health:report(msg.i, outcome, msg.dt, e.retry_after)
+  if outcome == "rate_limited" then
+    p.limiter:penalize(e.retry_after or 1)
+  elseif outcome ~= "tx_error" then
+    -- the next time it is used (after its breaker closes again), check its chain id again
+    if self.health:state(msg.i) ~= "closed" then p.verified = false end
+  end
+  return outcome
+end
+
+-- Did the request of a failed attempt perhaps reach the node and take effect? Only an answer
+-- from the node itself (a JSON-RPC error object) or a connection that never opened says no.
+local function maybe_delivered(e)
+  if e.code == "timeout" or e.code == "bad_response" then return true end
+  if e.code == "provider_down" then return e.transport ~= "refused" and e.transport ~= "resolve" end
+  return false
+end
+
+-- The request itself: attempts, failover, hedging, retry rounds. -> result | nil, err
+-- A write that fails after an attempt that may have been delivered says so: err.maybe_sent.
+-- Whoever sent it must then find out (a transaction: look its hash up), not assume it lost.
+function Pool:_request(method, params, opts)
+  local deadline = ferry.now() + (opts.timeout or self.timeout * (self.retries + 1))
+  local write = WRITES[method]
+  local hedge = not write and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil
+  local q = task.queue()
+  local last_err
+  local maybe_sent = false
+  local function failed(e)
+    if write and e and maybe_delivered(e) then maybe_sent = true end
+    if write and maybe_sent and e then e.maybe_sent = true end
+    return nil, e
+  end
+  for round = 0, self.retries do
+    local exclude, running = {}, {}
+    local function start()
+      local i, _, perr = self:_pick(exclude, deadline, opts.provider)
+      if perr then last_err = perr end
+      if not i then return false end
+      exclude[i] = true
+      running[i] = ferry.spawn(function() self:_attempt(i, method, params, deadline, q) end)
+      return true
+    end
+    if start() then
+      while next(running) do
+        local left = deadline - ferry.now()
+        if left <= 0 then break end
+        local msg = q:get(hedge and math.min(hedge, left) or left)
+        if msg == nil then
+          -- no answer yet: hedge onto the next provider (reads only), or give up at the deadline
+          if hedge and start() then self.st.hedges = self.st.hedges + 1
+          elseif ferry.now() >= deadline then break end
+        elseif running[msg.i] then
+          running[msg.i] = nil
+          local outcome = self:_report(msg)
+          if outcome == "ok" or outcome == "tx_error" then
+            for _, t in pairs(running) do t:cancel("another provider answered") end
+            if msg.e then
+              self.st.errors = self.st.errors + 1
+              return failed(msg.e)
+            end
+            return msg.r
+          end
+          last_err = msg.e
+          failed(msg.e)
+          -- fail over at once
+          if start() then self.st.failovers = self.st.failovers + 1 end
+        end
+      end
+      for i, t in pairs(running) do
+        t:cancel("deadline")
+        self.health:report(i, "timeout", self.providers[i].timeout)
+        if write then maybe_sent = true end      -- cut off while it was out
+      end
+    end
+    if ferry.now() >= deadline then break end
+    if round < self.retries then
+      -- nobody left this round: back off (exponential, half of it jittered), then try everyone
+      -- again; a provider blocked by Retry-After sets the wait if that is longer
+      self.st.retries = self.st.retries + 1
+      local _, wait = self.health:pick({})
+      local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
+      if wait and wait > backoff then backoff = wait end
+      backoff = math.min(backoff, deadline - ferry.now())
+      if backoff > 0 then ferry.sleep(backoff) end
+    end
+  end
+  self.st.errors = self.st.errors + 1
+  if last_err then return failed(last_err) end
+  return failed(ferry.error(ferry.now() >= deadline and "timeout" or "provider_down",
+    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name }))
+end
+
+end
