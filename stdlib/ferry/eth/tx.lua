@@ -73,6 +73,44 @@ function Tx:_taken()
   return mined ~= nil and mined > self.nonce
 end
 
+-- Not mined yet (w: the wait's state): replace it when it is stuck and next in line, send
+-- its bytes again when it is time. Raises nonce_too_low once it is proven absent.
+function Tx:_nudge(w)
+  local chain, now = self.chain, ferry.now()
+  if w.stuck_after > 0 and self.bumps < w.max_bumps and self.signer and now - w.last_move >= w.stuck_after then
+    w.last_move = now
+    if transient(chain.nonce, chain, self.from, "latest") == self.nonce and transient(self._bump, self) then
+      w.next_send = now + w.every
+    end
+  end
+  if w.every > 0 and now >= w.next_send then
+    local _, err = chain:call("eth_sendRawTransaction", { self.raw })
+    ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
+    self.rebroadcasts = (self.rebroadcasts or 0) + 1
+    w.next_send = now + w.every
+    -- its nonce is used: by one of its versions (a receipt will say so), or by another
+    -- transaction, and then none of its receipts will ever come
+    if err and err.code == "nonce_too_low" and self:_taken() then
+      raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
+        :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
+    end
+  end
+end
+
+-- A receipt deep enough? -> the receipt (raises when it reverted) | nil, err
+function Tx:_confirmed(rc, conf)
+  local bn = A.qty(rc.blockNumber)
+  local top, err = bn, nil
+  if conf > 1 then top, err = transient(self.chain.block_number, self.chain) end
+  if not (top and top - bn + 1 >= conf) then return nil, err end
+  self.receipt = rc
+  if A.qty(rc.status) ~= 1 then
+    raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
+      { receipt = rc, hash = self.hash })
+  end
+  return rc
+end
+
 function Tx:wait(opts)
   opts = opts or {}
   local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
@@ -81,11 +119,9 @@ function Tx:wait(opts)
   local conf = opts.confirmations or chain.confirmations or 1
   local deadline = ferry.now() + (opts.timeout or 120)
   local poll = opts.poll or 0.02
-  local every = opts.rebroadcast or 3
-  local stuck_after = opts.stuck_after or chain.cfg.stuck_after or 12
-  local max_bumps = opts.max_bumps or 3
-  local next_send = ferry.now() + every
-  local last_move = self.sent_at or ferry.now()
+  local w = { every = opts.rebroadcast or 3, stuck_after = opts.stuck_after or chain.cfg.stuck_after or 12,
+              max_bumps = opts.max_bumps or 3, last_move = self.sent_at or ferry.now() }
+  w.next_send = ferry.now() + w.every
   local _ <close> = chain.pool:watch_heads()
   local heads = chain.pool.heads
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
@@ -100,37 +136,11 @@ function Tx:wait(opts)
       end
     end
     if rc then
-      local bn = A.qty(rc.blockNumber)
-      local top = bn
-      if conf > 1 then top, last_err = transient(chain.block_number, chain) end
-      if top and top - bn + 1 >= conf then
-        self.receipt = rc
-        if A.qty(rc.status) ~= 1 then
-          raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
-            { receipt = rc, hash = self.hash })
-        end
-        return rc
-      end
+      local done, err = self:_confirmed(rc, conf)
+      if done then return done end
+      last_err = err or last_err
     else
-      local now = ferry.now()
-      if stuck_after > 0 and self.bumps < max_bumps and self.signer and now - last_move >= stuck_after then
-        last_move = now
-        if transient(chain.nonce, chain, self.from, "latest") == self.nonce and transient(self._bump, self) then
-          next_send = now + every
-        end
-      end
-      if every > 0 and now >= next_send then
-        local _, err = chain:call("eth_sendRawTransaction", { self.raw })
-        ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
-        self.rebroadcasts = (self.rebroadcasts or 0) + 1
-        next_send = now + every
-        -- its nonce is used: by one of its versions (a receipt will say so), or by another
-        -- transaction, and then none of its receipts will ever come
-        if err and err.code == "nonce_too_low" and self:_taken() then
-          raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
-            :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
-        end
-      end
+      self:_nudge(w)
     end
     if ferry.now() + poll > deadline then
       raise("timeout", ("transaction %s not %s within %ss%s"):format(self.hash, rc and "confirmed" or "mined",

@@ -133,76 +133,85 @@ end
 -- The request itself: attempts, failover, hedging, retry rounds. -> result | nil, err
 -- A write that fails after an attempt that may have been delivered says so: err.maybe_sent.
 -- Whoever sent it must then find out (a transaction: look its hash up), not assume it lost.
-function Pool:_request(method, params, opts)
-  local deadline = ferry.now() + (opts.timeout or self.timeout * (self.retries + 1))
-  local write = WRITES[method]
-  local hedge = not write and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil
-  local q = task.queue()
-  local last_err
-  local maybe_sent = false
-  local function failed(e)
-    if write and e and maybe_delivered(e) then maybe_sent = true end
-    if write and maybe_sent and e then e.maybe_sent = true end
-    return nil, e
-  end
-  for round = 0, self.retries do
-    local exclude, running = {}, {}
-    local function start()
-      local i, _, perr = self:_pick(exclude, deadline, opts.provider)
-      if perr then last_err = perr end
-      if not i then return false end
-      exclude[i] = true
-      running[i] = ferry.spawn(function() self:_attempt(i, method, params, deadline, q) end)
-      return true
-    end
-    if start() then
-      while next(running) do
-        local left = deadline - ferry.now()
-        if left <= 0 then break end
-        local msg = q:get(hedge and math.min(hedge, left) or left)
-        if msg == nil then
-          -- no answer yet: hedge onto the next provider (reads only), or give up at the deadline
-          if hedge and start() then self.st.hedges = self.st.hedges + 1
-          elseif ferry.now() >= deadline then break end
-        elseif running[msg.i] then
-          running[msg.i] = nil
-          local outcome = self:_report(msg)
-          if outcome == "ok" or outcome == "tx_error" then
-            for _, t in pairs(running) do t:cancel("another provider answered") end
-            if msg.e then
-              self.st.errors = self.st.errors + 1
-              return failed(msg.e)
-            end
-            return msg.r
-          end
-          last_err = msg.e
-          failed(msg.e)
-          -- fail over at once
-          if start() then self.st.failovers = self.st.failovers + 1 end
-        end
-      end
-      for i, t in pairs(running) do
-        t:cancel("deadline")
-        self.health:report(i, "timeout", self.providers[i].timeout)
-        if write then maybe_sent = true end      -- cut off while it was out
-      end
-    end
-    if ferry.now() >= deadline then break end
-    if round < self.retries then
-      -- nobody left this round: back off (exponential, half of it jittered), then try everyone
-      -- again; a provider blocked by Retry-After sets the wait if that is longer
-      self.st.retries = self.st.retries + 1
-      local _, wait = self.health:pick({})
-      local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
-      if wait and wait > backoff then backoff = wait end
-      backoff = math.min(backoff, deadline - ferry.now())
-      if backoff > 0 then ferry.sleep(backoff) end
-    end
-  end
-  self.st.errors = self.st.errors + 1
-  if last_err then return failed(last_err) end
-  return failed(ferry.error(ferry.now() >= deadline and "timeout" or "provider_down",
-    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name }))
+-- r: one request's state. An error of a write that may have been delivered (now or by an
+-- earlier attempt) carries maybe_sent. -> nil, e
+local function failed(r, e)
+  if r.write and e and maybe_delivered(e) then r.maybe_sent = true end
+  if r.write and r.maybe_sent and e then e.maybe_sent = true end
+  return nil, e
 end
 
+-- One round: attempts on the providers not tried in it, failing over at once and hedging
+-- reads. -> true, result, err once a provider answered (err: the request's own error, such
+-- as a revert), or false when none did (r.last_err says why).
+function Pool:_round(r)
+  local exclude, running = {}, {}
+  local function start()
+    local i, _, perr = self:_pick(exclude, r.deadline, r.opts.provider)
+    if perr then r.last_err = perr end
+    if not i then return false end
+    exclude[i] = true
+    running[i] = ferry.spawn(function() self:_attempt(i, r.method, r.params, r.deadline, r.q) end)
+    return true
+  end
+  if not start() then return false end
+  while next(running) do
+    local left = r.deadline - ferry.now()
+    if left <= 0 then break end
+    local msg = r.q:get(r.hedge and math.min(r.hedge, left) or left)
+    if msg == nil then
+      -- no answer yet: hedge onto the next provider (reads only), or give up at the deadline
+      if r.hedge and start() then self.st.hedges = self.st.hedges + 1
+      elseif ferry.now() >= r.deadline then break end
+    elseif running[msg.i] then
+      running[msg.i] = nil
+      local outcome = self:_report(msg)
+      if outcome == "ok" or outcome == "tx_error" then
+        for _, t in pairs(running) do t:cancel("another provider answered") end
+        return true, msg.r, msg.e
+      end
+      r.last_err = msg.e
+      failed(r, msg.e)
+      if start() then self.st.failovers = self.st.failovers + 1 end   -- fail over at once
+    end
+  end
+  for i, t in pairs(running) do
+    t:cancel("deadline")
+    self.health:report(i, "timeout", self.providers[i].timeout)
+    if r.write then r.maybe_sent = true end      -- cut off while it was out
+  end
+  return false
+end
+
+-- Nobody left this round: back off (exponential, half of it jittered) before trying everyone
+-- again; a provider blocked by Retry-After sets the wait if that is longer.
+function Pool:_backoff(round, deadline)
+  self.st.retries = self.st.retries + 1
+  local _, wait = self.health:pick({})
+  local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
+  if wait and wait > backoff then backoff = wait end
+  backoff = math.min(backoff, deadline - ferry.now())
+  if backoff > 0 then ferry.sleep(backoff) end
+end
+
+function Pool:_request(method, params, opts)
+  local write = WRITES[method]
+  local r = { method = method, params = params, opts = opts, write = write, q = task.queue(),
+              deadline = ferry.now() + (opts.timeout or self.timeout * (self.retries + 1)),
+              hedge = not write and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil,
+              maybe_sent = false, last_err = nil }
+  for round = 0, self.retries do
+    local answered, result, err = self:_round(r)
+    if answered then
+      if err == nil then return result end
+      self.st.errors = self.st.errors + 1
+      return failed(r, err)
+    end
+    if ferry.now() >= r.deadline then break end
+    if round < self.retries then self:_backoff(round, r.deadline) end
+  end
+  self.st.errors = self.st.errors + 1
+  return failed(r, r.last_err or ferry.error(ferry.now() >= r.deadline and "timeout" or "provider_down",
+    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name }))
+end
 end
