@@ -17,6 +17,7 @@ local keccak = require "ferry.core.keccak"
 local secp = require "ferry.core.secp256k1"
 local abic = require "ferry.core.abi"
 local txc = require "ferry.core.tx"
+local keyc = require "ferry.core.key"
 local config = require "ferry.config"
 local Pool = require "ferry.pool"
 local Nonces = require "ferry.nonces"
@@ -42,9 +43,10 @@ local U = M.u256
 
 -- Arguments from the user: a bad one raises invalid_argument naming the call and the argument
 -- ("signer:send: value: negative integer: -1"), not the binding or the line that caught it.
+-- What is echoed goes through ferry.redact: a private key passed by mistake is not shown.
 local function bad_arg(what, err, shown)
   local why = tostring(err):match("%((.*)%)$") or tostring(err):gsub("^[^:]*:%d+: ", "")
-  raise("invalid_argument", ("%s: %s%s"):format(what, why, shown or ""), { argument = what })
+  raise("invalid_argument", ferry.redact(("%s: %s%s"):format(what, why, shown or "")), { argument = what })
 end
 
 -- f(...), with a failure raised as above
@@ -370,38 +372,45 @@ Signer.__index = Signer
 Signer.__tostring = function(s) return "ferry.Signer " .. s.address end
 Signer.__name = "ferry.Signer"
 
+-- -> a ferry.Key (ferry.core.key): the key's bytes live in guarded C memory from here on, and
+-- no error shows them. {env = NAME} is parsed from the environment in C, so the key is never
+-- a Lua string at all.
 local function load_key(key)
-  if type(key) == "table" and key.env then
-    local v = os.getenv(key.env)
-    if not v or v == "" then error(("signer: environment variable %s is not set"):format(key.env), 3) end
-    if not v:match("^0x%x+$") and v:match("^%x+$") then v = "0x" .. v end
-    if not (v:match("^0x%x+$") and #v == 66) or not secp.is_valid_key(fromhex(v)) then
-      error(("signer: %s does not hold a valid secp256k1 private key (expected 0x + 64 hex digits)"):format(key.env), 3)
-    end
-    return fromhex(v)
+  if keyc.is_key(key) then
+    if key:is_closed() then raise("invalid_argument", "signer: the ferry.Key is closed", { argument = "key" }) end
+    return key
   end
-  if type(key) ~= "string" then error("signer: key must be 0x + 64 hex digits or {env = NAME}", 3) end
-  if key:match("^0x") then
-    if #key ~= 66 or not key:match("^0x%x+$") then
-      error("signer: a private key is 0x + 64 hex digits", 3)
+  if type(key) == "table" and type(key.env) == "string" then
+    local k, why = keyc.from_env(key.env)
+    if why == "unset" then
+      raise("invalid_argument", ("signer: environment variable %s is not set"):format(key.env), { argument = "key", env = key.env })
+    elseif not k then
+      raise("invalid_argument", ("signer: %s does not hold a valid secp256k1 private key (expected 0x + 64 hex digits)")
+        :format(key.env), { argument = "key", env = key.env })
     end
-    key = fromhex(key)
+    return k
   end
-  if #key ~= 32 or not secp.is_valid_key(key) then error("signer: not a valid secp256k1 private key", 3) end
-  return key
+  if type(key) ~= "string" then
+    raise("invalid_argument", "signer: key must be 0x + 64 hex digits, 32 bytes, a ferry.Key or {env = NAME}", { argument = "key" })
+  end
+  local ok, k = pcall(keyc.new, key)
+  if not ok then raise("invalid_argument", "signer: " .. tostring(k.message or k):gsub("^ferry%.Key: ", ""), { argument = "key" }) end
+  return k
 end
 
---- chain:signer(key | {env = NAME}) -> signer with .address (EIP-55). The key is kept in a
---- closure, never in a field, so printing the signer (REPL, logs) cannot show it.
+--- chain:signer(key | {env = NAME} | ferry.Key) -> signer with .address (EIP-55). The key is a
+--- ferry.Key: its bytes stay in C memory (no field, upvalue or method returns them), so
+--- printing the signer (REPL, logs) or walking it with the debug library cannot show them.
+--- signer:close() (or `local s <close> = chain:signer(...)`) wipes them; a key passed in as a
+--- ferry.Key is wiped with it.
 function Chain:signer(key)
   local k = load_key(key)
-  local s = setmetatable({ chain = self, address = secp.address(k) }, Signer)
-  s._sign = function(t) local ok, a, b = pcall(txc.sign, t, k, "hex")
-    if not ok then error(a, 3) end
-    return a, b end
-  s._personal = function(msg) return secp.personal_sign(msg, k) end
-  return s
+  return setmetatable({ chain = self, address = k:address(), key = k }, Signer)
 end
+
+--- signer:close(): wipe the key. The signer cannot sign afterwards.
+function Signer:close() self.key:close() end
+Signer.__close = Signer.close
 
 -- The fields signer:send{} and signer:sign{} read: a misspelt one (valeu = 1) would
 -- otherwise be dropped and a transaction sent without it.
@@ -439,11 +448,21 @@ end
 --- signer:sign{to, value, data, nonce, gas, max_fee, max_priority_fee | gas_price, chain_id,
 --- type, access_list} -> raw (0x hex), hash (0x hex). No I/O: every field must be given.
 function Signer:sign(t)
-  return self._sign(tx_fields(self, t))
+  local ok, raw, hash = pcall(txc.sign, tx_fields(self, t), self.key, "hex")
+  if not ok then
+    if ferry.is_error(raw) then error(raw, 2) end
+    bad_arg("signer:sign", (tostring(raw):gsub("^tx%.sign: ", "")))
+  end
+  return raw, hash
 end
 
 --- EIP-191 personal_sign -> 0x r||s||v (v = 27/28)
-function Signer:personal_sign(msg) return tohex(self._personal(msg)) end
+function Signer:personal_sign(msg)
+  if type(msg) ~= "string" then
+    raise("invalid_argument", ("signer:personal_sign: message must be a string, got %s"):format(type(msg)), { argument = "msg" })
+  end
+  return tohex(self.key:personal_sign(msg))
+end
 
 local Tx = {}
 Tx.__index = Tx
