@@ -33,7 +33,6 @@ Hidden.__tostring = function(h) return rawget(h, "shown") end
 Hidden.__concat = function(a, b) return tostring(a) .. tostring(b) end
 Hidden.__eq = function(a, b) return hidden[a] == hidden[b] end
 Hidden.__tojson = function(h) return rawget(h, "shown") end
-Hidden.__metatable = "ferry.Hidden"
 
 --- hide(text, shown) -> a value that prints as `shown`; reveal() gives text back to the HTTP
 --- client. A hidden value passed again is returned as it is.

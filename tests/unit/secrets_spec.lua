@@ -235,3 +235,77 @@ describe("errors echo no private key", function()
     assert.equal(ADDR, ferry.redact(ADDR))
   end)
 end)
+
+describe("provider URLs", function()
+  local pretty = require "ferry.pretty"
+  local rpc = require "ferry.rpc"
+  local SECRET_URL = "http://127.0.0.1:9/v2/PathApiKey0123456789"
+  local function chain()
+    return eth.connect({ chain_id = 31337, providers = { { name = "alchemy", url = SECRET_URL,
+      headers = { Authorization = "Bearer HeaderToken0123456789" } } } }, { rpc = { timeout = 0.5, retries = 0 } })
+  end
+  local function assert_clean(text, what)
+    assert.is_string(text, what)
+    assert.is_nil(text:find("PathApiKey", 1, true), what .. " shows the URL's path: " .. text)
+    assert.is_nil(text:find("HeaderToken", 1, true), what .. " shows a header value: " .. text)
+  end
+
+  it("pool, provider and config tables print scheme://host:port, and the REPL shows no more", function()
+    local c = chain()
+    assert_clean(pretty.render(c.pool.providers[1], { depth = 8 }), "c.pool.providers[1]")
+    assert_clean(pretty.render(c.pool, { depth = 8, items = 1000 }), "c.pool")
+    assert_clean(pretty.render(c.cfg, { depth = 8 }), "c.cfg")
+    assert_clean(pretty.render(c.cfg_root, { depth = 8, items = 1000 }), "c.cfg_root")
+    assert_clean(tostring(c), "tostring(chain)")
+    assert.equal("http://127.0.0.1:9", tostring(c.pool.providers[1].client.url))
+    assert.equal("http://127.0.0.1:9", tostring(c.cfg.providers[1].url))
+    local shown = {}
+    local env = setmetatable({ c = c }, { __index = _G })
+    require("ferry.repl").eval("c.pool.providers[1]", env, function(s) shown[#shown + 1] = s end)
+    require("ferry.repl").eval("c.cfg.providers", env, function(s) shown[#shown + 1] = s end)
+    assert_clean(table.concat(shown), "the REPL")
+    assert.matches("http://127.0.0.1:9", table.concat(shown), 1, true)
+  end)
+
+  it("errors, pool_status and stats name the provider, never the path", function()
+    local c = chain()
+    local r, err = c:call("eth_blockNumber")
+    assert.is_nil(r)
+    assert.equal("provider_down", err.code)
+    assert_clean(tostring(err), "the error")
+    assert_clean(pretty.render(err, { depth = 8 }), "the error table")
+    assert_clean(pretty.render(c:pool_status(), { depth = 8 }), "pool_status")
+    assert_clean(pretty.render(c:stats(), { depth = 8 }), "stats")
+    local client = rpc.http(SECRET_URL, { timeout = 0.5 })
+    local _, cerr = client:call("eth_blockNumber")
+    assert_clean(tostring(cerr) .. pretty.render(cerr) .. pretty.render(client, { depth = 8 }), "an rpc client")
+    assert.equal("http://127.0.0.1:9", cerr.provider)
+    local ok, e = pcall(rpc.http, "ftp://host/PathApiKey0123456789")
+    assert.is_false(ok)
+    assert.equal("invalid_argument", e.code)
+    assert_clean(e.message, "a bad URL")
+  end)
+
+  it("a bad URL in a config error shows scheme://host:port", function()
+    local ok, err = pcall(eth.connect, { chain_id = 1, providers = { { url = "htps://rpc.example/v2/PathApiKey0123456789" } } })
+    assert.is_false(ok)
+    assert_clean(tostring(err), "the config error")
+    assert.matches('"htps://rpc.example"', tostring(err), 1, true)
+  end)
+
+  it("the HTTP client still gets the whole URL and the headers", function()
+    local c = chain()
+    local client = c.pool.providers[1].client
+    assert.equal(SECRET_URL, rpc.reveal(client.url))
+    assert.equal("Bearer HeaderToken0123456789", rpc.reveal(client.headers.Authorization))
+  end)
+
+  it("a log line with a URL field shows its origin", function()
+    local code, _, err = run_ferry({ "-e", [[
+      local c = require("ferry.eth").connect{ chain_id = 1, providers = { { url = "https://rpc.example/v2/PathApiKey0123456789" } } }
+      require("ferry").log.info("using", { url = c.cfg.providers[1].url })]] })
+    assert.equal(0, code, err)
+    assert.matches("url=https://rpc.example", err, 1, true)
+    assert_clean(err, "the log")
+  end)
+end)
