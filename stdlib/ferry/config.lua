@@ -142,7 +142,7 @@ function M.unknown_key(t, allowed)
   for k in pairs(t) do
     if not allowed[k] then
       local s = type(k) == "string" and suggest(k, allowed)
-      return k, (type(k) == "string" and ("%q"):format(k) or tostring(k)) .. (s and (' (did you mean "' .. s .. '"?)') or "")
+      return k, (type(k) == "string" and ("%q"):format(redact(k)) or tostring(k)) .. (s and (' (did you mean "' .. s .. '"?)') or "")
     end
   end
 end
@@ -299,8 +299,8 @@ end
 function M.validate(tbl, source)
   local ok, res = pcall(function() return finish(validate_node(M.schema, tbl, "")) end)
   if not ok then
-    if type(res) == "table" and res.config_error then
-      error((source or "config") .. ": " .. res.config_error, 0)
+    if type(res) == "table" and res.config_error then   -- it quotes the file's keys and values
+      error((source or "config") .. ": " .. redact(res.config_error), 0)
     end
     error(res, 0)
   end

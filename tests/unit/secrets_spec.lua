@@ -222,6 +222,15 @@ describe("errors echo no private key", function()
     end
   end)
 
+  it("as the name of a field or of a config key", function()
+    local chain = offline()
+    local signer = chain:signer("0x" .. select(2, fresh_key()))
+    assert_hidden(select(2, pcall(signer.send, signer, { to = ADDR, ["0x" .. khex] = 1 })))
+    local ok, err = pcall(require("ferry.config").validate, { limits = { [khex] = 1 } }, "cfg")
+    assert.is_false(ok)
+    assert.is_nil(err:find(khex:sub(5), 1, true), err)
+  end)
+
   it("in eth.ether / eth.gwei and the U256 parser", function()
     assert_hidden(select(2, pcall(eth.ether, khex .. "x")))
     assert_hidden(select(2, pcall(eth.gwei, "0x" .. khex .. "x")))
