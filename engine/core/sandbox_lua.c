@@ -278,7 +278,6 @@ static int l_eval(lua_State *L) {
 
   lua_pushcfunction(S, sb_open);
   if (lua_pcall(S, 0, 0, 0) != LUA_OK) return fail(L, sb, sb->over_memory ? "memory" : "runtime", "cannot open the sandbox's libraries");
-  lua_gc(S, LUA_GCGEN, 0, 0);
 
   int rc = luaL_loadbufferx(S, src, n, chunkname, "t");
   if (rc != LUA_OK) {

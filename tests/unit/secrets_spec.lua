@@ -87,6 +87,8 @@ describe("private keys", function()
     assert.is_nil(leak_from(signer, kb, khex))
     -- and every function reachable from it, its methods and their upvalues included
     assert.is_nil(leak_from(getmetatable(signer), kb, khex))
+    -- and the whole registry (every module, every loaded function's upvalues)
+    assert.is_nil(leak_from(debug.getregistry(), kb, khex))
   end)
 
   it("nothing reachable from the registry holds the key of a signer made from the environment (child)", function()
