@@ -47,13 +47,13 @@ static key_box_t *box_new(lua_State *L) {
   return b;
 }
 
-static int push_key(lua_State *L, key_box_t *b, int rc) {
+/* the new key is on the stack: return it, or raise for rc */
+static int key_result(lua_State *L, int rc) {
   if (rc == FY_KEY_ENOMEM) return luaL_error(L, "ferry.Key: %s", fy_key_strerror(rc));
   if (rc) {
     lua_pushfstring(L, "ferry.Key: %s", fy_key_strerror(rc));
     return raise_invalid(L, lua_tostring(L, -1));
   }
-  (void)b;
   return 1;
 }
 
@@ -64,8 +64,7 @@ static int l_key_new(lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING) return raise_invalid(L, "ferry.Key: a private key is 32 bytes, or 64 hex digits (0x optional)");
   const char *s = lua_tolstring(L, 1, &n);
   key_box_t *b = box_new(L);
-  int rc = n == 32 ? fy_key_from_bytes((const uint8_t *)s, &b->k) : fy_key_from_hex(s, n, &b->k);
-  return push_key(L, b, rc);
+  return key_result(L, n == 32 ? fy_key_from_bytes((const uint8_t *)s, &b->k) : fy_key_from_hex(s, n, &b->k));
 }
 
 /* key.from_env(name) -> Key | nil, "unset" | "invalid". The variable's text never becomes a
@@ -80,7 +79,7 @@ static int l_key_from_env(lua_State *L) {
   }
   key_box_t *b = box_new(L);
   int rc = fy_key_from_hex(v, strlen(v), &b->k);
-  if (rc == FY_KEY_ENOMEM) return push_key(L, b, rc);
+  if (rc == FY_KEY_ENOMEM) return key_result(L, rc);
   if (rc) {
     lua_pushnil(L);
     lua_pushliteral(L, "invalid");
