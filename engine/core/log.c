@@ -131,22 +131,20 @@ static void text_lines(FILE *f, const char *s, size_t n) {
 /* s[0..n) with every secret-looking run masked; *tmp holds a copy when one was needed (free it).
  * Without any such run, s itself. */
 static const char *redacted(const char *s, size_t *n, char **tmp) {
-  size_t at, len;
+  fy_redact_span_t sp;
   *tmp = NULL;
-  if (!fy_redact_find(s, *n, &at, &len)) return s;
-  size_t cap = *n + 64, out = 0, i = 0;
-  char *b = malloc(cap);
+  if (!fy_redact_next(s, *n, &sp)) return s;
+  /* each span is replaced by a text no longer than itself: out never passes n */
+  char *b = malloc(*n + 1);
   if (!b) { *n = 10; return "[redacted]"; }
-  while (fy_redact_find(s + i, *n - i, &at, &len)) {
-    memcpy(b + out, s + i, at);
-    out += at;
-    char mask[96];
-    size_t m = fy_redact_mask(s + i + at, len, mask, sizeof mask);
-    /* the mask is shorter than the 64+ digits it stands for: out never passes cap */
-    memcpy(b + out, mask, m);
-    out += m;
-    i += at + len;
-  }
+  size_t out = 0, i = 0;
+  do {
+    memcpy(b + out, s + i, sp.at);
+    out += sp.at;
+    memcpy(b + out, sp.text, sp.text_len);
+    out += sp.text_len;
+    i += sp.at + sp.len;
+  } while (fy_redact_next(s + i, *n - i, &sp));
   memcpy(b + out, s + i, *n - i);
   out += *n - i;
   *n = out;

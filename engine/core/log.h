@@ -6,7 +6,8 @@
 ** ("debug", "info", "json", "json:debug" ...). Field values whose names look like secrets
 ** (key, secret, password, token, auth, priv, pk, mnemonic, seed, ...) are written as
 ** "[redacted]"; in every other value and in the message, runs that look like a private key
-** (64+ hex digits, redact.h) are masked, except in fields named like hashes (hash, tx_hash).
+** (64+ hex digits) are masked and URLs cut to scheme://host:port (redact.h), except in fields
+** named like hashes (hash, tx_hash).
 ** Text lines escape control bytes (
 ,  ...) and quote values with spaces, quotes or '=',
 ** so no value can forge a line or a field; a message from C keeps its lines, each one after
@@ -25,8 +26,8 @@ int fy_log_enabled(int level);
 /* Parse "debug", "json", "json:warn"...; returns 0, or -1 on an unknown word. */
 int fy_log_configure(const char *spec);
 
-/* Push s[0..n) onto L with every secret-looking run masked (redact.h): what an error message
-** shows of a value it echoes from user input. May raise (memory). */
+/* Push s[0..n) onto L with every key-shaped run masked and every URL cut to its origin
+** (redact.h): what an error message shows of a value it echoes from user input. May raise. */
 struct lua_State;
 void fy_push_redacted(struct lua_State *L, const char *s, size_t n);
 

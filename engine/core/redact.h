@@ -1,10 +1,13 @@
 /*
-** redact.h -- what a secret looks like, for every place that echoes a value it did not make.
+** redact.h -- what a secret looks like, for every place that shows a value it did not make.
 **
-** Provides: fy_redact_find (the next run of 64 or more hex digits, with its 0x if any: the
-** shape of a private key, raw or in hex) and fy_redact_mask (the text shown instead:
-** "0x1234…(64 hex digits, redacted)"). The Lua side is ferry.core.log.redact (log.c) and
-** fy_push_redacted (log.h), used by errors that echo user input and by every log field.
+** Provides: fy_redact_next, the next span of a text to hide and what to show instead:
+**  - a run of 64 or more hex digits, with its 0x if any (the shape of a private key, raw or
+**    in hex): shown as "0x1234…(64 hex digits, redacted)";
+**  - a URL with a user:password@, a path, a query or a fragment (where API keys live):
+**    shown as scheme://host:port.
+** The Lua side is ferry.core.log.redact (log.c) and fy_push_redacted (log.h), used by the
+** errors that echo user input, by every log line and by the REPL's history.
 ** Depends on: nothing but libc. Reentrant.
 **
 ** Only values that came from outside the engine go through it: a transaction hash the
@@ -18,11 +21,13 @@
 /* The shortest run of hex digits treated as a secret (a 32-byte key in hex). */
 #define FY_REDACT_MIN_DIGITS 64
 
-/* The first secret-looking run in s[0..n): 1 and its offset and length (0x included), or 0. */
-int fy_redact_find(const char *s, size_t n, size_t *at, size_t *len);
+typedef struct {
+  size_t at, len;       /* the span of the input to hide */
+  char text[96];        /* what to show instead (NUL-terminated), never longer than the span */
+  size_t text_len;
+} fy_redact_span_t;
 
-/* The text shown instead of the run s[0..len) (as found above), NUL-terminated, into out
-** (cap >= 64 is always enough). Returns its length. */
-size_t fy_redact_mask(const char *s, size_t len, char *out, size_t cap);
+/* The first span to hide in s[0..n): 1 and *sp filled, or 0 when there is none. */
+int fy_redact_next(const char *s, size_t n, fy_redact_span_t *sp);
 
 #endif

@@ -88,6 +88,19 @@ describe("ferry.log", function()
       assert.matches("signer 0x5f0a\u{2026}(64 hex digits, redacted) failed", err, 1, true)
     end)
 
+    it("cuts a URL in a field or the message to scheme://host:port", function()
+      local err = logged([[require("ferry").log.warn("calling https://rpc.example/v2/MsgApiKey123", {
+        rpc = "https://eth.example:8443/v2/FieldApiKey123?x=1", redis = "redis://user:RedisPw123@db:6379/0",
+        plain = "http://127.0.0.1:8545" })]])
+      for _, secret in ipairs{ "MsgApiKey123", "FieldApiKey123", "RedisPw123", "user:" } do
+        assert.is_nil(err:find(secret, 1, true), secret .. " leaked: " .. err)
+      end
+      assert.matches("calling https://rpc.example ", err, 1, true)
+      assert.matches(" rpc=https://eth.example:8443", err, 1, true)
+      assert.matches(" redis=redis://db:6379", err, 1, true)
+      assert.matches(" plain=http://127.0.0.1:8545", err, 1, true)
+    end)
+
     it("shows hashes the engine computed in fields named like hashes", function()
       local err = logged(([[require("ferry").log.info("sent", { hash = "0x%s", tx_hash = "0x%s" })]]):format(KEY, KEY))
       assert.matches(" hash=0x" .. KEY, err, 1, true)
@@ -102,6 +115,7 @@ describe("ferry.log", function()
       assert.equal("a 0x5f0a\u{2026}(64 hex digits, redacted) b 5f0a\u{2026}(65 hex digits, redacted)",
         logc.redact("a 0x" .. KEY .. " b " .. KEY .. "f"))
       assert.equal("0xdead", logc.redact("0xdead"))
+      assert.equal("at https://h.example:1 now", logc.redact("at https://u:p@h.example:1/v2/k?q#f now"))
       assert.equal("12", logc.redact(12))
     end)
   end)
