@@ -3,7 +3,7 @@
 std = "lua54"
 max_line_length = 150          -- long log and error strings read better whole
 codes = true
-exclude_files = { "tests/peers/node_modules/**", "build/**" }
+exclude_files = { "tests/peers/node_modules/**", "tests/fixtures/**", "build/**" }
 
 -- what the engine means to replace: boot.lua forwards coroutine.resume/wrap and os.exit,
 -- tests/run.lua hands busted its arg[0]

@@ -4,12 +4,15 @@
 #include "core/bind.h"
 #include "core/utf8.h"
 #include "core/log.h"
+#include "core/redact.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -72,46 +75,137 @@ static void json_string(FILE *f, const char *s, size_t n) {
   fputc('"', f);
 }
 
+/* Field names that hold secrets: any name containing one of `words`, or one of `parts` as a
+ * whole part of the name (pk, api_pk, PK_HEX; but not "pkg"). */
 static int secret_name(const char *k) {
-  static const char *const words[] = {"key", "secret", "password", "passwd", "token", "auth",
-                                      "mnemonic", "seed", NULL};
+  static const char *const words[] = {"key", "secret", "password", "passwd", "passphrase", "pwd",
+                                      "token", "auth", "mnemonic", "seed", "priv", "credential",
+                                      "cookie", "bearer", NULL};
+  static const char *const parts[] = {"pk", "sk", "pass", "jwt", NULL};
   for (int i = 0; words[i]; i++)
     if (strcasestr(k, words[i])) return 1;
+  for (const char *p = k; *p;) {
+    while (*p && !isalnum((unsigned char)*p)) p++;
+    const char *q = p;
+    while (*q && isalnum((unsigned char)*q)) q++;
+    for (int i = 0; parts[i]; i++)
+      if ((size_t)(q - p) == strlen(parts[i]) && strncasecmp(p, parts[i], (size_t)(q - p)) == 0) return 1;
+    p = q;
+  }
   return 0;
 }
 
-/* Write one record. fields: optional Lua table index on L (NULL L for C callers). */
-static void emit(int level, const char *msg, size_t len, lua_State *L, int fields) {
+/* Names whose values are hashes the engine computed (tx hash, block hash): shown as they are. */
+static int hash_name(const char *k) { return strcasestr(k, "hash") != NULL; }
+
+/* A value in a text line: control bytes and backslashes escaped (a value can never start a
+ * line of its own), quoted when it holds a space, a quote or an '=' (or is empty), so one
+ * field cannot pass for two. quote < 0: never quote (the message). */
+static void text_value(FILE *f, const char *s, size_t n, int quote) {
+  if (quote == 0) quote = n == 0 || memchr(s, ' ', n) || memchr(s, '"', n) || memchr(s, '=', n);
+  if (quote > 0) fputc('"', f);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\\') fputs("\\\\", f);
+    else if (c == '\n') fputs("\\n", f);
+    else if (c == '\r') fputs("\\r", f);
+    else if (c == '\t') fputs("\\t", f);
+    else if (c < 0x20 || c == 0x7f) fprintf(f, "\\x%02x", c);
+    else if (c == '"' && quote > 0) fputs("\\\"", f);
+    else fputc(c, f);
+  }
+  if (quote > 0) fputc('"', f);
+}
+
+/* A message from C (task failures with their traceback): its lines are kept, each one after
+ * the first indented by a tab, so no line of it can pass for a record of its own. */
+static void text_lines(FILE *f, const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\n') fputs("\n\t", f);
+    else if (c == '\t') fputc(c, f);
+    else if (c < 0x20 || c == 0x7f) fprintf(f, "\\x%02x", c);
+    else fputc(c, f);
+  }
+}
+
+/* s[0..n) with every secret-looking run masked; *tmp holds a copy when one was needed (free it).
+ * Without any such run, s itself. */
+static const char *redacted(const char *s, size_t *n, char **tmp) {
+  fy_redact_span_t sp;
+  *tmp = NULL;
+  if (!fy_redact_next(s, *n, &sp)) return s;
+  /* each span is replaced by a text no longer than itself: out never passes n */
+  char *b = malloc(*n + 1);
+  if (!b) { *n = 10; return "[redacted]"; }
+  size_t out = 0, i = 0;
+  do {
+    memcpy(b + out, s + i, sp.at);
+    out += sp.at;
+    memcpy(b + out, sp.text, sp.text_len);
+    out += sp.text_len;
+    i += sp.at + sp.len;
+  } while (fy_redact_next(s + i, *n - i, &sp));
+  memcpy(b + out, s + i, *n - i);
+  out += *n - i;
+  *n = out;
+  *tmp = b;
+  return b;
+}
+
+void fy_push_redacted(lua_State *L, const char *s, size_t n) {
+  char *tmp;
+  const char *r = redacted(s, &n, &tmp);
+  lua_pushlstring(L, r, n);
+  free(tmp);
+}
+
+/* Write one record. fields: optional Lua table index on L (NULL L for C callers). from_c: the
+ * message comes from the engine (fy_log), not from Lua. */
+static void emit(int level, const char *msg, size_t len, lua_State *L, int fields, int from_c) {
   char ts[40];
   FILE *f = stderr;
+  char *tmp;
   timestamp(ts, sizeof ts);
+  msg = redacted(msg, &len, &tmp);
   if (log_json) {
     fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
     json_string(f, msg, len);
   } else {
-    fprintf(f, "%s %-5s %.*s", ts, level_names[level], (int)len, msg);
+    fprintf(f, "%s %-5s ", ts, level_names[level]);
+    if (from_c) text_lines(f, msg, len);
+    else text_value(f, msg, len, -1);
   }
+  free(tmp);
   if (L && fields && lua_type(L, fields) == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, fields)) {
       if (lua_type(L, -2) == LUA_TSTRING) {
-        const char *k = lua_tostring(L, -2);
+        size_t kn;
+        const char *k = lua_tolstring(L, -2, &kn);
         size_t vn;
         const char *v;
-        if (secret_name(k)) { v = "[redacted]"; vn = 10; }
-        else { v = luaL_tolstring(L, -1, &vn); lua_pop(L, 1); }
+        int vt = lua_type(L, -1), finite = vt == LUA_TNUMBER && (lua_isinteger(L, -1) || isfinite(lua_tonumber(L, -1)));
+        tmp = NULL;
+        if (secret_name(k)) { lua_pushliteral(L, "[redacted]"); vt = LUA_TSTRING; }
+        else luaL_tolstring(L, -1, NULL);    /* stays on the stack while it is written */
+        v = lua_tolstring(L, -1, &vn);
+        if (!hash_name(k)) v = redacted(v, &vn, &tmp);
         if (log_json) {
           fputc(',', f);
-          json_string(f, k, strlen(k));
+          json_string(f, k, kn);
           fputc(':', f);
           /* numbers raw, except nan/inf, which JSON cannot hold */
-          int raw = lua_type(L, -1) == LUA_TBOOLEAN ||
-                    (lua_type(L, -1) == LUA_TNUMBER && (lua_isinteger(L, -1) || isfinite(lua_tonumber(L, -1))));
-          if (raw) fwrite(v, 1, vn, f);
+          if (vt == LUA_TBOOLEAN || finite) fwrite(v, 1, vn, f);
           else json_string(f, v, vn);
         } else {
-          fprintf(f, " %s=%.*s", k, (int)vn, v);
+          fputc(' ', f);
+          text_value(f, k, kn, -1);
+          fputc('=', f);
+          text_value(f, v, vn, 0);
         }
+        lua_pop(L, 1);
+        free(tmp);
       }
       lua_pop(L, 1);
     }
@@ -128,7 +222,7 @@ void fy_log(int level, const char *fmt, ...) {
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  emit(level, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, NULL, 0);
+  emit(level, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, NULL, 0, 1);
 }
 
 /* log(level, msg, fields?) */
@@ -138,8 +232,16 @@ static int l_log(lua_State *L) {
   if (!fy_log_enabled(level)) return 0;
   size_t n;
   const char *msg = luaL_tolstring(L, 2, &n);
-  emit(level, msg, n, L, lua_istable(L, 3) ? 3 : 0);
+  emit(level, msg, n, L, lua_istable(L, 3) ? 3 : 0, 0);
   return 0;
+}
+
+/* redact(s) -> s with every secret-looking run of hex digits masked (non-strings: tostring) */
+static int l_redact(lua_State *L) {
+  size_t n;
+  const char *s = luaL_tolstring(L, 1, &n);
+  fy_push_redacted(L, s, n);
+  return 1;
 }
 
 static int l_configure(lua_State *L) {
@@ -163,7 +265,7 @@ static int l_enabled(lua_State *L) {
 
 int luaopen_ferry_core_log(lua_State *L) {
   static const luaL_Reg f[] = {{"log", l_log}, {"configure", l_configure}, {"level", l_level},
-                               {"enabled", l_enabled}, {NULL, NULL}};
+                               {"enabled", l_enabled}, {"redact", l_redact}, {NULL, NULL}};
   luaL_newlib(L, f);
   return 1;
 }

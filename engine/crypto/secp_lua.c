@@ -5,6 +5,7 @@
 #include "core/bind.h"
 #include "crypto/secp_lua.h"
 #include "crypto/hex.h"
+#include "crypto/key_lua.h"
 #include "crypto/secp.h"
 
 #include <lauxlib.h>
@@ -41,6 +42,7 @@ void fy_secp_check_key(lua_State *L, int idx, const char *what, uint8_t key[32])
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
   uint8_t tmp[32];
   int ok = 0;
+  if (fy_key_lua_export(L, idx, key)) return;   /* a ferry.Key: its bytes, for this call only */
   if (s && n == 32) {
     memcpy(key, s, 32);
     return;

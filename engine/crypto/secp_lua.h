@@ -25,7 +25,7 @@ void fy_secp_check_address(lua_State *L, int idx, const char *what, uint8_t out[
 /* Push the EIP-55 checksummed "0x..." text of addr. may raise (memory) */
 void fy_secp_push_address(lua_State *L, const uint8_t addr[20]);
 
-/* Read a private key at idx (32 raw bytes, or "0x" + 64 hex digits) into key. Does not check
+/* Read a private key at idx (a ferry.Key, 32 raw bytes, or "0x" + 64 hex digits) into key. Does not check
 ** the range (0 < k < n): the signing call reports that. The error text never contains the
 ** argument. The caller must explicit_bzero(key) when done. may raise */
 void fy_secp_check_key(lua_State *L, int idx, const char *what, uint8_t key[32]);

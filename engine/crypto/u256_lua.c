@@ -1,6 +1,7 @@
 /* ** u256_lua.c -- ferry.core.u256: the "ferry.U256" userdata (checked 256-bit arithmetic). */
 #include "core/bind.h"
 #include "crypto/u256_lua.h"
+#include "core/log.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -83,8 +84,14 @@ int fy_u256_check(lua_State *L, int idx, fy_u256_t *out)
 {
   const char *why = to_u256(L, idx, out);
   if (why) {
-    if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
-      return fy_argerror_msg(L, idx, lua_pushfstring(L, "%s: %s", why, lua_tostring(L, idx)));
+    if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      lua_pushfstring(L, "%s: ", why);
+      fy_push_redacted(L, s, n);        /* a private key pasted as an amount is not shown */
+      lua_concat(L, 2);
+      return fy_argerror_msg(L, idx, lua_tostring(L, -1));
+    }
     return fy_argerror_msg(L, idx, lua_pushfstring(L, "%s, got %s", why, luaL_typename(L, idx)));
   }
   return 0;
@@ -256,7 +263,13 @@ static int l_u256_parse_units(lua_State *L)
   fy_u256_t v;
   int rc = fy_u256_parse_units(&v, s, n, dec);
   if (rc)
-    return fy_error(L, "ferry.U256: parse_units(\"%s\", %d): %s", s, (int)dec, fy_u256_strerror(rc));
+  {
+    lua_pushliteral(L, "ferry.U256: parse_units(\"");
+    fy_push_redacted(L, s, n);          /* the same for a key pasted as a decimal */
+    lua_pushfstring(L, "\", %d): %s", (int)dec, fy_u256_strerror(rc));
+    lua_concat(L, 3);
+    return fy_error(L, "%s", lua_tostring(L, -1));
+  }
   fy_u256_push(L, &v);
   return 1;
 }

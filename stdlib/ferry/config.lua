@@ -1,14 +1,31 @@
 --- ferry.config -- load config.lua in a sandbox and validate it against a schema.
 ---
---- config.lua is a chunk that returns one table. It runs with a small environment: `env`,
---- string/table/math, tonumber/tostring/pairs/ipairs/type/error/assert — no io, no os.execute,
---- no require. `env(name, default)` reads an environment variable; a number default makes
---- the value a number (a non-numeric value is an error naming the variable).
+--- config.lua is a chunk that returns one table. It runs in a Lua state of its own
+--- (ferry.core.sandbox): a small environment (`env`, its own string/table/math, tonumber/
+--- tostring/pairs/ipairs/type/error/assert/select/next; no io, no os, no require), at most
+--- M.LIMITS.instructions instructions and M.LIMITS.memory_mib MiB, and only its result, as
+--- plain data, comes back. Whatever it does to string, table or math (or to the string
+--- metatable) stays in that state and is gone when it ends. `env(name, default)` reads an
+--- environment variable; a number default makes the value a number (a non-numeric value is
+--- an error naming the variable).
+---
+--- Numbers must be finite (no NaN, no infinities). limits.max_gas_price_gwei defaults to 500;
+--- only `false` or "off" turns the cap off, with a warning. Provider URLs (and ws URLs) come
+--- out as ferry.rpc hidden values that print as scheme://host:port, and header values as
+--- "[redacted]": the REPL, logs and errors never show an API key in a URL path.
 ---
 --- Every mistake is reported with its key path and what was expected, e.g.
 ---   config.lua: chains.local.providers[1].rps: expected a number > 0, got "fast"
 ---   config.lua: chains.local.provders: unknown key (did you mean "providers"?)
+local rpc = require "ferry.rpc"
+local sandbox = require "ferry.core.sandbox"
+local redact = require("ferry.core.log").redact
+
 local M = {}
+
+--- What one evaluation of config.lua may use.
+M.LIMITS = { instructions = 10000000, memory_mib = 64 }
+M.DEFAULT_MAX_GAS_PRICE_GWEI = 500
 
 local DEFAULT_TTL = { eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15,
                       eth_feeHistory = 12, eth_maxPriorityFeePerGas = 12, eth_chainId = 0, net_version = 0 }
@@ -22,25 +39,16 @@ M.RPS_ENV = { alchemy = "RPC_RATE_LIMIT_ALCHEMY", infura = "RPC_RATE_LIMIT_INFUR
 --   default =, check = fn(v) -> ok, why}
 local function S(t, extra) extra = extra or {}; extra.t = t; return extra end
 
-local url_check = function(v)
-  if v:match("^https?://[^/]") then return true end
-  return false, "an http(s):// URL"
-end
-local ws_check = function(v)
-  if v:match("^wss?://[^/]") then return true end
-  return false, "a ws(s):// URL"
-end
-
 local provider = S("table", { fields = {
   name = S("string"),
-  url = S("string", { required = true, check = url_check }),
-  ws = S("string", { check = ws_check }),
+  url = S("url", { required = true, pattern = "^https?://[^/]", what = "an http(s):// URL" }),
+  ws = S("url", { pattern = "^wss?://[^/]", what = "a ws(s):// URL" }),
   weight = S("number", { min = 0, default = 1 }),
   priority = S("integer", { min = 1, default = 1 }),
   rps = S("number", { min = 0.001 }),
   burst = S("number", { min = 1 }),
   timeout = S("number", { min = 0.001 }),
-  headers = S("map", { item = S("string") }),
+  headers = S("map", { item = S("string", { hide = true }) }),
 }})
 
 local chain = S("table", { fields = {
@@ -81,7 +89,8 @@ M.schema = S("table", { fields = {
   }}),
   policies = S("table", { fields = { dir = S("string", { default = "policies" }) } }),
   limits = S("table", { default = {}, fields = {
-    max_gas_price_gwei = S("number", { min = 0 }),
+    -- a number, or false / "off" for no cap at all (validate() warns)
+    max_gas_price_gwei = S("cap", { min = 0, default = M.DEFAULT_MAX_GAS_PRICE_GWEI }),
     max_slippage_percent = S("number", { min = 0 }),
     max_value_eth = S("number", { min = 0 }),
   }}),
@@ -133,14 +142,27 @@ function M.unknown_key(t, allowed)
   for k in pairs(t) do
     if not allowed[k] then
       local s = type(k) == "string" and suggest(k, allowed)
-      return k, (type(k) == "string" and ("%q"):format(k) or tostring(k)) .. (s and (' (did you mean "' .. s .. '"?)') or "")
+      return k, (type(k) == "string" and ("%q"):format(redact(k)) or tostring(k)) .. (s and (' (did you mean "' .. s .. '"?)') or "")
     end
   end
 end
 
+-- A value in an error: masked if it looks like a key (before it is cut, so no part of a key
+-- survives the cut), then at most 40 characters.
 local function show(v)
-  if type(v) == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
+  if type(v) == "string" then
+    v = redact(v)
+    return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v)
+  end
   return tostring(v)
+end
+
+-- A URL in an error: scheme://host:port only (its path and query hold API keys), or its
+-- length when it is not a URL at all.
+local function show_url(v)
+  local origin = rpc.url_origin(v)
+  if origin then return ("%q"):format(origin) end
+  return ("a string of %d characters (not shown)"):format(#v)
 end
 
 local function join(path, key)
@@ -151,9 +173,12 @@ end
 
 local validate_node
 
-local function expect(path, what, v)
-  error({ config_error = path .. ": expected " .. what .. ", got " .. show(v) .. (type(v) == "string" and "" or (" (" .. type(v) .. ")")) }, 0)
+local function expect(path, what, v, shown)
+  error({ config_error = path .. ": expected " .. what .. ", got " .. (shown or show(v)) ..
+    (type(v) == "string" and "" or (" (" .. type(v) .. ")")) }, 0)
 end
+
+local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
 
 function validate_node(node, v, path)
   local t = node.t
@@ -171,13 +196,30 @@ function validate_node(node, v, path)
     end
   end
   if t == "any" then return v end
+  if t == "cap" then
+    if v == false or v == "off" then return false end
+    if type(v) ~= "number" or not finite(v) or v < node.min then
+      expect(path, "a finite number >= " .. node.min .. ', or false / "off" for no cap', v)
+    end
+    return v
+  end
+  if t == "url" then
+    local text = rpc.reveal(v)
+    if type(text) ~= "string" then expect(path, node.what, v) end
+    if not text:match(node.pattern) then expect(path, node.what, text, show_url(text)) end
+    return rpc.url(text)
+  end
   if t == "string" then
+    if node.hide and rpc.is_hidden(v) then return v end
     if type(v) ~= "string" then expect(path, "a string", v) end
+    if node.hide then return rpc.hide(v, "[redacted]") end
   elseif t == "number" then
     if type(v) ~= "number" then expect(path, "a number" .. (node.min and (" >= " .. node.min) or ""), v) end
+    if not finite(v) then expect(path, "a finite number", v) end
   elseif t == "integer" then
     if math.type(v) ~= "integer" then
-      if type(v) == "number" and v == math.floor(v) then v = math.tointeger(v)
+      local i = type(v) == "number" and finite(v) and math.tointeger(v)
+      if i then v = i
       else expect(path, "an integer" .. (node.min and (" >= " .. node.min) or ""), v) end
     end
   elseif t == "boolean" then
@@ -257,10 +299,14 @@ end
 function M.validate(tbl, source)
   local ok, res = pcall(function() return finish(validate_node(M.schema, tbl, "")) end)
   if not ok then
-    if type(res) == "table" and res.config_error then
-      error((source or "config") .. ": " .. res.config_error, 0)
+    if type(res) == "table" and res.config_error then   -- it quotes the file's keys and values
+      error((source or "config") .. ": " .. redact(res.config_error), 0)
     end
     error(res, 0)
+  end
+  if res.limits.max_gas_price_gwei == false then
+    require("ferry").log.warn("no gas price cap: limits.max_gas_price_gwei is off, fees are signed whatever they are",
+      { config = source or "config" })
   end
   return res
 end
@@ -271,33 +317,6 @@ end
 local Missing = {}
 Missing.__index = Missing
 Missing.__tostring = function(m) return "env " .. m.name .. " (unset)" end
-
-local function env_fn()
-  return function(name, default)
-    if type(name) ~= "string" then error("env(name, default): name must be a string", 2) end
-    local v = os.getenv(name)
-    if v == nil or v == "" then
-      if default == nil then return setmetatable({ name = name }, Missing) end
-      return default
-    end
-    if type(default) == "number" then
-      local n = tonumber(v)
-      if not n then error(("env %s: expected a number, got %q"):format(name, v), 2) end
-      return n
-    end
-    if type(default) == "boolean" then return v == "1" or v == "true" or v == "yes" end
-    return v
-  end
-end
-
-local function sandbox()
-  return {
-    env = env_fn(),
-    tonumber = tonumber, tostring = tostring, pairs = pairs, ipairs = ipairs, type = type,
-    error = error, assert = assert, select = select, next = next,
-    string = string, table = table, math = math,
-  }
-end
 
 -- Replace every Missing marker by nil (in place), depth-first.
 local function strip_missing(t, seen)
@@ -311,8 +330,9 @@ local function strip_missing(t, seen)
 end
 
 --- Load and validate a config file. path nil: $FERRY_CONFIG or ./config.lua; when the
---- default file is absent, an empty configuration (no chains).
-function M.load(path)
+--- default file is absent, an empty configuration (no chains). limits: {instructions =,
+--- memory_mib =} instead of M.LIMITS.
+function M.load(path, limits)
   local explicit = path ~= nil or os.getenv("FERRY_CONFIG") ~= nil
   path = path or os.getenv("FERRY_CONFIG") or "config.lua"
   local f = io.open(path, "r")
@@ -322,10 +342,16 @@ function M.load(path)
   end
   local src = f:read("a")
   f:close()
-  local chunk, err = load(src, "@" .. path, "t", sandbox())
-  if not chunk then error(("config: %s"):format(err), 0) end
-  local ok, tbl = pcall(chunk)
-  if not ok then error(("config: %s"):format(tostring(tbl)), 0) end
+  limits = limits or {}
+  local instructions = limits.instructions or M.LIMITS.instructions
+  local mib = limits.memory_mib or M.LIMITS.memory_mib
+  local ok, tbl, msg = sandbox.eval(src, "@" .. path, { instructions = instructions, memory_mib = mib, missing = Missing })
+  if not ok then
+    if tbl == "instructions" then error(("%s: took more than %d instructions"):format(path, instructions), 0)
+    elseif tbl == "memory" then error(("%s: used more than %d MiB"):format(path, mib), 0)
+    elseif tbl == "data" then error(("%s: %s"):format(path, msg), 0) end
+    error(("config: %s"):format(redact(msg)), 0)
+  end
   if type(tbl) ~= "table" then error(("config: %s must return a table, got %s"):format(path, type(tbl)), 0) end
   -- leave out providers whose url is an unset variable; remember which variable, per chain
   local dropped = {}

@@ -54,6 +54,12 @@ M.log.configure = logc.configure
 M.log.level = logc.level
 M.log.enabled = function(name) return logc.enabled(LEVELS[name] or 2) end
 
+--- ferry.redact(v) -> tostring(v) with every run that looks like a private key (64+ hex
+--- digits, 0x or not) masked: "0x1234…(64 hex digits, redacted)", and every URL cut to its
+--- scheme://host:port (paths, queries and user:password@ hold API keys). Every error that
+--- echoes a value from the user goes through it (engine/core/redact.c, also used by the log).
+M.redact = logc.redact
+
 -- counters: modules register a function under a name; ferry.stats() calls them all
 local stat_sources = {}
 function M.register_stats(name, fn)          -- fn = nil unregisters

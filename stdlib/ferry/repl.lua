@@ -3,7 +3,7 @@
 --- Each entry runs as its own task on the engine's loop, so it can wait on I/O
 --- (`eth.chain"local":block_number()`). Expressions print their values (`=expr` too);
 --- incomplete input continues on the next line; Ctrl-C cancels a running entry; history is
---- kept in <data_dir>/history. Globals set at the prompt live in the session, not in _G.
+--- kept in <data_dir>/history, except entries holding anything shaped like a private key. Globals set at the prompt live in the session, not in _G.
 --- Names of ferry modules (eth, workflow, rpc, json ...) resolve on first use.
 local ferry = require "ferry"
 local term = require "ferry.core.term"
@@ -107,7 +107,9 @@ function M.run()
     else
       local fn, _, incomplete = M.compile(buf, env)
       if fn or not incomplete then
-        if history then term.add_history(buf) end
+        -- an entry with something shaped like a private key in it is not kept: the history
+        -- is a plain file (ferry.redact says what that shape is)
+        if history and ferry.redact(buf) == buf then term.add_history(buf) end
         M.eval(buf, env)
         buf = nil
       end

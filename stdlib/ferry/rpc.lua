@@ -24,12 +24,50 @@ local DEFAULT_TIMEOUT = 30
 local DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 local HEADERS = { ["Content-Type"] = "application/json" }
 
---- scheme://host:port of a URL, never its path or query (where API keys live).
-function M.redact_url(url)
-  local scheme, host = tostring(url):match("^(%a[%w+.-]*)://([^/?#]+)")
-  if not scheme then return "provider" end
+-- Hidden values: a provider URL (or a header value) that Lua code may pass around, print,
+-- log or pretty-print, and that shows only a safe text (scheme://host:port, "[redacted]").
+-- The real text is kept in this module's weak table, and only the HTTP client reads it.
+local hidden = setmetatable({}, { __mode = "k" })
+local Hidden = { __name = "ferry.Hidden" }
+Hidden.__tostring = function(h) return rawget(h, "shown") end
+Hidden.__concat = function(a, b) return tostring(a) .. tostring(b) end
+Hidden.__eq = function(a, b) return hidden[a] == hidden[b] end
+Hidden.__tojson = function(h) return rawget(h, "shown") end
+
+--- hide(text, shown) -> a value that prints as `shown`; reveal() gives text back to the HTTP
+--- client. A hidden value passed again is returned as it is.
+function M.hide(text, shown)
+  if hidden[text] then return text end
+  local h = setmetatable({ shown = shown }, Hidden)
+  hidden[h] = text
+  return h
+end
+
+--- The text behind a hidden value (strings are returned as they are).
+function M.reveal(v)
+  local t = hidden[v]
+  if t ~= nil then return t end
+  return v
+end
+
+function M.is_hidden(v) return hidden[v] ~= nil end
+
+--- scheme://host:port of a URL, never its path or query (where API keys live), nor a
+--- user:password@. nil when the text is not a URL.
+function M.url_origin(url)
+  local scheme, host = tostring(M.reveal(url)):match("^(%a[%w+.-]*)://([^/?#]+)")
+  if not scheme then return nil end
   host = host:gsub("^.*@", "")   -- user:password@
   return scheme .. "://" .. host
+end
+
+--- scheme://host:port of a URL, or "provider" when it is not a URL.
+function M.redact_url(url) return M.url_origin(url) or "provider" end
+
+--- A provider URL as a hidden value that prints as its scheme://host:port.
+function M.url(url)
+  if hidden[url] then return url end
+  return M.hide(url, M.redact_url(url))
 end
 
 -- Map a node's error message to a stable code. These describe the transaction, not the
@@ -66,17 +104,23 @@ local function fail(client, code, message, fields)
 end
 
 --- A client for one endpoint. opts: timeout (s), headers, max_bytes, name.
+--- The client's `url` and `headers` print safely (M.url, M.hide): the full URL and the header
+--- values are read only when a request goes out.
 function M.http(url, opts)
-  assert(type(url) == "string" and url:match("^https?://"), "rpc.http: url must be http(s)://...")
+  local full = M.reveal(url)
+  if type(full) ~= "string" or not full:match("^https?://") then
+    error(ferry.error("invalid_argument", ("rpc.http: url must be http(s)://..., got %s")
+      :format(type(full) == "string" and (M.url_origin(full) or ("a string of %d characters"):format(#full)) or type(full))), 2)
+  end
   opts = opts or {}
   local headers = HEADERS
   if opts.headers then
     headers = { ["Content-Type"] = "application/json" }
-    for k, v in pairs(opts.headers) do headers[k] = v end
+    for k, v in pairs(opts.headers) do headers[k] = M.hide(M.reveal(v), "[redacted]") end
   end
   return setmetatable({
-    url = url,
-    name = opts.name or M.redact_url(url),
+    url = M.url(full),
+    name = opts.name or M.redact_url(full),
     timeout = opts.timeout or DEFAULT_TIMEOUT,
     max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES,
     headers = headers,
@@ -86,14 +130,31 @@ function M.http(url, opts)
 end
 
 -- POST a body; returns the decoded reply or nil, err.
+-- header values as the HTTP client wants them (plain strings), built once per client
+local wire = setmetatable({}, { __mode = "k" })   -- client -> its headers, revealed
+local function wire_headers(self)
+  local h = wire[self]
+  if not h then
+    h = {}
+    for k, v in pairs(self.headers) do h[k] = M.reveal(v) end
+    wire[self] = h                    -- kept out of the client's fields
+  end
+  return h
+end
+
 function Client:post(body, timeout)
-  local status, text, hdrs = http.request(self.url, {
-    method = "POST", body = body, headers = self.headers,
+  local url = M.reveal(self.url)
+  local status, text, hdrs = http.request(url, {
+    method = "POST", body = body, headers = self.headers == HEADERS and HEADERS or wire_headers(self),
     timeout = timeout or self.timeout, max_bytes = self.max_bytes,
   })
   if not status then
     local err = text
     err.provider = self.name
+    -- a transport message that quotes the URL shows its scheme://host:port instead
+    if type(err.message) == "string" and err.message:find(url, 1, true) then
+      err.message = err.message:gsub(url:gsub("%p", "%%%0"), (M.redact_url(url):gsub("%%", "%%%%")))
+    end
     if err.transport == "too_large" then
       err.message = ("response larger than %d bytes"):format(self.max_bytes)
     end

@@ -141,7 +141,7 @@ describe("ferry CLI", function()
       print("main done")]] })
     assert.equal(0, code, err)
     assert.equal("main done\n", out)
-    assert.matches("ERROR task %d+ failed: %(command line%):2: background boom\nstack traceback:\n", err)
+    assert.matches("ERROR task %d+ failed: %(command line%):2: background boom\n\tstack traceback:\n", err)
   end)
 
   it("the main chunk can call ferry.sleep at top level", function()

@@ -25,10 +25,11 @@ local U = A.U
 
 -- Arguments from the user: a bad one raises invalid_argument naming the call and the argument
 -- ("signer:send: value: negative integer: -1"), not the binding or the line that caught it.
+-- What is echoed goes through ferry.redact: a private key passed by mistake is not shown.
 function A.bad_arg(what, err, shown)
   local text = ferry.is_error(err) and tostring(err.message) or tostring(err)
   local why = text:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or text:match("%((.*)%)$") or text:gsub("^[^:]*:%d+: ", "")
-  raise("invalid_argument", ("%s: %s%s"):format(what, why, shown or ""), { argument = what })
+  raise("invalid_argument", ferry.redact(("%s: %s%s"):format(what, why, shown or "")), { argument = what })
 end
 
 -- f(...), with a failure raised as above

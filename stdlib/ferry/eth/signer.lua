@@ -1,13 +1,13 @@
 --- ferry.eth.signer -- keys and signatures: chain:signer(key), signer:sign{}, personal_sign.
 local ferry = require "ferry"
 local keccak = require "ferry.core.keccak"
-local secp = require "ferry.core.secp256k1"
 local txc = require "ferry.core.tx"
+local keyc = require "ferry.core.key"
 local A = require "ferry.eth.args"
 local Chain = require("ferry.eth.chain").Chain
 
 local M = {}
-local tohex, fromhex = keccak.tohex, keccak.fromhex
+local tohex = keccak.tohex
 local raise = ferry.raise
 
 local Signer = {}
@@ -15,38 +15,45 @@ Signer.__index = Signer
 Signer.__tostring = function(s) return "ferry.Signer " .. s.address end
 Signer.__name = "ferry.Signer"
 
+-- -> a ferry.Key (ferry.core.key): the key's bytes live in guarded C memory from here on, and
+-- no error shows them. {env = NAME} is parsed from the environment in C, so the key is never
+-- a Lua string at all.
 local function load_key(key)
-  if type(key) == "table" and key.env then
-    local v = os.getenv(key.env)
-    if not v or v == "" then error(("signer: environment variable %s is not set"):format(key.env), 3) end
-    if not v:match("^0x%x+$") and v:match("^%x+$") then v = "0x" .. v end
-    if not (v:match("^0x%x+$") and #v == 66) or not secp.is_valid_key(fromhex(v)) then
-      error(("signer: %s does not hold a valid secp256k1 private key (expected 0x + 64 hex digits)"):format(key.env), 3)
-    end
-    return fromhex(v)
+  if keyc.is_key(key) then
+    if key:is_closed() then raise("invalid_argument", "signer: the ferry.Key is closed", { argument = "key" }) end
+    return key
   end
-  if type(key) ~= "string" then error("signer: key must be 0x + 64 hex digits or {env = NAME}", 3) end
-  if key:match("^0x") then
-    if #key ~= 66 or not key:match("^0x%x+$") then
-      error("signer: a private key is 0x + 64 hex digits", 3)
+  if type(key) == "table" and type(key.env) == "string" then
+    local k, why = keyc.from_env(key.env)
+    if why == "unset" then
+      raise("invalid_argument", ("signer: environment variable %s is not set"):format(key.env), { argument = "key", env = key.env })
+    elseif not k then
+      raise("invalid_argument", ("signer: %s does not hold a valid secp256k1 private key (expected 0x + 64 hex digits)")
+        :format(key.env), { argument = "key", env = key.env })
     end
-    key = fromhex(key)
+    return k
   end
-  if #key ~= 32 or not secp.is_valid_key(key) then error("signer: not a valid secp256k1 private key", 3) end
-  return key
+  if type(key) ~= "string" then
+    raise("invalid_argument", "signer: key must be 0x + 64 hex digits, 32 bytes, a ferry.Key or {env = NAME}", { argument = "key" })
+  end
+  local ok, k = pcall(keyc.new, key)
+  if not ok then raise("invalid_argument", "signer: " .. tostring(k.message or k):gsub("^ferry%.Key: ", ""), { argument = "key" }) end
+  return k
 end
 
---- chain:signer(key | {env = NAME}) -> signer with .address (EIP-55). The key is kept in a
---- closure, never in a field, so printing the signer (REPL, logs) cannot show it.
+--- chain:signer(key | {env = NAME} | ferry.Key) -> signer with .address (EIP-55). The key is a
+--- ferry.Key: its bytes stay in C memory (no field, upvalue or method returns them), so
+--- printing the signer (REPL, logs) or walking it with the debug library cannot show them.
+--- signer:close() (or `local s <close> = chain:signer(...)`) wipes them; a key passed in as a
+--- ferry.Key is wiped with it.
 function Chain:signer(key)
   local k = load_key(key)
-  local s = setmetatable({ chain = self, address = secp.address(k) }, Signer)
-  s._sign = function(t) local ok, a, b = pcall(txc.sign, t, k, "hex")
-    if not ok then error(a, 3) end
-    return a, b end
-  s._personal = function(msg) return secp.personal_sign(msg, k) end
-  return s
+  return setmetatable({ chain = self, address = k:address(), key = k }, Signer)
 end
+
+--- signer:close(): wipe the key. The signer cannot sign afterwards.
+function Signer:close() self.key:close() end
+Signer.__close = Signer.close
 
 -- fields for ferry.core.tx from the user's table
 local function tx_fields(self, t)
@@ -77,13 +84,21 @@ end
 
 function Signer:sign(t)
   check_signer(self, "signer:sign")
-  return self._sign(tx_fields(self, t))
+  local ok, raw, hash = pcall(txc.sign, tx_fields(self, t), self.key, "hex")
+  if not ok then
+    if ferry.is_error(raw) then error(raw, 2) end
+    A.bad_arg("signer:sign", (tostring(raw):gsub("^tx%.sign: ", "")))
+  end
+  return raw, hash
 end
 
 --- EIP-191 personal_sign of the message's bytes (text as it is) -> 0x r||s||v (v = 27/28)
 function Signer:personal_sign(msg)
   check_signer(self, "signer:personal_sign")
-  return tohex(A.checked("signer:personal_sign", self._personal, msg))
+  if type(msg) ~= "string" then
+    raise("invalid_argument", ("signer:personal_sign: message must be a string, got %s"):format(type(msg)), { argument = "msg" })
+  end
+  return tohex(self.key:personal_sign(msg))
 end
 
 M.Signer = Signer
