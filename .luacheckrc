@@ -14,3 +14,6 @@ files["tests/run.lua"] = { ignore = { "122" } }
 -- and with_timeout from tests/helpers/preload.lua
 files["tests/**/*_spec.lua"] = { std = "+busted", read_globals = { "with_timeout" } }
 files["tests/helpers/**"] = { std = "+busted" }
+
+-- config files run in the config sandbox, which gives them env(name, default)
+files["config.lua"] = { read_globals = { "env" } }

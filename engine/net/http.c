@@ -240,7 +240,8 @@ fy_http_req_t *fy_http_start(fy_http_t *h, const char *url, const char *method,
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
   if (timeout_s > 0) {
-    /* curl's own deadline is a backstop a little after the op deadline */
+    /* not a second default: the op deadline (the caller's timeout) ends the request, and
+     * curl's own deadline is only a backstop 250 ms after it */
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000) + 250);
   }
   if (body) {

@@ -113,7 +113,7 @@ static void push_header_line(lua_State *L, int k, int v) {
     fy_argerror(L, 2, "http.request: headers: a header may not hold a line break or a NUL byte");
 }
 
-/* request(url, {method=, body=, headers={...}, timeout=, max_bytes=})
+/* request(url, {timeout=, method=, body=, headers={...}, max_bytes=}): timeout (seconds) is required
  *   -> status, body, headers | nil, err
  * The header lines live in a table on the stack (one slot, however many headers) until curl
  * has copied them: fy_http_start returns only after curl_slist_append did. */
@@ -121,13 +121,13 @@ static int l_request(lua_State *L) {
   const char *url = fy_checkstring(L, 1);
   const char *method = NULL, *body = NULL;
   size_t body_len = 0, max_bytes = 0;
-  double timeout = 30;
+  double timeout = 0;                     /* required: the one default lives in ferry.rpc */
   const char *hdrs[MAX_HEADERS + 1];
   int nh = 0;
   lua_settop(L, 2);
   lua_createtable(L, 8, 0);                                   /* [3] the header lines */
-  if (!lua_isnil(L, 2)) {
-    fy_checktype(L, 2, LUA_TTABLE);
+  {
+    fy_checktype(L, 2, LUA_TTABLE);                           /* options: timeout is required */
     lua_getfield(L, 2, "method");
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) fy_argerror(L, 2, "http.request: method: expected a string");
     method = lua_tostring(L, -1);
@@ -135,11 +135,9 @@ static int l_request(lua_State *L) {
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) fy_argerror(L, 2, "http.request: body: expected a string");
     body = lua_tolstring(L, -1, &body_len);
     lua_getfield(L, 2, "timeout");
-    if (!lua_isnil(L, -1)) {
-      int isnum;
-      timeout = lua_tonumberx(L, -1, &isnum);
-      if (!isnum || !(timeout > 0) || timeout > 1e9) fy_argerror(L, 2, "http.request: timeout: expected a number of seconds > 0");
-    }
+    int isnum;
+    timeout = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(timeout > 0) || timeout > 1e9) fy_argerror(L, 2, "http.request: timeout: expected a number of seconds > 0");
     lua_getfield(L, 2, "max_bytes");
     if (!lua_isnil(L, -1)) {
       int isint;

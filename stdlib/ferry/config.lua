@@ -99,7 +99,7 @@ M.schema = S("table", { fields = {
     format = S("enum", { values = { "text", "json" } }),
   }}),
   rpc = S("table", { default = {}, fields = {
-    timeout = S("number", { min = 0.001, default = 10 }),
+    timeout = S("number", { min = 0.001, default = rpc.DEFAULT_TIMEOUT }),
     max_bytes = S("integer", { min = 1024, default = 32 * 1024 * 1024 }),
     retries = S("integer", { min = 0, default = 2 }),
   }}),

@@ -57,7 +57,7 @@ function M.new(name, chain, cfg, check)
     chain = chain,
     expected_chain_id = chain.chain_id,
     confirmations = chain.confirmations or 1,
-    timeout = rcfg.timeout or 10,
+    timeout = rcfg.timeout or rpc.DEFAULT_TIMEOUT,
     retries = rcfg.retries or 2,
     hedge = chain.hedge_ms and chain.hedge_ms / 1000 or nil,
     ttl = (cfg.cache and cfg.cache.ttl) or {},
@@ -143,8 +143,8 @@ function Pool:call(method, params, opts)
     if not i then
       local names = {}
       for _, p in ipairs(self.providers) do names[#names + 1] = p.name end
-      error(ferry.error("invalid_argument", ("chain %s has no provider %q (it has: %s)")
-        :format(self.name, opts.provider, table.concat(names, ", "))), 2)
+      error(ferry.error("invalid_argument", ferry.redact(("chain %s has no provider %q (it has: %s)")
+        :format(self.name, opts.provider, table.concat(names, ", ")))), 2)
     end
     opts = setmetatable({ provider = i }, { __index = opts })
   end

@@ -7,6 +7,7 @@
 --- Names of ferry modules (eth, workflow, rpc, json ...) resolve on first use.
 local ferry = require "ferry"
 local term = require "ferry.core.term"
+local proc = require "ferry.core.proc"
 local pretty = require "ferry.pretty"
 
 local M = {}
@@ -92,7 +93,9 @@ function M.run()
   if not okc then io.stderr:write(tostring(cfg), "\n") end
   if term.isatty(0) then
     local dir = okc and cfg.data_dir or ".ferry"
-    os.execute("mkdir -p '" .. dir:gsub("'", "") .. "'")
+    -- a child mkdir the task waits on, not os.execute: nothing blocks the loop
+    local p = proc.spawn{ "mkdir", "-p", "--", dir }
+    if p then p:wait() end
     history = dir .. "/history"
     term.load_history(history)
     io.stdout:write("ferry repl — Lua 5.4 on the engine's loop. Ctrl-D to leave.\n")

@@ -20,7 +20,9 @@ local M = {}
 local Client = {}
 Client.__index = Client
 
-local DEFAULT_TIMEOUT = 30
+--- The one default timeout of a JSON-RPC request, in seconds: config.lua's rpc.timeout
+--- defaults to it, and the pool and every client take theirs from there.
+M.DEFAULT_TIMEOUT = 10
 local DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 local HEADERS = { ["Content-Type"] = "application/json" }
 
@@ -121,7 +123,7 @@ function M.http(url, opts)
   return setmetatable({
     url = M.url(full),
     name = opts.name or M.redact_url(full),
-    timeout = opts.timeout or DEFAULT_TIMEOUT,
+    timeout = opts.timeout or M.DEFAULT_TIMEOUT,
     max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES,
     headers = headers,
     next_id = 0,

@@ -1,7 +1,6 @@
 -- ferry.config (stdlib/ferry/config.lua): sandboxed loading, schema errors with key paths,
 -- env(), providers dropped for unset env vars, defaults. Env-dependent cases run in a child
 -- ./ferry so this process's environment is never touched.
-local ferry = require "ferry"
 local config = require "ferry.config"
 
 local DIR = "tests/fixtures/configs/"
@@ -240,7 +239,7 @@ describe("ferry.config", function()
         local ok, e = pcall(eth.chain, "remote")
         print(ok, e)]] }, { FERRY_TEST_REMOTE_RPC = "" })
       assert.equal(0, code, err)
-      assert.equal("31337\nfalse\teth.chain: chain remote has no usable provider: set FERRY_TEST_REMOTE_RPC\n", out)
+      assert.equal("31337\nfalse\tinvalid_argument: eth.chain: chain remote has no usable provider: set FERRY_TEST_REMOTE_RPC\n", out)
     end)
 
     it("rejects a non-string name", function()
@@ -456,5 +455,25 @@ describe("ferry.config", function()
       assert.equal(0, code, err)
       assert.equal('/tmp/x\ttrue\t12\nfalse\tconfig: data_dri: unknown key (did you mean "data_dir"?)\n', out)
     end)
+  end)
+end)
+
+describe("the request timeout", function()
+  it("has one default (ferry.rpc), set in config and passed down to the pool and each client", function()
+    local rpc = require "ferry.rpc"
+    local eth = require "ferry.eth"
+    local c = eth.connect{ chain_id = 1, head_poll = 0, providers = { { url = "http://127.0.0.1:9" } } }
+    assert.equal(rpc.DEFAULT_TIMEOUT, c.cfg_root.rpc.timeout)
+    assert.equal(rpc.DEFAULT_TIMEOUT, c.pool.timeout)
+    assert.equal(rpc.DEFAULT_TIMEOUT, c.pool.providers[1].client.timeout)
+    local d = eth.connect({ chain_id = 1, head_poll = 0, providers = { { url = "http://127.0.0.1:9" }, { url = "http://127.0.0.1:10", timeout = 2 } } },
+                          { rpc = { timeout = 3 } })
+    assert.equal(3, d.pool.timeout)
+    assert.equal(3, d.pool.providers[1].client.timeout)
+    assert.equal(2, d.pool.providers[2].client.timeout)
+    -- the HTTP binding has none of its own
+    local ok, err = pcall(require("ferry.core.http").request, "http://127.0.0.1:9/", {})
+    assert.is_false(ok)
+    assert.matches("timeout", err.message)
   end)
 end)

@@ -37,15 +37,15 @@ function M.chain(name)
     local names = {}
     for k in pairs(cfg.chains) do names[#names + 1] = k end
     table.sort(names)
-    error(("eth.chain: no chain %q in %s (configured: %s)"):format(tostring(name), cfg.path or "config",
-      #names > 0 and table.concat(names, ", ") or "none"), 2)
+    raise("invalid_argument", ferry.redact(("eth.chain: no chain %q in %s (configured: %s)"):format(tostring(name),
+      cfg.path or "config", #names > 0 and table.concat(names, ", ") or "none")), { argument = "name" })
   end
-  if cc.kind ~= "evm" then error(("eth.chain: %s is a %s chain"):format(name, cc.kind), 2) end
+  if cc.kind ~= "evm" then raise("invalid_argument", ("eth.chain: %s is a %s chain"):format(name, cc.kind), { argument = "name" }) end
   if #cc.providers == 0 then
     local vars = {}
     for _, d in ipairs(cfg.dropped_providers and cfg.dropped_providers[name] or {}) do vars[#vars + 1] = d.env end
     local hint = #vars > 0 and (": set " .. table.concat(vars, " or ")) or ""
-    error(("eth.chain: chain %s has no usable provider%s"):format(name, hint), 2)
+    raise("invalid_argument", ("eth.chain: chain %s has no usable provider%s"):format(name, hint), { argument = "name" })
   end
   c = setmetatable({ name = name, cfg = cc, cfg_root = cfg, chain_id = cc.chain_id,
                      confirmations = cc.confirmations, pool = Pool.new(name, cc, cfg, replies.check),

@@ -36,7 +36,7 @@ function M.deliver(chain, tx)
   local r, err = chain:_call("eth_sendRawTransaction", { tx.raw })
   if err == nil or err.code == "already_known" then
     if r ~= nil and r ~= tx.hash then
-      ferry.log.warn("node returned a different tx hash", { expected = tx.hash, got = tostring(r) })
+      ferry.log.warn("node returned a different tx hash", { expected_hash = tx.hash, returned_hash = tostring(r) })
     end
     return "sent"
   end

@@ -308,7 +308,7 @@ function Tx:_bump_once()
     ferry.log.warn("fee bump refused", { hash = self.hash, nonce = self.nonce, err = tostring(ctx.err) })
     return false
   end
-  ferry.log.info("fee bump", { nonce = self.nonce, old = self.hash, new = ctx.hash, outcome = ctx.outcome,
+  ferry.log.info("fee bump", { nonce = self.nonce, old_hash = self.hash, new_hash = ctx.hash, outcome = ctx.outcome,
     max_fee_gwei = u256.format_units(ctx.price, 9) })
   self.raw, self.hash, self.bumps = ctx.raw, ctx.hash, self.bumps + 1
   self.hashes[#self.hashes + 1] = ctx.hash
