@@ -12,7 +12,7 @@ OBJ     := $(SRC:%.c=build/rel/%.o)
 ASAN_OBJ:= $(SRC:%.c=build/asan/%.o)
 ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test check bench demo fuzz ctest clean help peers
+.PHONY: all deps test check lint bench demo fuzz ctest clean help peers
 all: ferry
 
 # Module-owned fragments add C unit tests (CTESTS) and fuzz targets (FUZZ_TARGETS)
@@ -39,7 +39,8 @@ help:
 	@echo "make deps    install Debian packages and the pinned npm test peers (root, idempotent)"
 	@echo "make         build ./ferry"
 	@echo "make test    run every spec (unit + integration; starts its own peers)"
-	@echo "make check   the same suite under ASan+UBSan"
+	@echo "make check   luacheck, then the same suite under ASan+UBSan"
+	@echo "make lint    luacheck over every Lua file of the repository"
 	@echo "make bench   benchmarks against the Node libraries, printed as ratios"
 	@echo "make demo    local anvil + examples/batch_payouts.lua for 200 recipients"
 	@echo "make fuzz    libFuzzer on the decoders, bounded time"
@@ -63,9 +64,13 @@ fuzz: $(FUZZ_TARGETS)
 # integration specs (real peers, timing) with the normal one; any report fails the run
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-check: build/asan/ferry peers ctest
+check: lint build/asan/ferry peers ctest
 	$(ASAN_ENV) FERRY_GC=aggressive build/asan/ferry tests/run.lua --run=unit
 	$(ASAN_ENV) build/asan/ferry tests/run.lua --run=integration
+
+# luacheck (.luacheckrc): unused variables, shadowing, accidental globals
+lint:
+	luacheck -q --no-color .
 
 bench: ferry peers
 	./ferry bench/run.lua

@@ -12,7 +12,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-pkgs=(build-essential pkg-config clang libclang-rt-14-dev liblua5.4-dev lua5.4 lua-busted
+pkgs=(build-essential pkg-config clang libclang-rt-14-dev liblua5.4-dev lua5.4 lua-busted lua-check
       libuv1-dev libcurl4-openssl-dev libhiredis-dev libwebsockets-dev libsecp256k1-dev
       libsodium-dev nettle-dev libsqlite3-dev libedit-dev redis-server)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -466,7 +466,8 @@ describe("the request timeout", function()
     assert.equal(rpc.DEFAULT_TIMEOUT, c.cfg_root.rpc.timeout)
     assert.equal(rpc.DEFAULT_TIMEOUT, c.pool.timeout)
     assert.equal(rpc.DEFAULT_TIMEOUT, c.pool.providers[1].client.timeout)
-    local d = eth.connect({ chain_id = 1, head_poll = 0, providers = { { url = "http://127.0.0.1:9" }, { url = "http://127.0.0.1:10", timeout = 2 } } },
+    local d = eth.connect({ chain_id = 1, head_poll = 0,
+                            providers = { { url = "http://127.0.0.1:9" }, { url = "http://127.0.0.1:10", timeout = 2 } } },
                           { rpc = { timeout = 3 } })
     assert.equal(3, d.pool.timeout)
     assert.equal(3, d.pool.providers[1].client.timeout)
