@@ -15,6 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The C modules this binary opens: engine/modules.def, one X(name) a module. */
+#define X(name) int luaopen_ferry_core_##name(lua_State *L);
+#include "modules.def"
+#undef X
+
+static const luaL_Reg modules[] = {
+#define X(name) {"ferry.core." #name, luaopen_ferry_core_##name},
+#include "modules.def"
+#undef X
+  {NULL, NULL}};
+
 static const char usage[] =
   "usage: ferry [options] [script.lua [args...]]\n"
   "       ferry repl [--config FILE]\n"
@@ -97,7 +108,7 @@ int main(int argc, char **argv) {
   }
   if (!config) config = getenv("FERRY_CONFIG");
 
-  fy_engine_t *E = fy_engine_new();
+  fy_engine_t *E = fy_engine_new(modules);
   if (!E) return 1;
   lua_State *L = E->L;
 

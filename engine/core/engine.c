@@ -13,16 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define X(name) int luaopen_ferry_core_##name(lua_State *L);
-#include "modules.def"
-#undef X
-
-static const luaL_Reg core_modules[] = {
-#define X(name) {"ferry.core." #name, luaopen_ferry_core_##name},
-#include "modules.def"
-#undef X
-  {NULL, NULL}};
-
 double fy_now(void) { return (double)uv_hrtime() / 1e9; }
 
 int fy_ref(lua_State *L) {
@@ -86,7 +76,10 @@ static void find_home(char *out, size_t n) {
   snprintf(out, n, ".");
 }
 
+/* [-0, +0] boot(modules): the state's libraries, package paths, the C modules in preload,
+ * the error metatable, then stdlib/ferry/boot.lua */
 static int boot(lua_State *L) {
+  const luaL_Reg *modules = lua_touserdata(L, 1);
   char home[PATH_MAX];
   find_home(home, sizeof home);
   luaL_openlibs(L);
@@ -98,7 +91,7 @@ static int boot(lua_State *L) {
   lua_pushliteral(L, "/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/local/lib/lua/5.4/?.so;./?.so");
   lua_setfield(L, -2, "cpath");
   lua_getfield(L, -1, "preload");
-  luaL_setfuncs(L, core_modules, 0);
+  luaL_setfuncs(L, modules, 0);
   lua_pop(L, 2);
   lua_pushstring(L, home);
   lua_setfield(L, LUA_REGISTRYINDEX, "ferry.home");
@@ -114,7 +107,7 @@ static int boot(lua_State *L) {
   return 0;
 }
 
-fy_engine_t *fy_engine_new(void) {
+fy_engine_t *fy_engine_new(const luaL_Reg *modules) {
   fy_engine_t *E = calloc(1, sizeof *E);
   if (!E) return NULL;
   if (uv_loop_init(&E->loop) != 0) { free(E); return NULL; }
@@ -129,7 +122,8 @@ fy_engine_t *fy_engine_new(void) {
   if (lv && fy_log_configure(lv) != 0) fprintf(stderr, "ferry: ignoring FERRY_LOG=%s\n", lv);
   fy__sched_init(E);
   lua_pushcfunction(L, boot);
-  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+  lua_pushlightuserdata(L, (void *)modules);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
     fprintf(stderr, "ferry: cannot start: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
     fy_engine_close(E);

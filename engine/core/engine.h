@@ -1,8 +1,9 @@
 /*
 ** engine.h -- the engine: one libuv loop, one Lua state, the task scheduler's queues.
 **
-** Provides: fy_engine_t and its life cycle (new, run, shutdown), the registry of C modules
-** (engine/modules.def) and shutdown hooks for modules that own foreign contexts (curl...).
+** Provides: fy_engine_t and its life cycle (new, run, shutdown) and shutdown hooks for
+** modules that own foreign contexts (curl...). It names no module below it: whoever makes the
+** engine hands it the C modules to open (main.c: engine/modules.def).
 ** Depends on: libuv, Lua 5.4. Loop thread only.
 **
 ** Shutdown order (STYLE.md §4.4): stop accepting work -> cancel every task (their <close>
@@ -13,6 +14,7 @@
 #define FY_ENGINE_H
 
 #include <lua.h>
+#include <lauxlib.h>
 #include <uv.h>
 #include <stdint.h>
 
@@ -49,8 +51,10 @@ static inline fy_engine_t *fy_engine(lua_State *L) {
   return *(fy_engine_t **)lua_getextraspace(L);
 }
 
-/* Create the loop and the state, open the standard and ferry libraries. NULL on failure. */
-fy_engine_t *fy_engine_new(void);
+/* Create the loop and the state, open the standard libraries and put `modules` (a
+ * {"ferry.core.name", luaopen_...} list ending in {NULL, NULL}) in package.preload; then
+ * stdlib/ferry/boot.lua runs. NULL on failure. */
+fy_engine_t *fy_engine_new(const luaL_Reg *modules);
 
 /* Run the loop until no referenced handle or ready task is left, or os.exit was called. */
 void fy_engine_run(fy_engine_t *E);
