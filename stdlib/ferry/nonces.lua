@@ -3,13 +3,14 @@
 ---
 --- One instance per (chain, address), made by chain:_nonces(addr); the send pipeline is its
 --- user, through these methods only (the fields are for reading: specs, the REPL):
----   nonces:   reserve() -> n, release(n, fill), bind(tx), resync()
+---   nonces:   reserve() -> n, settle(n), wait_below(n, timeout), release(n, fill), bind(tx), resync()
 ---   funds:    hold(amount) -> h, funds(h) -> balance, held, n, assign(h, nonce), sent(h),
 ---             resize(h, amount) -> before, done(h)
 --- In-process only (the memory backend): the store issue puts SQLite and Redis behind the same
 --- methods, and tests/helpers/nonce_contract.lua is the contract each backend must pass.
 local ferry = require "ferry"
 local u256 = require "ferry.core.u256"
+local task = require "ferry.core.task"
 
 local U = u256.new
 local Nonces = {}
@@ -18,6 +19,7 @@ Nonces.__index = Nonces
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)
   return setmetatable({ chain = chain, addr = addr, next = nil, free = {}, bound = {}, syncing = nil,
+                        out = {}, settling = {},
                         holds = {}, seq = 0, counts = {}, last_count = 0, round = nil, reading = nil }, Nonces)
 end
 
@@ -72,14 +74,49 @@ end
 function Nonces:reserve()
   -- a loop: between a sync and this task's turn another resync may be under way
   while not self.next do self:_sync() end
+  local n
   if #self.free > 0 then
     table.sort(self.free)
-    return table.remove(self.free, 1)
+    n = table.remove(self.free, 1)
+  else
+    n = self.next
+    while self.bound[n] do n = n + 1 end      -- never hand out a nonce a payment is bound to
+    self.next = n + 1
   end
-  local n = self.next
-  while self.bound[n] do n = n + 1 end        -- never hand out a nonce a payment is bound to
-  self.next = n + 1
+  self.out[n] = true                          -- handed out, its broadcast not settled yet
   return n
+end
+
+-- Order. Sends of one address race each other to the node, so the broadcast of nonce n can
+-- arrive before that of n - 1; a node that does not queue gaps (hardhat's automine, L2
+-- sequencers) then refuses it ("nonce too high"). That refusal is ours to wait out: the send
+-- waits until the nonces below it have settled (sent, bound or freed), then sends the same
+-- bytes again (ferry.eth.send, broadcast step).
+
+--- settle(n): the broadcast at n is over, whichever way (sent, bound, freed).
+function Nonces:settle(n)
+  if not self.out[n] then return end
+  self.out[n] = nil
+  for q in pairs(self.settling) do q:put(n) end
+end
+
+--- wait_below(n, timeout) -> true once no nonce below n is handed out and unsettled, false
+--- if none was to begin with (nothing of ours explains a gap below n), nil on timeout.
+function Nonces:wait_below(n, timeout)
+  local function any()
+    for m in pairs(self.out) do if m < n then return true end end
+    return false
+  end
+  if not any() then return false end
+  local q = task.queue()
+  self.settling[q] = true
+  local _ <close> = setmetatable({}, { __close = function() self.settling[q] = nil end })
+  local deadline = ferry.now() + timeout
+  while any() do
+    local left = deadline - ferry.now()
+    if left <= 0 or q:get(left) == nil then return nil end
+  end
+  return true
 end
 
 -- Gaps. Every transaction of an address waits on all lower nonces, so a nonce handed out and
@@ -95,6 +132,7 @@ end
 --- release(n, fill): the broadcast at n was refused by every node; fill(n) closes the gap if
 --- no send takes n first (see _watch_gaps).
 function Nonces:release(n, fill)
+  self:settle(n)
   self.free[#self.free + 1] = n
   table.sort(self.free)
   while self.free[#self.free] == self.next - 1 do   -- freed at the top: no gap, just give back
@@ -106,6 +144,7 @@ end
 -- tx: a ferry.eth Tx whose broadcast got no answer. A daemon waits for it (never keeping a
 -- script alive); a caller may wait on the same tx meanwhile.
 function Nonces:bind(tx)
+  self:settle(tx.nonce)
   self.bound[tx.nonce] = tx
   ferry.spawn(function()
     local _ <close> = setmetatable({}, { __close = function()

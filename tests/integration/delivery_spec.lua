@@ -234,3 +234,40 @@ describe("a fee bump whose broadcast gets no clear answer", function()
     proxy:stop(); anvil:stop()
   end)
 end)
+
+describe("a refusal that our own sends explain", function()
+  it("'transaction underpriced' while the node keeps nothing: out-bid at the same nonce, no failure, no cascade", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    proxy:fault{ mode = "reply", count = 3, methods = { "eth_sendRawTransaction" },
+                 error = { code = -32000, message = "transaction underpriced" } }
+    local paid, failed = batch(chain, signer, 50, 700)
+    print(("\n    3 underpriced refusals in 50 sends: %d paid once, %d failed"):format(paid, failed))
+    assert.equal(50, paid)
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("'nonce too high' for a nonce whose lower ones are ours: the same bytes again, no failure", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    proxy:fault{ mode = "reply", count = 3, methods = { "eth_sendRawTransaction" },
+                 error = { code = -32000, message = "Nonce too high. Expected nonce to be 0 but got 1." } }
+    local paid, failed = batch(chain, signer, 50, 800)
+    print(("\n    3 'nonce too high' in 50 sends: %d paid once, %d failed"):format(paid, failed))
+    assert.equal(50, paid)
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("a caller's own price is not raised: underpriced at an explicit max_fee is the caller's error", function()
+    local anvil, proxy, chain, signer = behind_proxy()
+    local f = chain:fees()
+    proxy:fault{ mode = "reply", count = 1, methods = { "eth_sendRawTransaction" },
+                 error = { code = -32000, message = "transaction underpriced" } }
+    local ok, err = pcall(signer.send, signer, { to = fresh_address(11), value = 1, max_fee = f.max_fee, max_priority_fee = 1 })
+    assert.is_false(ok)
+    assert.equal("underpriced", err.code)
+    -- and its nonce is free again: the next send takes it
+    local tx = signer:send{ to = fresh_address(12), value = 1 }
+    assert.equal(err.nonce, tx.nonce)
+    tx:wait{ timeout = 10 }
+    proxy:stop(); anvil:stop()
+  end)
+end)

@@ -75,6 +75,7 @@ function S.validate(ctx)
   ctx.gas_price = t.gas_price and A.u256(t.gas_price, "signer:send: gas_price")
   ctx.gas = t.gas
   ctx.explicit_nonce = t.nonce
+  ctx.explicit_fees = t.max_fee ~= nil or t.gas_price ~= nil    -- the caller's price is not raised
 end
 
 -- What the chain asks now, for the fees the caller left out.
@@ -144,6 +145,7 @@ function S.reserve(ctx)
     return "given"
   end
   ctx.nonce = ctx.nonces:reserve()
+  ctx.reserved = true
   ctx.nonces:assign(ctx.hold, ctx.nonce)
 end
 
@@ -166,24 +168,100 @@ end
 -- The signed bytes, recorded before they leave: the stores issue fills this step.
 function S.journal(_) return "skipped" end
 
--- From here on the payment is bound to its nonce and hash (ferry.eth.delivery).
+-- Fees raised to out-bid what the node refused as underpriced at this nonce (an occupant we
+-- do not know of, or a base fee that rose since fill_fees): +12.5% (the replacement rule) or
+-- what the chain asks now, whichever is higher.
+local function up(v) return v + (v + 7) // 8 end
+local function outbid(ctx)
+  local chain = ctx.base
+  if ctx.legacy then
+    local now = chain:gas_price()
+    ctx.gas_price = up(ctx.gas_price)
+    if now > ctx.gas_price then ctx.gas_price = now end
+  else
+    local f = chain:fees({ fresh = true })
+    ctx.max_fee, ctx.tip = up(ctx.max_fee), up(ctx.tip)
+    if f.max_fee > ctx.max_fee then ctx.max_fee = f.max_fee end
+    if f.max_priority_fee > ctx.tip then ctx.tip = f.max_priority_fee end
+    if ctx.tip > ctx.max_fee then ctx.tip = ctx.max_fee end
+  end
+end
+
+-- The same payment at the same nonce with higher fees: capped, its hold grown, signed.
+local function resign(ctx)
+  outbid(ctx)
+  S.cap(ctx)                                   -- raises policy_rejected above the cap
+  if ctx.hold then
+    local bigger = ctx.value + U(ctx.gas) * ctx.price
+    if bigger > ctx.hold.amount then ctx.nonces:resize(ctx.hold, bigger) end
+  end
+  S.sign(ctx)
+  ctx.versions[#ctx.versions + 1] = { raw = ctx.raw, hash = ctx.hash }
+end
+
+-- From here on the payment is bound to its nonce and hash (ferry.eth.delivery). Two refusals
+-- are answered here instead of reaching the caller, as neither says the payment is unwanted:
+--  * "nonce too high" while our own lower nonces are still on their way (their requests
+--    arrived after this one): wait for them to settle, then the same bytes again;
+--  * "underpriced": something occupies this nonce, or the base fee rose. The same payment is
+--    signed again at the same nonce with fees that out-bid it (at most twice, never above
+--    the cap), never sent again at the same price, so one refusal does not fail the sends
+--    queued behind it.
 function S.broadcast(ctx)
-  ctx.outcome, ctx.err = delivery.deliver(ctx.chain, { raw = ctx.raw, hash = ctx.hash, nonce = ctx.nonce, from = ctx.from })
+  ctx.broadcasting = true
+  ctx.versions = { { raw = ctx.raw, hash = ctx.hash } }
+  local deadline = ferry.now() + (ctx.base.cfg.order_wait or 30)
+  local outbids, backoff = 0, 0.02
+  while true do
+    ctx.outcome, ctx.err = delivery.deliver(ctx.chain, { raw = ctx.raw, hash = ctx.hash, nonce = ctx.nonce, from = ctx.from })
+    if ctx.outcome ~= "refused" then break end
+    local code, now = ctx.err.code, ferry.now()
+    if code == "nonce_too_high" and now < deadline then
+      -- nothing of ours below (a gap being filled, a tracker resending): back off and look again
+      if ctx.nonces:wait_below(ctx.nonce, deadline - now) == false then
+        ferry.sleep(math.min(backoff, deadline - now))
+        backoff = math.min(backoff * 2, 1)
+      end
+    elseif code == "underpriced" and outbids < 2 and not ctx.explicit_fees then
+      outbids = outbids + 1
+      local ok, err = pcall(resign, ctx)
+      if not ok then
+        if type(err) == "table" and err.code == "policy_rejected" then break end    -- keep the refusal
+        error(err, 0)
+      end
+    else
+      break
+    end
+  end
+  -- a version refused in the end may still be one the node kept (a provider that lies)
+  if ctx.outcome == "refused" and #ctx.versions > 1 then
+    for _, v in ipairs(ctx.versions) do
+      if delivery.known(ctx.chain, v.hash) then
+        ctx.raw, ctx.hash, ctx.outcome = v.raw, v.hash, "sent"
+        break
+      end
+    end
+  end
   return ctx.outcome
 end
 
 -- The tx the caller waits on, or the error that says nothing was paid.
+local function make_tx(ctx)
+  return setmetatable({ hash = ctx.hash, nonce = ctx.nonce, from = ctx.from, to = ctx.to, value = ctx.value,
+                        data = ctx.data, access_list = ctx.t.access_list, legacy = ctx.legacy,
+                        raw = ctx.raw, chain = ctx.base, gas = ctx.gas, max_fee = ctx.max_fee,
+                        max_priority_fee = ctx.tip, gas_price = ctx.gas_price, sent_at = ferry.now(),
+                        hashes = { ctx.hash }, bumps = 0, signer = ctx.signer, _hold = ctx.hold,
+                        id = ctx.id, events = ctx.events }, Tx)
+end
+
 function S.track(ctx)
   local outcome, err, nonces = ctx.outcome, ctx.err, ctx.nonces
   if outcome == "sent" or outcome == "unsure" then
-    local tx = setmetatable({ hash = ctx.hash, nonce = ctx.nonce, from = ctx.from, to = ctx.to, value = ctx.value,
-                              data = ctx.data, access_list = ctx.t.access_list, legacy = ctx.legacy,
-                              raw = ctx.raw, chain = ctx.base, gas = ctx.gas, max_fee = ctx.max_fee,
-                              max_priority_fee = ctx.tip, gas_price = ctx.gas_price, sent_at = ferry.now(),
-                              hashes = { ctx.hash }, bumps = 0, signer = ctx.signer, _hold = ctx.hold,
-                              id = ctx.id, events = ctx.events }, Tx)
+    local tx = make_tx(ctx)
     ctx.tx = tx
     if ctx.hold then nonces:sent(ctx.hold) end            -- held until mined (Nonces:ahead_of)
+    if ctx.reserved then nonces:settle(ctx.nonce) end
     if outcome == "unsure" then
       tx.unsure = err
       nonces:bind(tx)
@@ -192,6 +270,7 @@ function S.track(ctx)
     return "sent"
   end
   if outcome == "taken" then
+    if ctx.reserved then nonces:settle(ctx.nonce) end
     nonces:resync()                                        -- the next send starts above what was taken
   elseif not ctx.explicit_nonce then
     nonces:release(ctx.nonce, filler(ctx))                 -- refused: no node will mine these bytes
@@ -233,9 +312,22 @@ local function run(ctx, steps)
   end
 end
 
--- ctx.hold lives as long as the send: closing it gives it back unless the tx was sent
+-- However a send ends (an error, a cancel): a nonce it took and did not settle is freed if
+-- nothing was broadcast, or bound to the payment if the broadcast was under way (its bytes
+-- may arrive); then its hold is given back unless the tx was sent.
 local function closer(ctx)
-  return setmetatable({}, { __close = function() if ctx.hold then ctx.nonces:done(ctx.hold) end end })
+  return setmetatable({}, { __close = function()
+    local nonces = ctx.nonces
+    if ctx.reserved and nonces.out[ctx.nonce] then
+      if ctx.broadcasting then
+        if ctx.hold then nonces:sent(ctx.hold) end
+        nonces:bind(make_tx(ctx))
+      else
+        nonces:release(ctx.nonce, filler(ctx))
+      end
+    end
+    if ctx.hold then nonces:done(ctx.hold) end
+  end })
 end
 
 --- signer:send{to, value, data, gas?, max_fee?, max_priority_fee? | gas_price?, nonce?,
@@ -262,22 +354,8 @@ end
 local BUMP = {}
 for _, name in ipairs({ "cap", "sign", "journal", "broadcast" }) do BUMP[#BUMP + 1] = { name = name, run = S[name] } end
 
-local function up(v) return v + (v + 7) // 8 end
-
-function S.raise_fees(ctx)
-  local old, chain = ctx.tx, ctx.base
-  if ctx.legacy then
-    local now = chain:gas_price()
-    ctx.gas_price = up(old.gas_price)
-    if now > ctx.gas_price then ctx.gas_price = now end
-  else
-    local f = chain:fees({ fresh = true })      -- a bump answers what the chain asks now
-    ctx.max_fee, ctx.tip = up(old.max_fee), up(old.max_priority_fee)
-    if f.max_fee > ctx.max_fee then ctx.max_fee = f.max_fee end
-    if f.max_priority_fee > ctx.tip then ctx.tip = f.max_priority_fee end
-    if ctx.tip > ctx.max_fee then ctx.tip = ctx.max_fee end
-  end
-end
+-- a fee bump out-bids the transaction it replaces, as a refused broadcast out-bids an occupant
+function S.raise_fees(ctx) outbid(ctx) end
 table.insert(BUMP, 1, { name = "raise_fees", run = S.raise_fees })
 
 function Tx:_bump_once()
@@ -285,6 +363,7 @@ function Tx:_bump_once()
   ctx.id, ctx.events, ctx.tx = self.id or ctx.id, self.events or ctx.events, self
   ctx.chain = self.chain                         -- any provider: the replacement is news to all
   ctx.to, ctx.value, ctx.data, ctx.gas, ctx.legacy = self.to, self.value, self.data, self.gas, self.legacy
+  ctx.max_fee, ctx.tip, ctx.gas_price = self.max_fee, self.max_priority_fee, self.gas_price
   ctx.nonce, ctx.explicit_nonce = self.nonce, self.nonce
   local hold, held = self._hold, self._hold and self._hold.amount
   local ok, err = pcall(run, ctx, { BUMP[1], BUMP[2] })          -- raise_fees, cap
