@@ -32,4 +32,13 @@ end
 --- sh(cmd, env) runs a shell command line
 function M.sh(cmd, env, timeout) return M.run({ "/bin/sh", "-c", cmd }, env, timeout) end
 
+--- tmpfile(text) -> the path of a new temporary file holding text (the caller removes it)
+function M.tmpfile(text)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 return M

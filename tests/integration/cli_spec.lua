@@ -5,13 +5,7 @@ local json = require "ferry.core.json"
 local child = require "helpers.child"
 local ferry_run, sh = child.ferry, child.sh
 
-local function tmpfile(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local tmpfile = child.tmpfile
 
 local function lines(s)
   local t = {}

@@ -113,20 +113,39 @@ describe("a broadcast that hangs", function()
     proxy:stop(); anvil:stop()
   end)
 
-  it("for longer than the send waits: the tx comes back bound and is mined once the provider answers", function()
+  -- Every broadcast hangs for as long as the send waits: it comes back bound (tx.unsure), and
+  -- the next send, once the provider answers again, takes the nonce above it.
+  -- -> anvil, proxy, chain, tx, tx2, to
+  local function hung(n, value)
     local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
     chain.pool.retries = 0
-    local to = fresh_address(3)
+    local to = fresh_address(n)
     proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
-    local tx = signer:send{ to = to, value = 5 }
+    local tx = signer:send{ to = to, value = value }
     assert.equal("timeout", tx.unsure.code)
-    -- the next send does not take the nonce the first one is bound to
+    assert.equal(tx, chain:_nonces(ADDR0).bound[tx.nonce])
     proxy:fault{ mode = "pass" }
     local tx2 = signer:send{ to = ADDR1, value = 6 }
     assert.equal(tx.nonce + 1, tx2.nonce)
+    return anvil, proxy, chain, tx, tx2, to
+  end
+
+  it("for longer than the send waits: the tx comes back bound and is mined once the provider answers", function()
+    local anvil, proxy, chain, tx, tx2, to = hung(3, 5)
     tx:wait{ timeout = 10, rebroadcast = 0.2 }
     tx2:wait{ timeout = 10 }
     assert.equal(eth.u256(5), balance(chain, to))
+    proxy:stop(); anvil:stop()
+  end)
+
+  it("and nobody waits on it: a tracker sends the same bytes again, and the payment is mined once", function()
+    local anvil, proxy, chain, tx, tx2, to = hung(13, 15)
+    tx2:wait{ timeout = 10 }                    -- mined only once the tracker resent tx
+    assert.equal(eth.u256(15), balance(chain, to))
+    assert.equal(tx.hash, chain:receipt(tx.hash).transactionHash)
+    local deadline = ferry.now() + 5
+    while chain:_nonces(ADDR0).bound[tx.nonce] and ferry.now() < deadline do ferry.sleep(0.05) end
+    assert.is_nil(chain:_nonces(ADDR0).bound[tx.nonce], "the tracker let go of it")
     proxy:stop(); anvil:stop()
   end)
 end)

@@ -183,28 +183,6 @@ describe("tx:wait on a node that lost the transaction", function()
   end)
 end)
 
-describe("a broadcast that gets no answer", function()
-  it("nobody waits on it: a tracker sends the same bytes again, and the payment is mined once", function()
-    local anvil, proxy, chain, signer = behind_proxy({ timeout = 0.3 })
-    chain.pool.retries = 0
-    local to = fresh_address(200)
-    proxy:fault{ mode = "hang", methods = { "eth_sendRawTransaction" } }
-    local tx = signer:send{ to = to, value = 5 }
-    assert.equal("timeout", tx.unsure.code)
-    assert.equal(tx, chain:_nonces(ADDR0).bound[tx.nonce])
-    proxy:fault{ mode = "pass" }
-    local tx2 = signer:send{ to = ADDR1, value = 6 }
-    assert.equal(tx.nonce + 1, tx2.nonce)
-    tx2:wait{ timeout = 10 }                    -- mined only once the tracker resent tx
-    assert.equal(eth.u256(5), chain:balance(to, "latest", { fresh = true }))
-    assert.equal(tx.hash, chain:receipt(tx.hash).transactionHash)
-    local deadline = ferry.now() + 5
-    while chain:_nonces(ADDR0).bound[tx.nonce] and ferry.now() < deadline do ferry.sleep(0.05) end
-    assert.is_nil(chain:_nonces(ADDR0).bound[tx.nonce], "the tracker let go of it")
-    proxy:stop(); anvil:stop()
-  end)
-end)
-
 describe("a transaction whose nonce another transaction took", function()
   it("tx:wait raises nonce_too_low at its next rebroadcast instead of waiting out its timeout", function()
     local anvil, chain, signer = on_anvil(nil, { "--no-mining" })

@@ -22,13 +22,7 @@ end
 local function url(n) return "http://127.0.0.1:" .. (8545 + (n or 0)) end
 
 -- a config file with `text`; -> its path (the caller removes it)
-local function tmp_config(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local tmp_config = require("helpers.child").tmpfile
 
 -- load a config made of `text`; -> ok, cfg | err
 local function load_text(text, limits)

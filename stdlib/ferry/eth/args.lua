@@ -57,7 +57,7 @@ function A.u256(v, what)
   return A.checked(what, U, v)
 end
 
--- the raw bytes of a bytes-like argument (the rule above); what: "eth.keccak256", say
+-- the raw bytes of a bytes-like argument (the rule of ferry.eth.values); what: "eth.keccak256", say
 function A.bytes(v, what)
   if bytesc.is_raw(v) then return v:string() end
   if type(v) ~= "string" then
