@@ -42,7 +42,7 @@ help:
 	@echo "make check   luacheck, then the same suite under ASan+UBSan"
 	@echo "make lint    luacheck over every Lua file of the repository"
 	@echo "make bench   benchmarks against the Node libraries, printed as ratios"
-	@echo "make demo    local anvil + examples/batch_payouts.lua for 200 recipients"
+	@echo "make demo    local anvil + examples/batch_payouts.lua for 200 recipients (PEER=hardhat: hardhat's node)"
 	@echo "make fuzz    libFuzzer on the decoders, bounded time"
 
 deps:
@@ -75,8 +75,10 @@ lint:
 bench: ferry peers
 	./ferry bench/run.lua
 
+# PEER=hardhat runs it on hardhat's node instead of anvil
+PEER ?= anvil
 demo: ferry peers
-	./ferry tests/helpers/with_anvil.lua examples/batch_payouts.lua 200
+	./ferry tests/helpers/with_anvil.lua --peer $(PEER) examples/batch_payouts.lua 200
 
 clean:
 	rm -rf build ferry

@@ -73,19 +73,23 @@ function M.url(url)
 end
 
 -- Map a node's error message to a stable code. These describe the transaction, not the
--- provider (the pool must not count them against it).
+-- provider (the pool must not count them against it). Matched on the lower-cased message,
+-- first match wins. tests/integration/nodes_spec.lua provokes each on anvil and on hardhat's
+-- node; what they say (geth's texts are the ones without a node named):
 local PATTERNS = {
-  { "nonce too low", "nonce_too_low" },
-  { "nonce too high", "nonce_too_high" },
+  { "nonce too low", "nonce_too_low" },            -- hardhat: "Nonce too low. Expected nonce to be 1 but got 0. ..."
+  { "nonce too high", "nonce_too_high" },          -- hardhat (automine): "Nonce too high. Expected nonce to be 44 but got 45. ..."
   { "already known", "already_known" },
-  { "already imported", "already_known" },
-  { "known transaction", "already_known" },
-  { "insufficient funds", "insufficient_funds" },
-  { "replacement transaction underpriced", "underpriced" },
+  { "already imported", "already_known" },         -- anvil: "transaction already imported"
+  { "known transaction", "already_known" },        -- hardhat: "Known transaction: 0x..."
+  { "insufficient funds", "insufficient_funds" },  -- anvil: "Insufficient funds for gas * price + value"
+  { "doesn't have enough funds", "insufficient_funds" }, -- hardhat: "Sender doesn't have enough funds to send tx. ..."
+  { "replacement transaction underpriced", "underpriced" }, -- anvil, and hardhat's "Replacement transaction underpriced. ..."
   { "underpriced", "underpriced" },
   { "execution reverted", "reverted" },
   { "revert", "reverted" },
-  { "max fee per gas less than block base fee", "underpriced" },
+  { "max fee per gas less than block base fee", "underpriced" },  -- anvil
+  { "is too low for the next block", "underpriced" },  -- hardhat: "Transaction maxFeePerGas (1) is too low for the next block, ..."
 }
 
 --- Stable code for a JSON-RPC error object.

@@ -1,5 +1,5 @@
 --- helpers.evm -- set-ups the EVM specs share: anvil's first two accounts, fresh recipients,
---- chains over one endpoint, and a fault proxy in front of a fresh anvil.
+--- chains over one endpoint, a fault proxy in front of a fresh anvil, and either node by name.
 local ferry = require "ferry"
 local eth = require "ferry.eth"
 local peers = require "helpers.peers"
@@ -41,5 +41,22 @@ function M.behind_proxy(settings, anvil_args)
   local chain = M.chain_at(proxy.url, settings)
   return anvil, proxy, chain, chain:signer(M.KEY0)
 end
+
+--- A node by name: "anvil" (extra: more flags) or "hardhat" (hardhat's node, ~10 s to start:
+--- share one per spec file and isolate tests with node:snapshot() / node:revert(id)). Both
+--- answer the same dev calls under one name (tests/helpers/peers.lua: mine, automine,
+--- next_base_fee, drop, snapshot, revert).
+M.NODES = { "anvil", "hardhat" }
+function M.node(name, extra)
+  if name == "anvil" then return peers.anvil(extra) end
+  if name == "hardhat" then
+    assert(extra == nil or #extra == 0, "hardhat's node takes no extra flags here: use its dev calls")
+    return peers.hardhat()
+  end
+  error(("evm.node: unknown node %q (anvil or hardhat)"):format(tostring(name)), 2)
+end
+
+--- A fault proxy in front of a node (from M.node or peers.*): proxy:fault{...}, proxy:stop().
+function M.proxy(node) return peers.proxy(node.url) end
 
 return M

@@ -2,9 +2,12 @@
 --
 --   local peers = require "helpers.peers"
 --   local anvil = peers.anvil{"--no-mining"}        -- {url, port, pid, proc, stop = fn, rpc = client}
+--   local hh = peers.hardhat()                       -- hardhat's node: the same object, ~10 s to start
 --   local proxy = peers.proxy(anvil.url)            -- fault proxy: proxy:fault{mode = "500"}
 --   anvil:stop()
 -- Binaries come from tests/peers/node_modules (make peers / npm ci there).
+-- Both nodes answer the same dev calls under one name (node:mine(), node:automine(false),
+-- node:next_base_fee(wei), node:drop(hash), node:snapshot(), node:revert(id)): see DEV below.
 local ferry = require "ferry"
 local proc = require "ferry.core.proc"
 local rpc = require "ferry.rpc"
@@ -17,6 +20,7 @@ M.bin = {
   anvil = os.getenv("ANVIL") or (root .. "/node_modules/.bin/anvil"),
   cast = os.getenv("CAST") or (root .. "/node_modules/.bin/cast"),
   node = os.getenv("NODE") or "node",
+  hardhat = os.getenv("HARDHAT") or (root .. "/node_modules/.bin/hardhat"),
 }
 
 local function exists(path)
@@ -25,10 +29,15 @@ local function exists(path)
   return false
 end
 
-function M.have(name) return name == "node" or exists(M.bin[name]) end
+function M.have(name)
+  if name == "node" then return true end
+  if name == "hardhat" and not exists(root .. "/hardhat.config.js") then return false end
+  return M.bin[name] ~= nil and exists(M.bin[name])
+end
 
--- Read lines until one matches pattern; returns the captures, or raises with the output.
-local function await_line(p, pattern, timeout, what)
+-- Read lines until one matches pattern; returns the captures, or nil and what went wrong
+-- (with the output so far). A process that did not start in time is killed.
+local function try_line(p, pattern, timeout, what)
   local deadline = ferry.now() + timeout
   local seen = {}
   while true do
@@ -36,15 +45,24 @@ local function await_line(p, pattern, timeout, what)
     if left <= 0 then break end
     local line, err = p:read_line(left)
     if not line then
-      error(("%s did not start (%s); output:\n%s\n%s"):format(what, err and err.code or "?",
-        table.concat(seen, "\n"), p:read_err()), 0)
+      if err and err.code == "timeout" then break end
+      return nil, ("%s did not start (%s); output:\n%s\n%s"):format(what, err and err.code or "?",
+        table.concat(seen, "\n"), p:read_err())
     end
     seen[#seen + 1] = line
     local a, b = line:match(pattern)
     if a then return a, b end
   end
   p:kill("KILL")
-  error(("%s did not start within %ss"):format(what, timeout), 0)
+  return nil, ("%s did not start within %ss; output:\n%s\n%s"):format(what, timeout,
+    table.concat(seen, "\n"), p:read_err())
+end
+
+-- The same, raising what went wrong.
+local function await_line(p, pattern, timeout, what)
+  local a, b = try_line(p, pattern, timeout, what)
+  if a == nil then error(b, 0) end
+  return a, b
 end
 
 local Peer = {}
@@ -92,7 +110,93 @@ function M.anvil(extra)
   self.rpc = rpc.http(url, { timeout = 10, name = "anvil" })
   -- drain anvil's stdout so its pipe never fills
   self.drain = ferry.spawn(function() while p:running() and p:read_line() do end end):detach()
+  self.kind = "anvil"
   return self
+end
+
+-- Is anything listening on 127.0.0.1:port? (a refused connection says no)
+local function port_taken(port)
+  local status, err = http.request(("http://127.0.0.1:%d/"):format(port), { method = "GET", timeout = 1 })
+  return status ~= nil or (type(err) == "table" and err.code ~= "provider_down")
+end
+
+--- hardhat's node (tests/peers, hardhat 2) on a free port. It cannot be given port 0, so a
+--- port is picked at random from 20000-59999, skipped if something answers there, and
+--- picked again if the node then fails to listen on it (EADDRINUSE: another process won
+--- the race). It takes about 10 s to start: share one per spec file (evm_snapshot /
+--- evm_revert between tests).
+function M.hardhat(timeout)
+  assert(M.have("hardhat"), "hardhat not installed: run `make peers`")
+  timeout = timeout or 40
+  local failures = {}
+  for _ = 1, 5 do
+    local port
+    repeat port = math.random(20000, 59999) until not port_taken(port)
+    -- the launcher resolves hardhat from the folder it runs in: run it from tests/peers
+    local bin = M.bin.hardhat
+    if bin:sub(1, #root + 1) == root .. "/" then bin = bin:sub(#root + 2) end
+    local p = assert(proc.spawn{ bin, "node", "--hostname", "127.0.0.1", "--port", tostring(port),
+                                 cwd = root, stdout = "pipe", stderr = "pipe" })
+    local got, why = try_line(p, "^Started HTTP and WebSocket JSON%-RPC server at http://[%d.]+:(%d+)/", timeout, "hardhat node")
+    if got then
+      local url = "http://127.0.0.1:" .. port
+      local self = setmetatable({ proc = p, pid = p:pid(), port = port, url = url, kind = "hardhat",
+                                  ws = "ws://127.0.0.1:" .. port }, Peer)
+      self.rpc = rpc.http(url, { timeout = 10, name = "hardhat" })
+      -- it logs every call on stdout: drain it so its pipe never fills
+      self.drain = ferry.spawn(function() while p:running() and p:read_line() do end end):detach()
+      return self
+    end
+    if p:running() then p:kill("KILL") end
+    p:wait(3)
+    local in_use = (why .. p:read_err()):find("EADDRINUSE", 1, true)
+    p:close()
+    failures[#failures + 1] = why
+    if not in_use then break end
+  end
+  error(failures[#failures] .. (#failures > 1 and ("\n(%d attempts)"):format(#failures) or ""), 0)
+end
+
+-- Dev calls by what they do, as each node spells them. A missing entry: the node cannot.
+local DEV = {
+  anvil = { mine = { "evm_mine" }, automine = { "evm_setAutomine" }, drop = { "anvil_dropTransaction" },
+            next_base_fee = { "anvil_setNextBlockBaseFeePerGas" }, snapshot = { "evm_snapshot" },
+            revert = { "evm_revert" } },
+  hardhat = { mine = { "evm_mine" }, automine = { "evm_setAutomine" }, drop = { "hardhat_dropTransaction" },
+              next_base_fee = { "hardhat_setNextBlockBaseFeePerGas" }, snapshot = { "evm_snapshot" },
+              revert = { "evm_revert" } },
+}
+
+-- one dev call; raises with the node's answer when it fails
+local function dev(self, what, params)
+  local m = assert(DEV[self.kind] and DEV[self.kind][what], ("%s has no dev call for %s"):format(self.kind, what))[1]
+  local r, err = self.rpc:call(m, params or {})
+  if err then error(("%s %s: %s"):format(self.kind, m, tostring(err)), 2) end
+  return r
+end
+
+function Peer:mine() return dev(self, "mine") end
+function Peer:automine(on) return dev(self, "automine", { on }) end
+--- the next block's base fee (wei: an integer or a ferry.U256), as a hex quantity
+function Peer:next_base_fee(wei)
+  return dev(self, "next_base_fee", { math.type(wei) == "integer" and ("0x%x"):format(wei) or wei:tohex() })
+end
+--- forget a pending transaction -> true when the node had it
+function Peer:drop(hash)
+  local r = dev(self, "drop", { hash })
+  return r == true or r == hash
+end
+function Peer:snapshot() return dev(self, "snapshot") end
+--- back to a snapshot (which is used up: take another to come back again), pool included:
+--- hardhat's evm_revert restores its pool, anvil's keeps the transactions pending and queued
+--- since (a queued nonce 5 would be mined in a later test), so anvil's pool is emptied.
+function Peer:revert(id)
+  local r = dev(self, "revert", { id })
+  if r ~= true then error(("%s evm_revert %s: answered %s"):format(self.kind, tostring(id), tostring(r)), 2) end
+  if self.kind == "anvil" then
+    local _, err = self.rpc:call("anvil_dropAllTransactions", {})
+    if err then error("anvil anvil_dropAllTransactions: " .. tostring(err), 2) end
+  end
 end
 
 local Proxy = setmetatable({}, { __index = Peer })
