@@ -186,7 +186,7 @@ function Nonces:_fill(fill, n)
     return "filled"
   end
   local code, msg = type(tx) == "table" and tx.code, type(tx) == "table" and tostring(tx.message) or ""
-  if code == "nonce_too_low" or code == "already_known" or (code == "underpriced" and msg:find("replacement", 1, true)) then
+  if code == "nonce_too_low" or code == "already_known" or (code == "underpriced" and msg:lower():find("replacement", 1, true)) then
     return "taken"                             -- the chain or the mempool has a tx at n
   end
   return nil, tx
