@@ -2,6 +2,7 @@
 ** engine.c -- create the loop and the Lua state, register modules, shut down in order.
 */
 #include "core/engine.h"
+#include "core/task.h"
 #include "core/bind.h"
 #include "core/log.h"
 
@@ -12,22 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-double fy_now(void) { return (double)uv_hrtime() / 1e9; }
-
-int fy_ref(lua_State *L) {
-  int r = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (r != LUA_REFNIL && r != LUA_NOREF) fy_engine(L)->refs++;
-  return r;
-}
-
-void fy_unref(lua_State *L, int *ref) {
-  if (*ref != LUA_REFNIL && *ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
-    fy_engine(L)->refs--;
-  }
-  *ref = LUA_NOREF;
-}
 
 void fy_engine_on_shutdown(fy_engine_t *E, fy_shutdown_fn fn, void *data) {
   fy_hook_t *h = malloc(sizeof *h);

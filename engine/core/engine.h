@@ -6,6 +6,9 @@
 ** engine hands it the C modules to open (main.c: engine/modules.def).
 ** Depends on: libuv, Lua 5.4. Loop thread only.
 **
+** Calls go one way: engine.c starts and stops the scheduler (task.h); task.c uses the engine's
+** state (this struct) and calls nothing in engine.c.
+**
 ** Shutdown order (STYLE.md §4.4): stop accepting work -> cancel every task (their <close>
 ** variables run) -> module hooks destroy foreign contexts -> close every uv handle ->
 ** uv_run until uv_loop_close succeeds -> lua_close.
@@ -64,16 +67,5 @@ int fy_engine_close(fy_engine_t *E);
 
 /* Register a function to run at shutdown before handles are closed (newest first). */
 void fy_engine_on_shutdown(fy_engine_t *E, fy_shutdown_fn fn, void *data);
-
-/* Counted registry refs (ferry.stats().refs must return to its baseline). */
-int fy_ref(lua_State *L);
-void fy_unref(lua_State *L, int *ref);
-
-/* Monotonic seconds. */
-double fy_now(void);
-
-/* Scheduler internals shared by engine.c and task.c. */
-void fy__sched_init(fy_engine_t *E);
-void fy__sched_cancel_all(fy_engine_t *E);
 
 #endif

@@ -19,6 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+double fy_now(void) { return (double)uv_hrtime() / 1e9; }
+
+int fy_ref(lua_State *L) {
+  int r = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (r != LUA_REFNIL && r != LUA_NOREF) fy_engine(L)->refs++;
+  return r;
+}
+
+void fy_unref(lua_State *L, int *ref) {
+  if (*ref != LUA_REFNIL && *ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    fy_engine(L)->refs--;
+  }
+  *ref = LUA_NOREF;
+}
+
 #define TASK_MT "ferry.Task"
 
 /* The value an engine yield carries so user coroutine wrappers can forward it. */

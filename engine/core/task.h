@@ -40,6 +40,18 @@
 
 typedef struct fy_task fy_task_t;
 typedef struct fy_op fy_op_t;
+struct fy_engine;
+
+/* The scheduler's life, driven by engine.c: set up its handles; cancel every task at shutdown. */
+void fy__sched_init(struct fy_engine *E);
+void fy__sched_cancel_all(struct fy_engine *E);
+
+/* Monotonic seconds. */
+double fy_now(void);
+
+/* Counted registry refs (ferry.stats().refs must return to its baseline). */
+int fy_ref(lua_State *L);
+void fy_unref(lua_State *L, int *ref);
 
 /* Called once when a timeout or cancel settles the op before its I/O did. It must detach
  * the I/O from the op (the op is freed right after) and stop the I/O. No Lua here. */
