@@ -20,33 +20,13 @@ local delivery = require "ferry.eth.delivery"
 local A = require "ferry.eth.args"
 local Signer = require("ferry.eth.signer").Signer
 local Tx = require "ferry.eth.tx"
+local events = require "ferry.eth.events"
 
 local M = {}
 local U, raise = A.U, ferry.raise
 
----------------------------------------------------------------------------------------------
--- Events
----------------------------------------------------------------------------------------------
-
-local listeners = {}
+local emit = events.emit
 local seq = 0
-
---- on_step(fn) -> off(): fn(event) for every step of every send, fee bump and gap fill.
-function M.on_step(fn)
-  assert(type(fn) == "function", "eth.on_step: expects a function")
-  listeners[fn] = true
-  return function() listeners[fn] = nil end
-end
-
-local function emit(ctx, step, outcome, t0)
-  local ev = { id = ctx.id, step = step, outcome = outcome, at = t0, dt = ferry.now() - t0,
-               nonce = ctx.nonce, hash = ctx.hash }
-  ctx.events[#ctx.events + 1] = ev
-  for fn in pairs(listeners) do
-    local ok, err = pcall(fn, ev)
-    if not ok then ferry.log.warn("eth.on_step listener failed", { err = tostring(err) }) end
-  end
-end
 
 ---------------------------------------------------------------------------------------------
 -- The steps. ctx: id, signer, base (the chain), chain (its one-provider view for this send),
@@ -395,6 +375,8 @@ function Tx:_bump_once()
   else self.max_fee, self.max_priority_fee = ctx.max_fee, ctx.tip end
   return true
 end
+
+M.on_step = events.on_step
 
 --- steps() -> the send pipeline's step names, in order (prints as "validate -> ... -> track").
 function M.steps()
