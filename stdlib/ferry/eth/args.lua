@@ -28,7 +28,9 @@ local U = A.U
 -- What is echoed goes through ferry.redact: a private key passed by mistake is not shown.
 function A.bad_arg(what, err, shown)
   local text = ferry.is_error(err) and tostring(err.message) or tostring(err)
-  local why = text:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or text:match("%((.*)%)$") or text:gsub("^[^:]*:%d+: ", "")
+  -- "bad argument #1 to 'new' (negative integer: -1)" -> "negative integer: -1"; any other
+  -- message as it is, less a "file.lua:12: " position
+  local why = text:match("^bad argument #%d+ to '[^']*' %((.*)%)$") or text:gsub("^[^:]*%.lua:%d+: ", "")
   raise("invalid_argument", ferry.redact(("%s: %s%s"):format(what, why, shown or "")), { argument = what })
 end
 

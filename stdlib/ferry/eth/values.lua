@@ -11,8 +11,9 @@ local tohex, fromhex = keccak.tohex, keccak.fromhex
 local raise = ferry.raise
 local U, checked, arg_bytes = A.U, A.checked, A.bytes
 
---- eth.u256(x): from an integer >= 0, a decimal or 0x string, a U256, or a JSON big number.
-M.u256 = U
+--- eth.u256(x): from an integer >= 0, a decimal or 0x string, a U256, or a JSON big number;
+--- anything else is invalid_argument ("eth.u256: negative integer: -1").
+function M.u256(x) return A.u256(x, "eth.u256") end
 
 -- A Lua float as the decimal it prints as ("%.14g": 0.3 is "0.3", never 0.29999999999999998),
 -- written out without an exponent. A float that is not exactly that decimal (0.1 + 0.2, or
