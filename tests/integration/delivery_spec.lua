@@ -290,3 +290,27 @@ describe("a refusal that our own sends explain", function()
     proxy:stop(); anvil:stop()
   end)
 end)
+
+describe("a send cancelled while its broadcast is out", function()
+  it("leaves the payment bound to its nonce (a tracker sees it through), and the next send takes the next nonce", function()
+    local anvil, proxy, chain, signer = behind_proxy({ timeout = 2 })
+    local to = fresh_address(14)
+    proxy:fault{ mode = "delay", ms = 500, count = 1, methods = { "eth_sendRawTransaction" } }
+    local events = {}
+    local off = eth.on_step(function(ev) events[#events + 1] = ev end)
+    local t = ferry.spawn(signer.send, signer, { to = to, value = 21 })
+    local deadline = ferry.now() + 5
+    while not (events[#events] and events[#events].step == "journal") and ferry.now() < deadline do ferry.sleep(0.01) end
+    off()
+    ferry.sleep(0.05)                           -- the broadcast is on its way (delayed 500 ms)
+    t:cancel("the caller gave up")
+    local n = chain:_nonces(ADDR0)
+    local bound = n.bound[events[#events].nonce]
+    assert.is_not_nil(bound, "bound to its nonce")
+    local tx2 = signer:send{ to = ADDR1, value = 1 }
+    assert.equal(bound.nonce + 1, tx2.nonce)
+    tx2:wait{ timeout = 10 }
+    assert.equal(eth.u256(21), balance(chain, to))   -- the delayed copy arrived: paid once
+    proxy:stop(); anvil:stop()
+  end)
+end)
