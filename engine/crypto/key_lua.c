@@ -289,6 +289,20 @@ static int l_key_personal_sign(lua_State *L) {
   return 1;
 }
 
+/* k:sign_hash(digest32) -> 65 bytes r||s||v (v = 27/28): the digest is signed as it is, so
+ * callers hash first (EIP-712's \x19\x01 digest, say) */
+static int l_key_sign_hash(lua_State *L) {
+  fy_key_t *k = check_open(L, 1);
+  size_t n;
+  const char *h = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+  if (!h || n != 32) return raise_invalid(L, "ferry.Key: sign_hash takes a 32-byte digest");
+  uint8_t sig[65];
+  int rc = fy_key_sign_hash(k, (const uint8_t *)h, sig);
+  if (rc) return luaL_error(L, "ferry.Key: %s", fy_secp_strerror(rc));
+  lua_pushlstring(L, (const char *)sig, 65);
+  return 1;
+}
+
 /* k:close(), __gc, __close: wipe and free; idempotent */
 static int l_key_close(lua_State *L) {
   key_box_t *b = luaL_checkudata(L, 1, KEY_MT);
@@ -318,6 +332,7 @@ static int l_key_tostring(lua_State *L) {
 static const luaL_Reg key_methods[] = {
   {"address", l_key_address},
   {"personal_sign", l_key_personal_sign},
+  {"sign_hash", l_key_sign_hash},
   {"close", l_key_close},
   {"is_closed", l_key_is_closed},
   {NULL, NULL},
