@@ -1,9 +1,11 @@
---- ferry.eth.signer -- keys and signatures: chain:signer(key), signer:sign{}, personal_sign.
+--- ferry.eth.signer -- keys and signatures: chain:signer(key | keystore), signer:sign{}, personal_sign,
+--- sign_typed_data (EIP-712).
 local ferry = require "ferry"
 local keccak = require "ferry.core.keccak"
 local txc = require "ferry.core.tx"
 local keyc = require "ferry.core.key"
 local A = require "ferry.eth.args"
+local eip712 = require "ferry.eth.eip712"
 local Chain = require("ferry.eth.chain").Chain
 
 local M = {}
@@ -146,6 +148,13 @@ function Signer:personal_sign(msg)
     raise("invalid_argument", ("signer:personal_sign: message must be a string, got %s"):format(type(msg)), { argument = "msg" })
   end
   return tohex(self.key:personal_sign(msg))
+end
+
+--- EIP-712: signer:sign_typed_data(domain, types, value) -> 0x r||s||v (v = 27/28), what
+--- `cast wallet sign --data` and ethers' signTypedData give (ferry.eth.eip712 has the rules)
+function Signer:sign_typed_data(domain, types, value)
+  check_signer(self, "signer:sign_typed_data")
+  return tohex(self.key:sign_hash(eip712.digest("signer:sign_typed_data", domain, types, value)))
 end
 
 M.Signer = Signer
