@@ -113,6 +113,8 @@ describe("keystore signers", function()
     assert.equal("crypto.kdfparams.dklen must be 32", with(function(k) k.crypto.kdfparams.dklen = 16 end))
     assert.equal("crypto.ciphertext: expected 32 bytes of hex", with(function(k) k.crypto.ciphertext = "00" end))
     assert.equal("crypto.mac: not hex", with(function(k) k.crypto.mac = ("zz"):rep(32) end))
+    assert.equal("the decrypted key is " .. ADDR0 .. " but the file says address 70997970c51812dc3a010c7d01b50e0d17dc79c8",
+      with(function(k) k.address = "70997970c51812dc3a010c7d01b50e0d17dc79c8" end))
     -- a changed byte of ciphertext fails the MAC, as a wrong password does
     assert.equal("wrong password (MAC mismatch)", with(function(k)
       k.crypto.ciphertext = (k.crypto.ciphertext:sub(1, 1) == "0" and "1" or "0") .. k.crypto.ciphertext:sub(2)

@@ -58,6 +58,12 @@ local function load_keystore(spec)
     fail(m)
   end
   if not k then fail(err.message) end
+  -- geth and ethers write the address too: a key that does not match it is the wrong file
+  if type(ks.address) == "string" and ks.address:lower():gsub("^0x", "") ~= k:address():lower():sub(3) then
+    local addr = k:address()
+    k:close()
+    fail(("the decrypted key is %s but the file says address %s"):format(addr, ks.address))
+  end
   return k
 end
 
