@@ -90,6 +90,13 @@ int fy_key_personal_sign(const fy_key_t *k, const uint8_t *msg, size_t len, uint
   return fy_secp_personal_sign(msg, len, k->secret, sig);
 }
 
+int fy_key_sign_hash(const fy_key_t *k, const uint8_t hash[32], uint8_t sig[65]) {
+  int parity;
+  int rc = fy_secp_sign(hash, k->secret, sig, sig + 32, &parity);
+  if (rc == FY_SECP_OK) sig[64] = (uint8_t)(27 + parity);
+  return rc;
+}
+
 void fy_key_free(fy_key_t *k) {
   if (!k) return;
   sodium_free(k->secret);              /* makes the page writable, zeroes it, unmaps it */

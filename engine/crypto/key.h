@@ -2,7 +2,7 @@
 ** key.h -- a private key that lives in guarded memory and never leaves it.
 **
 ** Provides: fy_key_t, made from 32 bytes or from hex text (parsed straight into the guarded
-** page), its address, signing of EVM transactions and EIP-191 messages, and freeing (which
+** page), its address, signing of EVM transactions, EIP-191 messages and digests, and freeing (which
 ** wipes). The secret sits in its own sodium_malloc page (guard pages around it, locked out of
 ** swap and core dumps) that is read-only once filled (not PROT_NONE between signatures: two
 ** mprotect calls per signature cost a quarter of the signing speed). No function hands the
@@ -50,6 +50,10 @@ int fy_key_sign_tx(const fy_key_t *k, fy_tx_t *tx, fy_buf_t *raw, uint8_t hash[3
 
 /* EIP-191 personal_sign as fy_secp_personal_sign does (65 bytes, v = 27/28). FY_SECP_* codes. */
 int fy_key_personal_sign(const fy_key_t *k, const uint8_t *msg, size_t len, uint8_t sig[65]);
+
+/* Sign a 32-byte digest (EIP-712's, say): 65 bytes r||s||v with v = 27 + yParity, low-S,
+** RFC 6979. FY_SECP_* codes. */
+int fy_key_sign_hash(const fy_key_t *k, const uint8_t hash[32], uint8_t sig[65]);
 
 /* Wipe and release. NULL is fine. */
 void fy_key_free(fy_key_t *k);

@@ -1,11 +1,18 @@
 /* ** key_lua.c -- ferry.core.key: ferry.Key userdata over key.c (see key_lua.h) */
 #include "crypto/key_lua.h"
+#include "core/bind.h"
+#include "core/engine.h"
+#include "core/task.h"
+#include "crypto/hex.h"
 #include "crypto/key.h"
+#include "crypto/keystore.h"
 #include "crypto/secp.h"
 #include "crypto/secp_lua.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +95,177 @@ static int l_key_from_env(lua_State *L) {
   return 1;
 }
 
+/* ---------------------------------------------------------------- keystores (v3) */
+
+#define PW_MAX 4096   /* longer password files are refused, not cut */
+
+typedef struct {
+  uv_work_t req;
+  fy_op_t *op;                 /* NULL once the task went away (cancelled) */
+  fy_keystore_t ks;
+  uint8_t *pw;                 /* sodium_malloc'd copy of the password */
+  size_t pw_len;
+  fy_key_t *key;               /* the result, handed to a ferry.Key box on the loop thread */
+  int rc;
+} ks_work_t;
+
+static void ks_work_free(ks_work_t *w) {
+  sodium_free(w->pw);
+  fy_key_free(w->key);
+  sodium_memzero(&w->ks, sizeof w->ks);
+  free(w);
+}
+
+/* worker thread: the KDF, MAC check and decryption; no Lua */
+static void ks_work(uv_work_t *req) {
+  ks_work_t *w = req->data;
+  w->rc = fy_keystore_open(&w->ks, w->pw, w->pw_len, &w->key);
+  sodium_free(w->pw);
+  w->pw = NULL;
+}
+
+/* loop thread: hand the key to the task (Key) or say why not (nil, err) */
+static void ks_after(uv_work_t *req, int status) {
+  ks_work_t *w = req->data;
+  fy_op_t *op = w->op;
+  if (!op || !fy_op_settle(op)) { ks_work_free(w); return; }   /* cancelled meanwhile */
+  w->op = NULL;
+  lua_State *co = fy_op_thread(op);
+  int n = 1;
+  if (status == 0 && w->rc == FY_KS_OK) {
+    key_box_t *b = box_new(co);
+    b->k = w->key;
+    w->key = NULL;
+  } else {
+    lua_pushnil(co);
+    fy_push_errorf(co, "invalid_argument", "%s",
+                   status ? "the key derivation was cancelled" : fy_keystore_strerror(w->rc));
+    n = 2;
+  }
+  ks_work_free(w);
+  fy_op_ready(op, n);
+}
+
+static void ks_cancel(fy_op_t *op, void *data) {
+  ks_work_t *w = data;
+  w->op = NULL;
+  uv_cancel((uv_req_t *)&w->req);   /* fails once running; ks_after frees either way */
+}
+
+/* t[field] as hex (no 0x needed, as keystores write it) of exactly want bytes, or 1..max when
+** want is 0; returns the length. may raise */
+static size_t field_hex(lua_State *L, int t, const char *field, uint8_t *out, size_t want, size_t max) {
+  lua_getfield(L, t, field);
+  size_t n;
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  if (!s) fy_error(L, "%s: expected hex text", field);
+  if (fy_is_0x(s, n)) { s += 2; n -= 2; }
+  if (n % 2 || (want && n != 2 * want) || (!want && (n == 0 || n > 2 * max)))
+    fy_error(L, want ? "%s: expected %d bytes of hex" : "%s: expected 1 to %d bytes of hex", field,
+             (int)(want ? want : max));
+  if (fy_hex_decode(s, n / 2, out) >= 0) fy_error(L, "%s: not hex", field);
+  lua_pop(L, 1);
+  return n / 2;
+}
+
+static lua_Integer field_int(lua_State *L, int t, const char *field, lua_Integer lo, lua_Integer hi) {
+  lua_getfield(L, t, field);
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok || v < lo || v > hi) fy_error(L, "%s: expected an integer from %I to %I", field, lo, hi);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The password from {password_env = NAME} or {password_file = PATH} into guarded memory;
+** returns NULL with a message pushed (which never holds the password). */
+static uint8_t *read_password(lua_State *L, int opts, size_t *len) {
+  *len = 0;
+  lua_getfield(L, opts, "password_env");
+  lua_getfield(L, opts, "password_file");
+  const char *env = lua_tostring(L, -2), *path = lua_tostring(L, -1);
+  if (!env == !path) {
+    lua_pushliteral(L, "give exactly one of password_env = NAME or password_file = PATH");
+    return NULL;
+  }
+  uint8_t *pw = sodium_malloc(PW_MAX + 1);
+  if (!pw) { lua_pushliteral(L, "cannot allocate guarded memory for the password"); return NULL; }
+  if (env) {
+    const char *v = getenv(env);
+    size_t n = v ? strlen(v) : 0;
+    if (!v) lua_pushfstring(L, "environment variable %s is not set", env);
+    else if (n > PW_MAX) lua_pushfstring(L, "environment variable %s is longer than %d bytes", env, PW_MAX);
+    else { memcpy(pw, v, n); *len = n; return pw; }
+  } else {
+    FILE *f = fopen(path, "rb");
+    if (!f) lua_pushfstring(L, "password_file %s: %s", path, strerror(errno));
+    else {
+      size_t n = fread(pw, 1, PW_MAX + 1, f);
+      int err = ferror(f);
+      fclose(f);
+      if (err) lua_pushfstring(L, "password_file %s: cannot read it", path);
+      else if (n > PW_MAX) lua_pushfstring(L, "password_file %s: longer than %d bytes", path, PW_MAX);
+      else {
+        /* one trailing line end is not part of the password (echo pw > file) */
+        if (n && pw[n - 1] == '\n') n--;
+        if (n && pw[n - 1] == '\r') n--;
+        *len = n;
+        return pw;
+      }
+    }
+  }
+  sodium_free(pw);
+  return NULL;
+}
+
+/* key.from_keystore(crypto, opts) -> Key | nil, err. crypto is the decoded "crypto" object
+** of a v3 keystore with kdf and kdfparams flattened in Lua: {kdf = "scrypt"|"pbkdf2", n, r, p
+** | c, salt, iv, ciphertext, mac} (hex, 0x optional). opts = {password_env = NAME} or
+** {password_file = PATH}: the password is read in C and never becomes a Lua string. The KDF runs
+** on the libuv thread pool while the task waits. Bad parameters raise invalid_argument; a
+** wrong password is nil, {code = "invalid_argument", message = "wrong password (MAC mismatch)"}. */
+static int l_key_from_keystore(lua_State *L) {
+  fy_checktype(L, 1, LUA_TTABLE);
+  fy_checktype(L, 2, LUA_TTABLE);
+  fy_task_require(L, "keystore");    /* raise now, before anything below needs freeing */
+  fy_keystore_t ks;
+  memset(&ks, 0, sizeof ks);
+  lua_getfield(L, 1, "kdf");
+  const char *kdf = lua_tostring(L, -1);
+  if (kdf && strcmp(kdf, "scrypt") == 0) {
+    ks.kdf = FY_KS_SCRYPT;
+    ks.n = (uint64_t)field_int(L, 1, "n", 2, (lua_Integer)1 << 32);
+    ks.r = (uint32_t)field_int(L, 1, "r", 1, 1 << 20);
+    ks.p = (uint32_t)field_int(L, 1, "p", 1, 1 << 20);
+  } else if (kdf && strcmp(kdf, "pbkdf2") == 0) {
+    ks.kdf = FY_KS_PBKDF2;
+    ks.c = (uint32_t)field_int(L, 1, "c", 1, FY_KS_PBKDF2_MAX_C);
+  } else return fy_error(L, "kdf: expected \"scrypt\" or \"pbkdf2\"");
+  lua_pop(L, 1);
+  ks.salt_len = field_hex(L, 1, "salt", ks.salt, 0, sizeof ks.salt);
+  field_hex(L, 1, "iv", ks.iv, 16, 0);
+  field_hex(L, 1, "ciphertext", ks.ciphertext, 32, 0);
+  field_hex(L, 1, "mac", ks.mac, 32, 0);
+  const char *why;
+  if (fy_keystore_check(&ks, &why)) return fy_error(L, "%s", why);
+
+  ks_work_t *w = calloc(1, sizeof *w);
+  if (!w) return luaL_error(L, "ferry.Key: out of memory");
+  w->ks = ks;
+  sodium_memzero(&ks, sizeof ks);
+  w->pw = read_password(L, 2, &w->pw_len);
+  if (!w->pw) { ks_work_free(w); return fy_error(L, "%s", lua_tostring(L, -1)); }
+  fy_op_t *op = fy_op_new(L, 0, ks_cancel, w);
+  w->op = op;
+  w->req.data = w;
+  if (uv_queue_work(&fy_engine(L)->loop, &w->req, ks_work, ks_after) != 0) {
+    fy_op_abort(op);
+    ks_work_free(w);
+    return fy_fail(L, "invalid_argument", "keystore: cannot start the key derivation");
+  }
+  return fy_op_yield(L, op);
+}
+
 static int l_key_is_key(lua_State *L) {
   lua_pushboolean(L, luaL_testudata(L, 1, KEY_MT) != NULL);
   return 1;
@@ -106,6 +284,20 @@ static int l_key_personal_sign(lua_State *L) {
   const char *m = luaL_checklstring(L, 2, &n);
   uint8_t sig[65];
   int rc = fy_key_personal_sign(k, (const uint8_t *)m, n, sig);
+  if (rc) return luaL_error(L, "ferry.Key: %s", fy_secp_strerror(rc));
+  lua_pushlstring(L, (const char *)sig, 65);
+  return 1;
+}
+
+/* k:sign_hash(digest32) -> 65 bytes r||s||v (v = 27/28): the digest is signed as it is, so
+ * callers hash first (EIP-712's \x19\x01 digest, say) */
+static int l_key_sign_hash(lua_State *L) {
+  fy_key_t *k = check_open(L, 1);
+  size_t n;
+  const char *h = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+  if (!h || n != 32) return raise_invalid(L, "ferry.Key: sign_hash takes a 32-byte digest");
+  uint8_t sig[65];
+  int rc = fy_key_sign_hash(k, (const uint8_t *)h, sig);
   if (rc) return luaL_error(L, "ferry.Key: %s", fy_secp_strerror(rc));
   lua_pushlstring(L, (const char *)sig, 65);
   return 1;
@@ -140,6 +332,7 @@ static int l_key_tostring(lua_State *L) {
 static const luaL_Reg key_methods[] = {
   {"address", l_key_address},
   {"personal_sign", l_key_personal_sign},
+  {"sign_hash", l_key_sign_hash},
   {"close", l_key_close},
   {"is_closed", l_key_is_closed},
   {NULL, NULL},
@@ -155,6 +348,7 @@ static const luaL_Reg key_meta[] = {
 static const luaL_Reg key_funcs[] = {
   {"new", l_key_new},
   {"from_env", l_key_from_env},
+  {"from_keystore", l_key_from_keystore},
   {"is_key", l_key_is_key},
   {NULL, NULL},
 };

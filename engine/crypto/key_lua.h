@@ -1,7 +1,8 @@
 /*
 ** key_lua.h -- ferry.core.key: private keys as ferry.Key userdata (binding of key.c).
 **
-** Provides: the ferry.Key type (new, from_env, is_key; k:address(), k:personal_sign(msg),
+** Provides: the ferry.Key type (new, from_env, from_keystore, is_key; k:address(),
+** k:personal_sign(msg), k:sign_hash(digest),
 ** k:close(), tostring "ferry.Key 0xADDRESS"), and fy_key_lua_export for the bindings that
 ** take a key argument (tx.sign, secp256k1.sign/personal_sign/address/pubkey).
 ** No method or metamethod returns the key's bytes; __gc and __close wipe them.

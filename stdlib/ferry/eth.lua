@@ -15,7 +15,8 @@
 ---
 --- This is the front door; the parts live in ferry.eth.*:
 ---   values    amounts, units, bytes, hashes, addresses    abi      ABI encode/decode
----   chain     eth.chain, eth.connect, reads and fees      signer   keys, sign, personal_sign
+---   chain     eth.chain, eth.connect, reads and fees      signer   keys, keystores, sign, personal_sign
+---   eip712    typed data: eth.typed_data_hash, signer:sign_typed_data
 ---   send      signer:send, the pipeline's steps           tx       tx:wait, rebroadcast, fee bump
 ---   delivery  what a broadcast's answer means             erc20    chain:erc20(address)
 ---   args      how arguments are read (internal)           replies  the shape of RPC answers
@@ -30,6 +31,7 @@ debug.getregistry()["ferry.U256"].__tojson = function(v) return v:tohex() end
 local M = {}
 for k, v in pairs(values) do M[k] = v end
 M.abi = require "ferry.eth.abi"
+M.typed_data_hash = require("ferry.eth.eip712").hash    -- EIP-712 digest (signer:sign_typed_data signs it)
 M.chain, M.connect = chain.chain, chain.connect
 M.steps, M.on_step = send.steps, send.on_step
 
