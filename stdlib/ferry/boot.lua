@@ -64,7 +64,8 @@ local function cannot_start(msg)
   os.exit(1)
 end
 
---- Spawn the main task. kind: "file" | "string" | "repl" | "none".
+--- Spawn the main task. kind: "file" | "string" | "repl" | "command" (src: its name, run by
+--- ferry.cli) | "none".
 function M.main(kind, src, chunkname, config, pre, ...)
   M.options.config = config
   local args = pack(...)
@@ -89,6 +90,9 @@ function M.main(kind, src, chunkname, config, pre, ...)
       end
       if kind == "repl" then
         return require("ferry.repl").run()
+      end
+      if kind == "command" then
+        return require("ferry.cli").main(src, unpack(args, 1, args.n))
       end
       local chunk, e
       if kind == "file" then
