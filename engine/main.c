@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
     command = !strchr(a, '/') && !(al >= 4 && strcmp(a + al - 4, ".lua") == 0) && access(a, F_OK) != 0;
     break;
   }
-  if (!config) config = getenv("FERRY_CONFIG");
+  if (!config && getenv("FERRY_CONFIG") && *getenv("FERRY_CONFIG")) config = getenv("FERRY_CONFIG");
 
   fy_engine_t *E = fy_engine_new(modules);
   if (!E) return 1;

@@ -73,7 +73,7 @@ function M.main(kind, src, chunkname, config, pre, ...)
     -- a configuration named explicitly is checked before anything runs: a typo stops here,
     -- with the key path and no traceback (it is the file that is wrong, not the code)
     -- (the REPL starts anyway and says what is wrong: it is where one goes to look)
-    if kind ~= "repl" and (config or os.getenv("FERRY_CONFIG")) then
+    if kind ~= "repl" and (config or (os.getenv("FERRY_CONFIG") or "") ~= "") then
       local ok, err = pcall(require("ferry").config)
       if not ok then cannot_start(err) end
     end

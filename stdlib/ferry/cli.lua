@@ -318,6 +318,61 @@ C.block = { usage = "block [N|latest] [--chain NAME] [--json]", run = function(a
   out(table.concat(lines, "\n"))
 end }
 
+-- ferry init's starter files: one local chain; mainnet as an example to uncomment
+M.STARTER_CONFIG = [==[
+-- ferry configuration (written by `ferry init`). It runs in a sandbox: env(name, default)
+-- reads the environment, and .env in this directory (names as in .env.example). Secrets
+-- (keys, API URLs) belong in the environment or .env, never in this file.
+return {
+  chains = {
+    ["local"] = {
+      kind = "evm", chain_id = env("LOCAL_CHAIN_ID", 31337), confirmations = 1,
+      providers = {
+        { name = "local", url = env("LOCAL_RPC_URL", "http://127.0.0.1:8545"), rps = env("RPC_RATE_LIMIT_LOCAL", 1000) },
+      },
+    },
+    -- mainnet = {
+    --   kind = "evm", chain_id = 1, confirmations = 12, simulation_required = true,
+    --   providers = {
+    --     { name = "alchemy", url = env "ETH_MAINNET_RPC_ALCHEMY", rps = env("RPC_RATE_LIMIT_ALCHEMY", 25), priority = 1 },
+    --     { name = "public", url = env("ETH_MAINNET_RPC_PUBLIC", "https://ethereum-rpc.publicnode.com"), rps = 5, priority = 2 },
+    --   },
+    -- },
+  },
+  limits = { max_gas_price_gwei = env("MAX_GAS_PRICE_GWEI", 500) },
+}
+]==]
+
+M.STARTER_ENV = [==[
+# Environment read by config.lua. Copy to .env (ferry reads .env from the working directory;
+# what the environment already has wins). Never commit real values.
+LOCAL_RPC_URL=http://127.0.0.1:8545
+# ETH_MAINNET_RPC_ALCHEMY=https://eth-mainnet.g.alchemy.com/v2/YOUR_KEY
+MAX_GAS_PRICE_GWEI=500
+# the key `ferry send` and chain:signer{env = "PAYER_KEY"} sign with
+PAYER_KEY=
+]==]
+
+C.init = { usage = "init   (writes config.lua and .env.example in the current directory)", run = function(args)
+  local pos = parse("init", args, {})
+  too_many(pos, 0, C.init.usage)
+  local files = { { "config.lua", M.STARTER_CONFIG }, { ".env.example", M.STARTER_ENV } }
+  for _, f in ipairs(files) do
+    local h = io.open(f[1], "r")
+    if h then
+      h:close()
+      bad(("%s already exists here: nothing written (move it away to start afresh)"):format(f[1]))
+    end
+  end
+  for _, f in ipairs(files) do
+    local h, err = io.open(f[1], "w")
+    if not h then bad(("cannot write %s: %s"):format(f[1], err)) end
+    h:write(f[2])
+    h:close()
+  end
+  out("wrote config.lua and .env.example: copy .env.example to .env and fill it in, then try `ferry chain-id`")
+end }
+
 --- main(name, args...): run one command; exits 1 with a one-line error on failure.
 function M.main(name, ...)
   local args = table.pack(...)
