@@ -10,6 +10,7 @@
 **                                             does not end in .lua
 **   ferry --help
 */
+#include "core/dotenv.h"
 #include "core/engine.h"
 
 #include <lauxlib.h>
@@ -124,6 +125,8 @@ int main(int argc, char **argv) {
     command = !strchr(a, '/') && !(al >= 4 && strcmp(a + al - 4, ".lua") == 0) && access(a, F_OK) != 0;
     break;
   }
+  /* .env of the working directory: what the environment lacks (before FERRY_* are read) */
+  fy_dotenv_load(".env", stderr);
   if (!config && getenv("FERRY_CONFIG") && *getenv("FERRY_CONFIG")) config = getenv("FERRY_CONFIG");
 
   fy_engine_t *E = fy_engine_new(modules);
