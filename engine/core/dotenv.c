@@ -79,7 +79,7 @@ int fy_dotenv_load(const char *path, FILE *warn) {
       if (warn) fprintf(warn, "ferry: %s:%d: expected NAME=VALUE, line ignored\n", path, lineno);
       continue;
     }
-    if (r == 0 || value[0] == 0) continue;
+    if (r == 0 || value[0] == 0 || getenv(name)) continue;   /* the environment wins */
     if (setenv(name, value, 0) == 0) set++;
   }
   /* the values held secrets: leave no copy on the stack */
