@@ -196,12 +196,21 @@ C["chain-id"] = { usage = "chain-id [--chain NAME] [--json]", run = function(arg
   emit(opt, { chain = chain.name, chain_id = id }, tostring(id))
 end }
 
-C.call = { usage = 'call TO SIG [ARGS...] [--from ADDR] [--block N] [--chain NAME] [--json]   (SIG: "f(address)(uint256)")',
+C.call = { usage = 'call TO SIG [ARGS...] [--from ADDR] [--block N] [--chain NAME] [--json]   (SIG: "f(address)(uint256)", or 0x calldata)',
   run = function(args)
   local pos, opt = parse("call", args, { ["--from"] = true, ["--block"] = true })
   need(pos, 2, C.call.usage)
   local eth = require "ferry.eth"
   local to = eth.address(pos[1])
+  local block = opt.block
+  if block and block:match("^%d+$") then block = ("0x%x"):format(math.tointeger(tonumber(block))) end
+  local from = opt.from and eth.address(opt.from)
+  if pos[2]:match("^0x%x*$") then           -- raw calldata, as cast takes it: the raw result
+    if #pos > 2 then bad(("raw calldata takes no further arguments, got %d"):format(#pos - 2)) end
+    local result = chain_of(opt):eth_call({ to = to, data = pos[2], from = from }, block)
+    emit(opt, { result = result }, result)
+    return
+  end
   local fsig, rest = pos[2]:match("^%s*([%w_]+%b())%s*(.-)%s*$")
   if not fsig then bad(("SIG %q: expected name(types) or name(types)(return types)"):format(pos[2])) end
   local rets = rest:match("^returns%s*(%b())$") or rest:match("^(%b())$")
@@ -214,9 +223,7 @@ C.call = { usage = 'call TO SIG [ARGS...] [--from ADDR] [--block N] [--chain NAM
   local values = {}
   for k, t in ipairs(types) do values[k] = abi_value(t, pos[k + 2]) end
   local data = eth.abi.encode_call(fsig, table.unpack(values, 1, #types))
-  local block = opt.block
-  if block and block:match("^%d+$") then block = ("0x%x"):format(math.tointeger(tonumber(block))) end
-  local result = chain_of(opt):eth_call({ to = to, data = data, from = opt.from and eth.address(opt.from) }, block)
+  local result = chain_of(opt):eth_call({ to = to, data = data, from = from }, block)
   if not rets then
     emit(opt, { result = result }, result)
     return
