@@ -57,7 +57,8 @@ static const char usage[] =
   "\n"
   "Every script runs as a task on the engine's event loop: ferry.sleep, RPC calls and\n"
   "task:wait() work at top level. Exit status: 0, or 1 on an uncaught error.\n"
-  "Environment: FERRY_LOG (error|warn|info|debug, text|json), FERRY_CONFIG, FERRY_HOME.\n";
+  "Environment: FERRY_LOG (error|warn|info|debug, text|json), FERRY_CONFIG, FERRY_HOME; .env in\n"
+  "the working directory adds NAME=VALUE lines the environment does not already have.\n";
 
 #define FERRY_VERSION "0.1.0"
 
