@@ -12,7 +12,7 @@ OBJ     := $(SRC:%.c=build/rel/%.o)
 ASAN_OBJ:= $(SRC:%.c=build/asan/%.o)
 ASAN    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test check lint bench demo fuzz ctest clean help peers
+.PHONY: all deps test check lint bench demo fuzz ctest clean help peers install
 all: ferry
 
 # Module-owned fragments add C unit tests (CTESTS) and fuzz targets (FUZZ_TARGETS)
@@ -44,6 +44,7 @@ help:
 	@echo "make bench   benchmarks against the Node libraries, printed as ratios"
 	@echo "make demo    local anvil + examples/batch_payouts.lua for 200 recipients (PEER=hardhat: hardhat's node)"
 	@echo "make fuzz    libFuzzer on the decoders, bounded time"
+	@echo "make install PREFIX=/usr/local   the binary in PREFIX/bin, its stdlib in PREFIX/share/ferry"
 
 deps:
 	./tests/peers/install-deps.sh
@@ -79,6 +80,16 @@ bench: ferry peers
 PEER ?= anvil
 demo: ferry peers
 	./ferry tests/helpers/with_anvil.lua --peer $(PEER) examples/batch_payouts.lua 200
+
+# PREFIX/bin/ferry finds PREFIX/share/ferry/stdlib by itself (engine/core/engine.c find_home)
+PREFIX ?= /usr/local
+SHARE  := $(DESTDIR)$(PREFIX)/share/ferry
+install: ferry
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)
+	install -m 755 ferry $(DESTDIR)$(PREFIX)/bin/ferry
+	rm -rf $(SHARE)/stdlib $(SHARE)/policies
+	cp -R stdlib $(SHARE)/stdlib
+	if [ -d policies ]; then cp -R policies $(SHARE)/policies; fi
 
 clean:
 	rm -rf build ferry

@@ -5,8 +5,12 @@
 **   ferry -e 'code'                           run a string
 **   ferry -                                   run stdin
 **   ferry repl                                interactive prompt on a fresh engine
+**   ferry COMMAND [args]                      a command of stdlib/ferry/cli.lua (balance, send ...):
+**                                             a first argument that is no file, has no '/' and
+**                                             does not end in .lua
 **   ferry --help
 */
+#include "core/dotenv.h"
 #include "core/engine.h"
 
 #include <lauxlib.h>
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The C modules this binary opens: engine/modules.def, one X(name) a module. */
 #define X(name) int luaopen_ferry_core_##name(lua_State *L);
@@ -29,6 +34,17 @@ static const luaL_Reg modules[] = {
 static const char usage[] =
   "usage: ferry [options] [script.lua [args...]]\n"
   "       ferry repl [--config FILE]\n"
+  "       ferry COMMAND [args...] [--chain NAME] [--json]\n"
+  "\n"
+  "commands (cast-style; --chain NAME: default the config's only chain, or \"local\"):\n"
+  "  balance ADDR              the balance in ether and wei\n"
+  "  nonce ADDR                the next nonce (pending)\n"
+  "  call TO SIG [ARGS...]     eth_call; SIG as in cast, \"balanceOf(address)(uint256)\" decodes\n"
+  "  send TO [--value 1ether] [--data 0x..] [--key-env NAME]   sign with $PAYER_KEY (or NAME), wait\n"
+  "  receipt HASH              a transaction's receipt\n"
+  "  block [N|latest]          a block's header\n"
+  "  chain-id                  the chain id the node reports\n"
+  "  init                      write a starter config.lua and .env.example here\n"
   "\n"
   "options:\n"
   "  --config FILE  configuration to load (default ./config.lua, or $FERRY_CONFIG)\n"
@@ -41,7 +57,8 @@ static const char usage[] =
   "\n"
   "Every script runs as a task on the engine's event loop: ferry.sleep, RPC calls and\n"
   "task:wait() work at top level. Exit status: 0, or 1 on an uncaught error.\n"
-  "Environment: FERRY_LOG (error|warn|info|debug, text|json), FERRY_CONFIG, FERRY_HOME.\n";
+  "Environment: FERRY_LOG (error|warn|info|debug, text|json), FERRY_CONFIG, FERRY_HOME; .env in\n"
+  "the working directory adds NAME=VALUE lines the environment does not already have.\n";
 
 #define FERRY_VERSION "0.1.0"
 
@@ -65,7 +82,7 @@ static char *slurp_stdin(size_t *n) {
 
 int main(int argc, char **argv) {
   const char *config = NULL, *script = NULL;
-  int script_idx = argc, repl = 0, from_stdin = 0;
+  int script_idx = argc, repl = 0, from_stdin = 0, command = 0;
   const char *pre[64];
   char pre_kind[64];
   int npre = 0;
@@ -104,9 +121,14 @@ int main(int argc, char **argv) {
     if (a[0] == '-') { fprintf(stderr, "ferry: unknown option '%s'\n%s", a, usage); return 1; }
     script_idx = i;
     script = a;
+    /* a word that names no file is a command (ferry.cli knows which; it says "did you mean") */
+    size_t al = strlen(a);
+    command = !strchr(a, '/') && !(al >= 4 && strcmp(a + al - 4, ".lua") == 0) && access(a, F_OK) != 0;
     break;
   }
-  if (!config) config = getenv("FERRY_CONFIG");
+  /* .env of the working directory: what the environment lacks (before FERRY_* are read) */
+  fy_dotenv_load(".env", stderr);
+  if (!config && getenv("FERRY_CONFIG") && *getenv("FERRY_CONFIG")) config = getenv("FERRY_CONFIG");
 
   fy_engine_t *E = fy_engine_new(modules);
   if (!E) return 1;
@@ -140,6 +162,10 @@ int main(int argc, char **argv) {
     lua_pushlstring(L, src ? src : "", src ? n : 0);
     lua_pushliteral(L, "=stdin");
     free(src);
+  } else if (command) {
+    lua_pushliteral(L, "command");
+    lua_pushstring(L, script);
+    lua_pushnil(L);
   } else if (script) {
     lua_pushliteral(L, "file");
     lua_pushstring(L, script);

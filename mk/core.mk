@@ -25,3 +25,14 @@ build/fuzz/json_corpus/.seeded: mk/core.mk
 
 fuzz-json: build/fuzz/json_fuzz build/fuzz/json_corpus/.seeded
 	./build/fuzz/json_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 build/fuzz/json_corpus
+
+# engine/core/dotenv.c alone (ASan+UBSan): the .env line parser and loader
+CTESTS += ctest-dotenv
+.PHONY: ctest-dotenv
+build/ctest/dotenv_test: tests/c/dotenv_test.c engine/core/dotenv.c engine/core/dotenv.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror -Iengine \
+	  $(ASAN) -o $@ tests/c/dotenv_test.c engine/core/dotenv.c
+
+ctest-dotenv: build/ctest/dotenv_test
+	UBSAN_OPTIONS=print_stacktrace=1 ./build/ctest/dotenv_test

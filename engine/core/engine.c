@@ -54,9 +54,15 @@ static void find_home(char *out, size_t n) {
     char *slash = strrchr(exe, '/');
     if (!slash) break;
     *slash = 0;
-    char probe[PATH_MAX + 32];
+    char probe[PATH_MAX + 48];
     snprintf(probe, sizeof probe, "%s/stdlib/ferry/init.lua", exe);
     if (access(probe, R_OK) == 0) { snprintf(out, n, "%s", exe); return; }
+    /* make install: PREFIX/bin/ferry with PREFIX/share/ferry/stdlib */
+    snprintf(probe, sizeof probe, "%s/share/ferry/stdlib/ferry/init.lua", exe);
+    if (access(probe, R_OK) == 0) {
+      int w = snprintf(out, n, "%s/share/ferry", exe);
+      if (w > 0 && (size_t)w < n) return;
+    }
   }
   snprintf(out, n, ".");
 }

@@ -1,6 +1,7 @@
 /*
 ** proc.c -- ferry.core.proc: child processes (test peers, the Node comparison benches).
 **
+** cwd() -> the working directory, absolute (or nil, message).
 ** spawn{file, arg1, ..., env = {K = V}, cwd =, stdout = "pipe"|"inherit"|"null",
 **       stderr = "pipe"|"inherit"|"null"} -> Process
 ** Process: :pid(), :read_line([timeout]) -> line | nil, err, :read_all([timeout]) -> text,
@@ -398,6 +399,20 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
+/* proc.cwd() -> the working directory (absolute), or nil, message */
+static int l_cwd(lua_State *L) {
+  char buf[4096];
+  size_t n = sizeof buf;
+  int rc = uv_cwd(buf, &n);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, uv_strerror(rc));
+    return 2;
+  }
+  lua_pushlstring(L, buf, n);
+  return 1;
+}
+
 int luaopen_ferry_core_proc(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"pid", l_pid}, {"read_line", l_read_line}, {"read_all", l_read_all},
@@ -412,7 +427,7 @@ int luaopen_ferry_core_proc(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  static const luaL_Reg f[] = {{"spawn", l_spawn}, {NULL, NULL}};
+  static const luaL_Reg f[] = {{"spawn", l_spawn}, {"cwd", l_cwd}, {NULL, NULL}};
   luaL_newlib(L, f);
   return 1;
 }

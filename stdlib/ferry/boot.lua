@@ -64,7 +64,8 @@ local function cannot_start(msg)
   os.exit(1)
 end
 
---- Spawn the main task. kind: "file" | "string" | "repl" | "none".
+--- Spawn the main task. kind: "file" | "string" | "repl" | "command" (src: its name, run by
+--- ferry.cli) | "none".
 function M.main(kind, src, chunkname, config, pre, ...)
   M.options.config = config
   local args = pack(...)
@@ -72,7 +73,7 @@ function M.main(kind, src, chunkname, config, pre, ...)
     -- a configuration named explicitly is checked before anything runs: a typo stops here,
     -- with the key path and no traceback (it is the file that is wrong, not the code)
     -- (the REPL starts anyway and says what is wrong: it is where one goes to look)
-    if kind ~= "repl" and (config or os.getenv("FERRY_CONFIG")) then
+    if kind ~= "repl" and (config or (os.getenv("FERRY_CONFIG") or "") ~= "") then
       local ok, err = pcall(require("ferry").config)
       if not ok then cannot_start(err) end
     end
@@ -89,6 +90,9 @@ function M.main(kind, src, chunkname, config, pre, ...)
       end
       if kind == "repl" then
         return require("ferry.repl").run()
+      end
+      if kind == "command" then
+        return require("ferry.cli").main(src, unpack(args, 1, args.n))
       end
       local chunk, e
       if kind == "file" then

@@ -330,15 +330,21 @@ local function strip_missing(t, seen)
 end
 
 --- Load and validate a config file. path nil: $FERRY_CONFIG or ./config.lua; when the
---- default file is absent, an empty configuration (no chains). limits: {instructions =,
+--- default file is absent, an empty configuration (no chains) whose `missing` is the path
+--- looked for (eth.chain says it). limits: {instructions =,
 --- memory_mib =} instead of M.LIMITS.
 function M.load(path, limits)
-  local explicit = path ~= nil or os.getenv("FERRY_CONFIG") ~= nil
-  path = path or os.getenv("FERRY_CONFIG") or "config.lua"
+  local envpath = os.getenv("FERRY_CONFIG")
+  if envpath == "" then envpath = nil end
+  local explicit = path ~= nil or envpath ~= nil
+  path = path or envpath or "config.lua"
   local f = io.open(path, "r")
   if not f then
     if explicit then error(("config: cannot open %s"):format(path), 0) end
-    return M.validate({}, path)
+    -- no config.lua here: an empty configuration that remembers where it was looked for
+    local cfg = M.validate({}, path)
+    cfg.missing = (require("ferry.core.proc").cwd() or ".") .. "/" .. path
+    return cfg
   end
   local src = f:read("a")
   f:close()

@@ -37,8 +37,15 @@ function M.chain(name)
     local names = {}
     for k in pairs(cfg.chains) do names[#names + 1] = k end
     table.sort(names)
-    raise("invalid_argument", ferry.redact(("eth.chain: no chain %q in %s (configured: %s)"):format(tostring(name),
-      cfg.path or "config", #names > 0 and table.concat(names, ", ") or "none")), { argument = "name" })
+    if cfg.missing then
+      raise("invalid_argument", ferry.redact(("eth.chain: no chain %q: there is no configuration: no %s (write one with "
+        .. "`ferry init`, or name one with --config FILE or FERRY_CONFIG)"):format(tostring(name), cfg.missing)),
+        { argument = "name" })
+    end
+    local s = type(name) == "string" and config.suggest(name, cfg.chains)
+    raise("invalid_argument", ferry.redact(("eth.chain: no chain %q in %s%s (configured: %s)"):format(tostring(name),
+      cfg.path or "config", s and (' (did you mean "' .. s .. '"?)') or "",
+      #names > 0 and table.concat(names, ", ") or "none")), { argument = "name" })
   end
   if cc.kind ~= "evm" then raise("invalid_argument", ("eth.chain: %s is a %s chain"):format(name, cc.kind), { argument = "name" }) end
   if #cc.providers == 0 then
