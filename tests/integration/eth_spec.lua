@@ -38,6 +38,14 @@ describe("ferry.eth on anvil", function()
     assert.equal(eth.ether "1.5", chain:balance(to, "latest", { fresh = true }))
   end)
 
+  it("after tx:wait, a cached balance read of latest shows the transaction (no fresh needed)", function()
+    local to = fresh_address(14)
+    assert.equal(eth.u256(0), chain:balance(to))     -- cached (cache.ttl.eth_getBalance)
+    local tx = signer:send{ to = to, value = eth.ether "1" }
+    tx:wait{ timeout = 10 }
+    assert.equal(eth.ether "1", chain:balance(to))
+  end)
+
   it("fees come from eth_feeHistory: max fee = 2 x base + tip", function()
     local f = chain:fees()
     assert.is_true(f.base_fee > 0)
