@@ -110,6 +110,7 @@ function Pool:_pick(exclude, deadline, pinned, r)
       local t0 = ferry.now()
       if r then r.attempts, r.current = r.attempts + 1, i; r.tried[i] = true end
       ok, err = self:_verify(p, deadline, r and r.method)
+      if r then r.current = nil end
       if not ok then
         self:_report({ i = i, e = err, dt = ferry.now() - t0 })
         exclude[i] = true
@@ -174,7 +175,7 @@ function Pool:_round(r)
   local function start()
     local i, _, perr = self:_pick(exclude, r.deadline, r.opts.provider, r)
     if perr then r.last_err = perr end
-    if not i then return false end
+    if not i then r.current = nil; return false end
     exclude[i] = true
     r.attempts, r.current = r.attempts + 1, i
     r.tried[i] = true
@@ -207,6 +208,7 @@ function Pool:_round(r)
     self.health:report(i, "timeout", self.providers[i].timeout)
     if r.write then r.maybe_sent = true end      -- cut off while it was out
   end
+  r.current = nil
   return false
 end
 
@@ -239,9 +241,17 @@ function Pool:_watch(r)
   return ferry.spawn(function()
     ferry.sleep(after)
     local p = r.current and self.providers[r.current]
-    log.warn("still waiting", { chain = self.name, method = r.method, provider = p and p.name,
-      endpoint = p and tostring(p.client.url), waited_s = math.floor((ferry.now() - r.t0) * 10 + 0.5) / 10,
-      attempts = r.attempts })
+    local f = { chain = self.name, method = r.method, waited_s = math.floor((ferry.now() - r.t0) * 10 + 0.5) / 10,
+                attempts = r.attempts }
+    if p then
+      f.provider, f.endpoint = p.name, tostring(p.client.url)
+    else
+      -- between attempts: no provider can be asked now (breakers open, budgets spent, backoff)
+      local states = {}
+      for i, q in ipairs(self.providers) do states[#states + 1] = q.name .. ": " .. self.health:state(i) end
+      f.provider, f.providers = "none available now", table.concat(states, ", ")
+    end
+    log.warn("still waiting", f)
   end)
 end
 
