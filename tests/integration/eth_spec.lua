@@ -412,6 +412,25 @@ describe("funds checks of sends in flight at once", function()
   end)
 end)
 
+describe("a balance read out while a new head arrives", function()
+  -- it may have been answered from the state before that head: answered, but not cached
+  it("is not kept in the cache", function()
+    local anvil, proxy, chain = behind_proxy()
+    chain:block_number()                                   -- the head is known
+    proxy:fault{ mode = "delay", ms = 400, methods = { "eth_getBalance" } }
+    local t = ferry.spawn(chain.balance, chain, ADDR1)
+    ferry.sleep(0.1)
+    anvil.rpc:call("anvil_mine", { "0x1" })
+    chain:call("eth_blockNumber", {}, { fresh = true })   -- the pool sees the new head
+    assert.is_true(t:wait())
+    proxy:fault{ mode = "pass" }
+    proxy:reset_stats()
+    chain:balance(ADDR1)
+    assert.equal(1, proxy:stats().methods.eth_getBalance or 0)
+    proxy:stop(); anvil:stop()
+  end)
+end)
+
 describe("a send cancelled during its funds check", function()
   it("gives its hold back", function()
     local anvil, proxy, chain, signer = behind_proxy()
