@@ -340,4 +340,20 @@ describe("provider pool: a provider that never answers", function()
     assert.is_true(warns[1].waited_s >= 1.4 and warns[1].waited_s <= 1.7)
     assert.not_matches("SECRETPATH", err .. out, 1, true)
   end)
+
+  it("when no provider can be asked (its breaker is open), the error says so and names each one's state", function()
+    proxy:fault{ mode = "500" }
+    local chain = eth.connect({ chain_id = 31337, providers = { { name = "node", url = proxy.url, rps = 1000 } },
+                                breaker = { failure_threshold = 1, cooldown = 5 } }, { rpc = { timeout = 0.5, retries = 0 } })
+    local ok, e = pcall(chain.balance, chain, ADDR0)
+    assert.is_false(ok)
+    assert.equal(1, e.attempts)
+    ok, e = pcall(chain.balance, chain, ADDR0, "pending")
+    proxy:fault{ mode = "pass" }
+    assert.is_false(ok)
+    assert.equal("eth_getBalance", e.method)
+    assert.equal(0, e.attempts)
+    assert.matches("eth_getBalance: no provider of chain adhoc could be asked in %d%.%d s %(node %(http://127%.0%.0%.1:%d+%): breaker open%)$", e.message)
+    chain:close()
+  end)
 end)

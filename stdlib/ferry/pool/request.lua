@@ -261,8 +261,17 @@ function Pool:_no_answer(r)
   local elapsed = ferry.now() - r.t0
   local code = last and last.code or (ferry.now() >= r.deadline and "timeout" or "provider_down")
   local names, labels = self:_tried(r)
-  local msg = ("%s: no answer from %s after %d attempt%s in %.1f s"):format(r.method,
-    labels ~= "" and labels or ("any provider of chain " .. self.name), r.attempts, r.attempts == 1 and "" or "s", elapsed)
+  local msg
+  if labels ~= "" then
+    msg = ("%s: no answer from %s after %d attempt%s in %.1f s"):format(r.method, labels, r.attempts,
+      r.attempts == 1 and "" or "s", elapsed)
+  else
+    -- nobody could be asked: breakers open, budgets that cannot be met before the deadline
+    local states = {}
+    for i, p in ipairs(self.providers) do states[#states + 1] = ("%s: breaker %s"):format(label(p), self.health:state(i)) end
+    msg = ("%s: no provider of chain %s could be asked in %.1f s (%s)"):format(r.method, self.name, elapsed,
+      table.concat(states, ", "))
+  end
   if last and last.message then msg = msg .. " (last: " .. tostring(last.message) .. ")" end
   local e = {}
   for k, v in pairs(last or {}) do e[k] = v end     -- transport, http_status, retry_after ...
