@@ -56,9 +56,11 @@ static const char usage[] =
   "  --help         this text\n"
   "\n"
   "Every script runs as a task on the engine's event loop: ferry.sleep, RPC calls and\n"
-  "task:wait() work at top level. Exit status: 0, or 1 on an uncaught error.\n"
-  "Environment: FERRY_LOG (error|warn|info|debug, text|json), FERRY_CONFIG, FERRY_HOME; .env in\n"
-  "the working directory adds NAME=VALUE lines the environment does not already have.\n";
+  "task:wait() work at top level. Exit status: 0, or 1 on an uncaught error (an error table\n"
+  "prints one line, file:line: code: message; FERRY_TRACE=1 adds the engine's traceback).\n"
+  "Environment: FERRY_LOG (error|warn|info|debug, text|json), FERRY_CONFIG, FERRY_HOME,\n"
+  "FERRY_TRACE; .env in the working directory adds NAME=VALUE lines the environment does not\n"
+  "already have.\n";
 
 #define FERRY_VERSION "0.1.0"
 

@@ -20,6 +20,10 @@
 
 static int log_level = FY_LOG_INFO;
 static int log_json = 0;
+/* capture(true): records go to this memory stream instead of stderr until capture(false) */
+static FILE *capture_f = NULL;
+static char *capture_buf = NULL;
+static size_t capture_len = 0;
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 int fy_log_enabled(int level) { return level <= log_level; }
@@ -164,7 +168,7 @@ void fy_push_redacted(lua_State *L, const char *s, size_t n) {
  * message comes from the engine (fy_log), not from Lua. */
 static void emit(int level, const char *msg, size_t len, lua_State *L, int fields, int from_c) {
   char ts[40];
-  FILE *f = stderr;
+  FILE *f = capture_f ? capture_f : stderr;
   char *tmp;
   timestamp(ts, sizeof ts);
   msg = redacted(msg, &len, &tmp);
@@ -252,6 +256,25 @@ static int l_configure(lua_State *L) {
   return 0;
 }
 
+/* capture(true): keep every record (Lua's and the engine's) in memory instead of writing it
+ * to stderr; capture(false) -> the text kept, and stderr again. One capture at a time. */
+static int l_capture(lua_State *L) {
+  if (lua_toboolean(L, 1)) {
+    if (capture_f) return fy_error(L, "log.capture: already capturing");
+    capture_f = open_memstream(&capture_buf, &capture_len);
+    if (!capture_f) return fy_error(L, "log.capture: cannot open a memory stream");
+    return 0;
+  }
+  if (!capture_f) return fy_error(L, "log.capture: not capturing");
+  fclose(capture_f);
+  capture_f = NULL;
+  lua_pushlstring(L, capture_buf ? capture_buf : "", capture_buf ? capture_len : 0);
+  free(capture_buf);
+  capture_buf = NULL;
+  capture_len = 0;
+  return 1;
+}
+
 static int l_level(lua_State *L) {
   lua_pushstring(L, level_names[log_level]);
   lua_pushstring(L, log_json ? "json" : "text");
@@ -265,7 +288,8 @@ static int l_enabled(lua_State *L) {
 
 int luaopen_ferry_core_log(lua_State *L) {
   static const luaL_Reg f[] = {{"log", l_log}, {"configure", l_configure}, {"level", l_level},
-                               {"enabled", l_enabled}, {"redact", l_redact}, {NULL, NULL}};
+                               {"enabled", l_enabled}, {"redact", l_redact},
+                               {"capture", l_capture}, {NULL, NULL}};
   luaL_newlib(L, f);
   return 1;
 }

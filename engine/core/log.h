@@ -12,6 +12,8 @@
 ,  ...) and quote values with spaces, quotes or '=',
 ** so no value can forge a line or a field; a message from C keeps its lines, each one after
 ** the first indented by a tab.
+** capture(true) keeps every record in memory until capture(false) returns it (ferry.log.capture:
+** specs of failures that are expected to log keep them out of the run's output).
 ** Depends on: redact.h, Lua (fy_push_redacted). Loop thread only.
 */
 #ifndef FY_LOG_H

@@ -46,10 +46,33 @@ function os.exit(code, close)
   raw_exit(code, close)
 end
 
+-- Where the engine's own Lua lives ("@.../stdlib/"): its frames are not the script's.
+local STDLIB = debug.getinfo(1, "S").source:match("^(@.*/)ferry/boot%.lua$")
+
+-- The innermost frame of the script itself (not the stdlib, not C), as "file:line", from
+-- the error handler's caller up.
+local function script_line()
+  for level = 3, 200 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return nil end
+    if info.what ~= "C" and info.currentline > 0
+       and not (STDLIB and info.source:sub(1, #STDLIB) == STDLIB) then
+      return info.short_src .. ":" .. info.currentline
+    end
+  end
+end
+
+-- An uncaught error. A ferry.Error table is an expected failure (a timeout, a revert): one
+-- line, "file:line: code: message", at the script's own line; the engine's frames only with
+-- FERRY_TRACE=1. Anything else is a bug somewhere: the message and the whole traceback.
 local function traceback(err)
   if type(err) == "table" then
     local code, msg = err.code, err.message
     err = (code and (code .. ": ") or "") .. tostring(msg or err)
+    if code and os.getenv("FERRY_TRACE") ~= "1" then
+      local where = script_line()
+      return where and (where .. ": " .. err) or err
+    end
   else
     err = tostring(err)
   end

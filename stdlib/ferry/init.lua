@@ -54,6 +54,25 @@ M.log.configure = logc.configure
 M.log.level = logc.level
 M.log.enabled = function(name) return logc.enabled(LEVELS[name] or 2) end
 
+--- ferry.log.capture(fn, ...) -> text, fn's results. While fn runs, every log record (the
+--- engine's too, such as a failed task's, and those of other tasks meanwhile) is kept in
+--- `text` instead of written to stderr: for specs of failures that are expected to log. If
+--- fn raises (or its task is cancelled), what was kept goes to stderr and the error goes on.
+function M.log.capture(fn, ...)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
+    M.raise("invalid_argument", ("ferry.log.capture: expects a function, got %s"):format(type(fn)))
+  end
+  logc.capture(true)
+  local text
+  local _ <close> = setmetatable({}, { __close = function()
+    if text == nil then io.stderr:write(logc.capture(false)); io.stderr:flush() end
+  end })
+  local r = table.pack(fn(...))
+  text = logc.capture(false)
+  return text, table.unpack(r, 1, r.n)
+end
+
 --- ferry.redact(v) -> tostring(v) with every run that looks like a private key (64+ hex
 --- digits, 0x or not) masked: "0x1234…(64 hex digits, redacted)", and every URL cut to its
 --- scheme://host:port (paths, queries and user:password@ hold API keys). Every error that

@@ -106,6 +106,7 @@ end
 
 -- Fetch (after a cache miss) and store what may be cached.
 function Pool:_fetch(method, params, opts, key, ttl)
+  local head_before = self.heads.number
   local r, e = self:_noted(method, self:_request(method, params, opts))
   if e == nil and r ~= nil and key then
     if FINAL_METHODS[method] then
@@ -116,6 +117,8 @@ function Pool:_fetch(method, params, opts, key, ttl)
       end
     elseif ttl then
       local hb = head_bound(method, params)
+      -- a head-bound answer asked for before a new head arrived may predate it: not kept
+      if hb and self.heads.number ~= head_before and method ~= "eth_blockNumber" then return r, e end
       self.cache:set(key, json.encode(r), ttl > 0 and ttl or nil, { head_bound = hb, block = self.heads.number })
     end
   end

@@ -4,16 +4,33 @@
 --   local code, out, err = child.ferry({ "-e", "print(1)" }, { FERRY_LOG = "json" })
 --   local code, out, err = child.sh("printf 'x\n' | ./ferry repl")
 -- Children log at the default level and format unless env says otherwise, so exact stderr
--- checks hold whatever FERRY_LOG the suite itself runs under. The process is killed and
+-- checks hold whatever FERRY_LOG the suite itself runs under, and keep their data (REPL
+-- history) in a temp dir of the run (FERRY_DATA_DIR), never in the checkout's ./.ferry. The process is killed and
 -- closed on every path (the <close> of the Process).
 local proc = require "ferry.core.proc"
 
 local M = {}
 
+-- One data dir for every child of this run (config.lua: FERRY_DATA_DIR), so the REPL's
+-- history and whatever else a child keeps stay out of the checkout's ./.ferry.
+local data_dir
+
+--- data_dir() -> the children's FERRY_DATA_DIR: a path under the temp dir, made by whoever
+--- writes there first (the REPL makes its data dir).
+function M.data_dir()
+  if not data_dir then
+    local p = os.tmpname()
+    os.remove(p)
+    data_dir = p .. "-ferry-data"
+  end
+  return data_dir
+end
+
 --- run(argv, env, timeout = 30) -> exit code, stdout, stderr
 function M.run(argv, env, timeout)
   env = env or {}
   if env.FERRY_LOG == nil then env.FERRY_LOG = "info,text" end
+  if env.FERRY_DATA_DIR == nil then env.FERRY_DATA_DIR = M.data_dir() end
   argv.stdout, argv.stderr, argv.env = "pipe", "pipe", env
   local p <close> = assert(proc.spawn(argv))
   local out = p:read_all(timeout or 30)

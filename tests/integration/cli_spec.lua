@@ -83,10 +83,23 @@ describe("ferry CLI", function()
     assert.matches(":3: in main chunk", err, 1, true)
   end)
 
-  it("an uncaught error table is shown as code: message", function()
-    local code, _, err = ferry_run({ "-e", [[require("ferry").raise("timeout", "too slow")]] })
+  -- An error table is an expected failure (a timeout, a revert), not a bug in the engine: one
+  -- line at the script's own line, no traceback of boot.lua and the stdlib (issue 14; this
+  -- used to print the whole traceback). FERRY_TRACE=1 brings it back.
+  it("an uncaught error table is one line: the script's file:line, code: message", function()
+    local path = tmpfile("local ferry = require 'ferry'\nlocal function slow() ferry.raise('timeout', 'too slow') end\nslow()\n")
+    local code, out, err = ferry_run({ path })
     assert.equal(1, code)
-    assert.matches("^ferry: timeout: too slow\nstack traceback:", err)
+    assert.equal("", out)
+    assert.equal("ferry: " .. path .. ":2: timeout: too slow\n", err)
+    -- raised inside the stdlib: the line is the script's call into it
+    local _, _, err2 = ferry_run({ "-e", [[require("ferry.eth").address("nope")]] })
+    assert.matches("^ferry: %(command line%):1: invalid_argument: [^\n]*\n$", err2)
+    code, _, err = ferry_run({ path }, { FERRY_TRACE = "1" })
+    os.remove(path)
+    assert.equal(1, code)
+    assert.matches("^ferry: timeout: too slow\nstack traceback:\n", err)
+    assert.matches("boot.lua", err, 1, true)
   end)
 
   it("a missing script exits 1 naming the file", function()

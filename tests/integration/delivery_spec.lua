@@ -26,14 +26,23 @@ local function balance(chain, addr) return chain:balance(addr, "latest", { fresh
 -- chain: every recipient whose send+wait succeeded has exactly `value`, every other has 0
 -- and failed before anything was signed, and the address used exactly one nonce per payment
 -- made. -> paid, failed (counts)
+-- What the faults make the engine log (unanswered broadcasts, calls still waiting) is kept
+-- off the run's output, and shown if a check fails.
+local check
 local function batch(chain, signer, n, value, opts)
   local start = chain:nonce(ADDR0, "latest")
   local to = {}
   for i = 1, n do to[i] = fresh_address(i) end
-  local results = wf.parallel(to, { max_concurrent = 32, progress = false }, function(addr)
+  local logged, results = ferry.log.capture(wf.parallel, to, { max_concurrent = 32, progress = false }, function(addr)
     local tx = signer:send{ to = addr, value = value }
     return tx:wait{ timeout = (opts and opts.wait) or 30, rebroadcast = 0.5 }
   end)
+  local ok, paid, failed = pcall(check, chain, results, to, value, start)
+  if not ok then io.stderr:write(logged); error(paid, 0) end
+  return paid, failed
+end
+
+function check(chain, results, to, value, start)
   local paid, failed = 0, 0
   local errors = {}
   for i, r in ipairs(results) do

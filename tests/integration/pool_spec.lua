@@ -273,3 +273,88 @@ describe("provider pool: a read pinned to one provider", function()
     a:stop(); b:stop()
   end)
 end)
+
+describe("provider pool: a provider that never answers", function()
+  local child = require "helpers.child"
+  local anvil, proxy
+  setup(function()
+    anvil = peers.anvil()
+    proxy = peers.proxy(anvil.url)
+  end)
+  teardown(function() proxy:stop(); anvil:stop() end)
+
+  -- ms since the epoch of a JSON log record's ts (same day: the spec takes seconds)
+  local function ms_of(ts)
+    local h, m, s, ms = ts:match("T(%d+):(%d+):(%d+)%.(%d+)Z$")
+    return ((tonumber(h) * 60 + tonumber(m)) * 60 + tonumber(s)) * 1000 + tonumber(ms)
+  end
+
+  -- rpc.timeout = 1 s a request, retries = 2: three attempts, 3 s in all
+  it("fails at the overall timeout, naming method, provider and attempts; debug logs each attempt", function()
+    proxy:fault{ mode = "hang" }
+    local script = child.tmpfile(([[
+      local ferry, eth = require "ferry", require "ferry.eth"
+      local chain = eth.connect({ chain_id = 31337, providers = { { name = "node", url = %q, rps = 1000 } } },
+                                { rpc = { timeout = 1, retries = 2 } })
+      local t0 = ferry.now()
+      local ok, err = pcall(chain.balance, chain, %q)
+      assert(not ok)
+      print(ferry.json.encode({ code = err.code, message = err.message, method = err.method,
+        provider = err.provider, attempts = err.attempts, elapsed = err.elapsed, took = ferry.now() - t0 }))
+    ]]):format(proxy.url .. "/v2/SECRETPATH", ADDR0))
+    local code, out, err = child.ferry({ script }, { FERRY_LOG = "debug,json" })
+    os.remove(script)
+    proxy:fault{ mode = "pass" }
+    assert.equal(0, code, err)
+    local r = ferry.json.decode(out)
+    assert.equal("timeout", r.code)
+    assert.is_true(math.abs(r.took - 3) <= 0.3, "arrived after " .. r.took .. " s, configured 3 s")
+    assert.is_true(math.abs(r.elapsed - r.took) < 0.1)
+    assert.equal("eth_getBalance", r.method)
+    assert.equal("node", r.provider)
+    assert.equal(3, r.attempts)
+    local origin = "http://127.0.0.1:" .. proxy.port
+    assert.matches("eth_getBalance: no answer from node (" .. origin .. ") after 3 attempts in 3.0 s", r.message, 1, true)
+    -- each attempt is logged when it ends, about a second apart; one warning while it waits
+    local attempts, warns = {}, {}
+    for line in err:gmatch("[^\n]+") do
+      local rec = ferry.json.decode(line)
+      if rec.msg == "rpc attempt" then attempts[#attempts + 1] = rec end
+      if rec.level == "WARN" then warns[#warns + 1] = rec end
+    end
+    assert.equal(3, #attempts, err)
+    for i, a in ipairs(attempts) do
+      assert.equal("node", a.provider)
+      assert.equal(origin, a.endpoint)
+      assert.equal("timeout", a.outcome)
+      assert.is_true(a.ms >= 800 and a.ms <= 1100, "attempt took " .. a.ms .. " ms")
+      if i > 1 then
+        local gap = ms_of(a.ts) - ms_of(attempts[i - 1].ts)
+        assert.is_true(gap >= 800 and gap <= 1300, "attempts " .. gap .. " ms apart")
+      end
+    end
+    assert.equal(1, #warns, err)
+    assert.equal("still waiting", warns[1].msg)
+    assert.equal("eth_getBalance", warns[1].method)
+    assert.equal("node", warns[1].provider)
+    assert.is_true(warns[1].waited_s >= 1.4 and warns[1].waited_s <= 1.7)
+    assert.not_matches("SECRETPATH", err .. out, 1, true)
+  end)
+
+  it("when no provider can be asked (its breaker is open), the error says so and names each one's state", function()
+    proxy:fault{ mode = "500" }
+    local chain = eth.connect({ chain_id = 31337, providers = { { name = "node", url = proxy.url, rps = 1000 } },
+                                breaker = { failure_threshold = 1, cooldown = 5 } }, { rpc = { timeout = 0.5, retries = 0 } })
+    local ok, e = pcall(chain.balance, chain, ADDR0)
+    assert.is_false(ok)
+    assert.equal(1, e.attempts)
+    ok, e = pcall(chain.balance, chain, ADDR0, "pending")
+    proxy:fault{ mode = "pass" }
+    assert.is_false(ok)
+    assert.equal("eth_getBalance", e.method)
+    assert.equal(0, e.attempts)
+    assert.matches("eth_getBalance: no provider of chain adhoc could be asked in %d%.%d s "
+      .. "%(node %(http://127%.0%.0%.1:%d+%): breaker open%)$", e.message)
+    chain:close()
+  end)
+end)

@@ -119,4 +119,34 @@ describe("ferry.log", function()
       assert.equal("12", logc.redact(12))
     end)
   end)
+  -- specs of failures that are expected to log: the records go to the spec, not the run's
+  -- output (issue 14), and a capture that fails shows them after all
+  describe("capture", function()
+    it("keeps fn's records, the engine's included, off stderr and returns them", function()
+      local rc, out, err = run_ferry({ "-e", [[
+        local ferry = require "ferry"
+        local text, v = ferry.log.capture(function()
+          ferry.log.error("expected", { n = 1 })
+          local t = ferry.spawn(function() error("expected task failure") end)
+          while t:status() ~= "failed" do ferry.sleep(0.001) end
+          return 42
+        end)
+        io.stdout:write(v, "\n", text)
+        ferry.log.error("after")]] }, { FERRY_LOG = "text" })
+      assert.equal(0, rc, err)
+      assert.matches("^42\n[^\n]* ERROR expected n=1\n[^\n]* ERROR task %d+ failed: [^\n]*expected task failure", out)
+      assert.equal(1, #lines(err), err)
+      assert.matches(" ERROR after$", lines(err)[1])
+    end)
+
+    it("writes what it kept to stderr when fn raises, and the error goes on", function()
+      local rc, out, err = run_ferry({ "-e", [[
+        local ferry = require "ferry"
+        local ok, e = pcall(ferry.log.capture, function() ferry.log.warn("context") error("real failure", 0) end)
+        print(ok, e)]] }, { FERRY_LOG = "text" })
+      assert.equal(0, rc, err)
+      assert.equal("false\treal failure\n", out)
+      assert.matches(" WARN  context\n$", err)
+    end)
+  end)
 end)

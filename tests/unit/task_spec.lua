@@ -91,10 +91,14 @@ describe("ferry tasks", function()
     assert.matches("must be called from a task", err)
   end)
 
-  it("uncaught errors in a task do not take the engine down", function()
-    local t = ferry.spawn(function() error("deliberate test failure (logged)") end)
-    ferry.sleep(0.01)
+  it("uncaught errors in a task do not take the engine down, and are logged with a traceback", function()
+    local t
+    local logged = ferry.log.capture(function()
+      t = ferry.spawn(function() error("deliberate test failure (logged)") end)
+      ferry.sleep(0.01)
+    end)
     assert.equal("failed", t:status())
+    assert.matches("ERROR task %d+ failed: [^\n]*deliberate test failure %(logged%)\n\tstack traceback:", logged)
     assert.is_true(ferry.spawn(function() return true end):wait())
   end)
 

@@ -116,7 +116,11 @@ Chain.__close = Chain.close
 function Chain:block_number() return A.qty(self:_must("eth_blockNumber")) end
 function Chain:chain_id_remote() return A.qty(self:_must("eth_chainId")) end
 
---- balance(addr, block = "latest", {fresh = true}) -> U256
+--- balance(addr, block = "latest", {fresh = true}?) -> U256
+--- Cached (cache.ttl.eth_getBalance); an answer for "latest" is dropped on a new head, and
+--- tx:wait moves the head to its receipt's block, so a read after a wait shows the transaction.
+--- fresh = true asks the node whatever the cache holds (a change made elsewhere before the
+--- next head).
 function Chain:balance(addr, block, opts)
   return A.U(self:_must("eth_getBalance", { A.address(addr, "chain:balance"), block or "latest" }, opts))
 end

@@ -100,6 +100,9 @@ end
 -- A receipt deep enough? -> the receipt (raises when it reverted) | nil, err
 function Tx:_confirmed(rc, conf)
   local bn = A.qty(rc.blockNumber)
+  -- the chain is at least at the receipt's block: head-bound answers cached before it (a
+  -- balance, a nonce of "latest") are dropped, so reads after the wait see the transaction
+  self.chain.pool.heads:saw_number(bn)
   local top, err = bn, nil
   if conf > 1 then top, err = transient(self.chain.block_number, self.chain) end
   if not (top and top - bn + 1 >= conf) then return nil, err end

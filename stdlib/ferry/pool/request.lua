@@ -5,6 +5,23 @@ local json = require "ferry.core.json"
 local task = require "ferry.core.task"
 
 local EMPTY = json.array({})
+local log = ferry.log
+
+-- A provider as errors and logs show it: its name and scheme://host:port (never the path).
+local function label(p)
+  local origin = tostring(p.client.url)
+  if p.name == nil or p.name == origin then return origin end
+  return ("%s (%s)"):format(p.name, origin)
+end
+
+-- FERRY_LOG=debug: one line per request that went to a provider, when it ended.
+-- (for_method: the request a chain id check was made for)
+local function log_attempt(p, method, dt, e, for_method)
+  if log.enabled("debug") then
+    log.debug("rpc attempt", { method = method, provider = p.name, endpoint = tostring(p.client.url),
+                               ms = math.floor(dt * 1000 + 0.5), outcome = e and e.code or "ok", ["for"] = for_method })
+  end
+end
 
 -- rpc error code -> health outcome
 local OUTCOME = {
@@ -33,7 +50,11 @@ end
 function Pool:_attempt(i, method, params, deadline, q)
   local p = self.providers[i]
   local t0 = ferry.now()
-  local function post(r, e) q:put({ i = i, r = r, e = e, dt = ferry.now() - t0 }) end
+  local function post(r, e)
+    local dt = ferry.now() - t0
+    log_attempt(p, method, dt, e)
+    q:put({ i = i, r = r, e = e, dt = dt })
+  end
   local left = deadline - t0
   if left <= 0 then return post(nil, ferry.error("timeout", "deadline passed before the request")) end
   self.st.upstream = self.st.upstream + 1
@@ -44,12 +65,14 @@ end
 
 -- Check a provider's chain id once (concurrent first users share the check; it spends a
 -- token like any request). -> true | nil, err
-function Pool:_verify(p, deadline)
+function Pool:_verify(p, deadline, for_method)
   if not p.verifying then
     p.verifying = ferry.spawn(function()
       local w = p.limiter:reserve(1)
       if w > 0 then ferry.sleep(w) end
+      local t0 = ferry.now()
       local id, err = p.client:call("eth_chainId", EMPTY, { timeout = math.min(p.timeout, deadline - ferry.now()) })
+      log_attempt(p, "eth_chainId", ferry.now() - t0, err, for_method)
       if not id then return nil, err end
       local got = tonumber(tostring(id))
       if got ~= self.expected_chain_id then
@@ -69,7 +92,8 @@ function Pool:_verify(p, deadline)
 end
 
 -- Pick a provider not in `exclude`, waiting for its token bucket. Returns i or nil, wait.
-function Pool:_pick(exclude, deadline, pinned)
+-- r: the request, which counts the chain id checks it waits on as its attempts.
+function Pool:_pick(exclude, deadline, pinned, r)
   local last_err
   while true do
     local i, wait
@@ -84,7 +108,9 @@ function Pool:_pick(exclude, deadline, pinned)
     local ok, err = true
     if not p.verified and self.expected_chain_id then
       local t0 = ferry.now()
-      ok, err = self:_verify(p, deadline)
+      if r then r.attempts, r.current = r.attempts + 1, i; r.tried[i] = true end
+      ok, err = self:_verify(p, deadline, r and r.method)
+      if r then r.current = nil end
       if not ok then
         self:_report({ i = i, e = err, dt = ferry.now() - t0 })
         exclude[i] = true
@@ -147,10 +173,12 @@ end
 function Pool:_round(r)
   local exclude, running = {}, {}
   local function start()
-    local i, _, perr = self:_pick(exclude, r.deadline, r.opts.provider)
+    local i, _, perr = self:_pick(exclude, r.deadline, r.opts.provider, r)
     if perr then r.last_err = perr end
-    if not i then return false end
+    if not i then r.current = nil; return false end
     exclude[i] = true
+    r.attempts, r.current = r.attempts + 1, i
+    r.tried[i] = true
     running[i] = ferry.spawn(function() self:_attempt(i, r.method, r.params, r.deadline, r.q) end)
     return true
   end
@@ -180,6 +208,7 @@ function Pool:_round(r)
     self.health:report(i, "timeout", self.providers[i].timeout)
     if r.write then r.maybe_sent = true end      -- cut off while it was out
   end
+  r.current = nil
   return false
 end
 
@@ -194,24 +223,86 @@ function Pool:_backoff(round, deadline)
   if backoff > 0 then ferry.sleep(backoff) end
 end
 
+-- The providers a request tried, as errors show them.
+function Pool:_tried(r)
+  local names, labels = {}, {}
+  for i, p in ipairs(self.providers) do
+    if r.tried[i] then names[#names + 1] = p.name; labels[#labels + 1] = label(p) end
+  end
+  return table.concat(names, ", "), table.concat(labels, ", ")
+end
+
+-- A request still waiting after WARN_AFTER seconds (or half its time, when shorter) says once
+-- what it waits on: a silent provider shows up in the log long before the timeout.
+local WARN_AFTER = 5
+
+function Pool:_watch(r)
+  local after = math.min(WARN_AFTER, (r.deadline - r.t0) / 2)
+  return ferry.spawn(function()
+    ferry.sleep(after)
+    local p = r.current and self.providers[r.current]
+    local f = { chain = self.name, method = r.method, waited_s = math.floor((ferry.now() - r.t0) * 10 + 0.5) / 10,
+                attempts = r.attempts }
+    if p then
+      f.provider, f.endpoint = p.name, tostring(p.client.url)
+    else
+      -- between attempts: no provider can be asked now (breakers open, budgets spent, backoff)
+      local states = {}
+      for i, q in ipairs(self.providers) do states[#states + 1] = q.name .. ": " .. self.health:state(i) end
+      f.provider, f.providers = "none available now", table.concat(states, ", ")
+    end
+    log.warn("still waiting", f)
+  end)
+end
+
+-- The error of a request no provider answered: what was asked, of whom, how often, how long.
+function Pool:_no_answer(r)
+  local last = r.last_err
+  local elapsed = ferry.now() - r.t0
+  local code = last and last.code or (ferry.now() >= r.deadline and "timeout" or "provider_down")
+  local names, labels = self:_tried(r)
+  local msg
+  if labels ~= "" then
+    msg = ("%s: no answer from %s after %d attempt%s in %.1f s"):format(r.method, labels, r.attempts,
+      r.attempts == 1 and "" or "s", elapsed)
+  else
+    -- nobody could be asked: breakers open, budgets that cannot be met before the deadline
+    local states = {}
+    for i, p in ipairs(self.providers) do states[#states + 1] = ("%s: breaker %s"):format(label(p), self.health:state(i)) end
+    msg = ("%s: no provider of chain %s could be asked in %.1f s (%s)"):format(r.method, self.name, elapsed,
+      table.concat(states, ", "))
+  end
+  if last and last.message then msg = msg .. " (last: " .. tostring(last.message) .. ")" end
+  local e = {}
+  for k, v in pairs(last or {}) do e[k] = v end     -- transport, http_status, retry_after ...
+  e.chain, e.method, e.attempts, e.elapsed = self.name, r.method, r.attempts, elapsed
+  e.provider = e.provider or (names ~= "" and names or nil)   -- the one that failed last
+  e.providers = names ~= "" and names or nil
+  return ferry.error(code, msg, e)
+end
+
 function Pool:_request(method, params, opts)
   local write = WRITES[method]
+  local t0 = ferry.now()
   local r = { method = method, params = params, opts = opts, write = write, q = task.queue(),
-              deadline = ferry.now() + (opts.timeout or self.timeout * (self.retries + 1)),
+              t0 = t0, deadline = t0 + (opts.timeout or self.timeout * (self.retries + 1)),
               hedge = not write and (opts.hedge_ms and opts.hedge_ms / 1000 or self.hedge) or nil,
-              maybe_sent = false, last_err = nil }
+              maybe_sent = false, last_err = nil, attempts = 0, tried = {}, current = nil }
+  local watch = self:_watch(r)
+  local _ <close> = setmetatable({}, { __close = function() watch:cancel("request over") end })
   for round = 0, self.retries do
     local answered, result, err = self:_round(r)
     if answered then
       if err == nil then return result end
       self.st.errors = self.st.errors + 1
+      -- the node's own answer (a revert, nonce too low): its message stays as the node gave it
+      err.method, err.attempts, err.elapsed = err.method or method, r.attempts, ferry.now() - t0
       return failed(r, err)
     end
     if ferry.now() >= r.deadline then break end
     if round < self.retries then self:_backoff(round, r.deadline) end
   end
   self.st.errors = self.st.errors + 1
-  return failed(r, r.last_err or ferry.error(ferry.now() >= r.deadline and "timeout" or "provider_down",
-    ("no healthy provider answered for chain %s"):format(self.name), { chain = self.name }))
+  return failed(r, self:_no_answer(r))
 end
 end
