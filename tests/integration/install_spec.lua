@@ -80,7 +80,8 @@ describe("installed ferry", function()
     child.sh("rm -rf '" .. dir .. "'")
     assert.equal(1, code)
     assert.equal("", out)
-    assert.matches('^ferry: invalid_argument: eth.chain: no chain "local": there is no configuration: no '
+    -- one line: where in the script (the -e chunk), then the error table
+    assert.matches('^ferry: %(command line%):1: invalid_argument: eth.chain: no chain "local": there is no configuration: no '
       .. dir:gsub("%p", "%%%0") .. "/config%.lua %(write one with `ferry init`, or name one with %-%-config FILE or FERRY_CONFIG%)\n", err)
   end)
 
