@@ -270,6 +270,15 @@ C.send = { usage = "send TO [--value AMOUNT] [--data 0x..] [--key-env NAME] [--t
   if status ~= "success" then os.exit(1) end
 end }
 
+-- {label, value} rows as aligned text lines; a row without a value is left out
+local function rows_text(rows)
+  local lines = {}
+  for _, r in ipairs(rows) do
+    if r[2] ~= nil then lines[#lines + 1] = ("%-10s %s"):format(r[1], tostring(r[2])) end
+  end
+  return table.concat(lines, "\n")
+end
+
 C.receipt = { usage = "receipt HASH [--chain NAME] [--json]", run = function(args)
   local pos, opt = parse("receipt", args, {})
   need(pos, 1, C.receipt.usage)
@@ -289,11 +298,7 @@ C.receipt = { usage = "receipt HASH [--chain NAME] [--json]", run = function(arg
     { "gas price", rc.effectiveGasPrice and (require("ferry.eth").format_units(rc.effectiveGasPrice, 9) .. " gwei") },
     { "logs", type(rc.logs) == "table" and #rc.logs or 0 },
   }
-  local lines = {}
-  for _, r in ipairs(rows) do
-    if r[2] ~= nil then lines[#lines + 1] = ("%-10s %s"):format(r[1], tostring(r[2])) end
-  end
-  out(table.concat(lines, "\n"))
+  out(rows_text(rows))
 end }
 
 C.block = { usage = "block [N|latest] [--chain NAME] [--json]", run = function(args)
@@ -318,11 +323,7 @@ C.block = { usage = "block [N|latest] [--chain NAME] [--json]", run = function(a
     { "base fee", b.baseFeePerGas and (eth.format_units(b.baseFeePerGas, 9) .. " gwei") },
     { "miner", b.miner },
   }
-  local lines = {}
-  for _, r in ipairs(rows) do
-    if r[2] ~= nil then lines[#lines + 1] = ("%-10s %s"):format(r[1], tostring(r[2])) end
-  end
-  out(table.concat(lines, "\n"))
+  out(rows_text(rows))
 end }
 
 -- ferry init's starter files: one local chain; mainnet as an example to uncomment

@@ -49,6 +49,14 @@ end
 --- sh(cmd, env) runs a shell command line
 function M.sh(cmd, env, timeout) return M.run({ "/bin/sh", "-c", cmd }, env, timeout) end
 
+--- tmpdir() -> the path of a new empty temporary directory (the caller removes it)
+function M.tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(M.sh("mkdir -p '" .. path .. "'") == 0)
+  return path
+end
+
 --- tmpfile(text) -> the path of a new temporary file holding text (the caller removes it)
 function M.tmpfile(text)
   local path = os.tmpname()

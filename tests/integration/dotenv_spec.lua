@@ -7,12 +7,7 @@ local child = require "helpers.child"
 
 local REPO = debug.getregistry()["ferry.home"]
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(child.sh("mkdir -p '" .. path .. "'") == 0)
-  return path
-end
+local tmpdir = child.tmpdir
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))

@@ -8,12 +8,7 @@ local child = require "helpers.child"
 -- the repository (this binary's home: its stdlib is there), an absolute path
 local REPO = debug.getregistry()["ferry.home"]
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(child.sh("mkdir -p '" .. path .. "'") == 0)
-  return path
-end
+local tmpdir = child.tmpdir
 
 local function read(path)
   local f = io.open(path)
