@@ -125,6 +125,18 @@ int fy_health_pick(fy_health_set_t *s, double now, uint64_t exclude_mask) {
 }
 
 
+int fy_health_peek(fy_health_set_t *s, double now, uint64_t exclude_mask) {
+  int best = -1;
+  for (int i = 0; i < s->n; i++) {
+    fy_health_provider_t *p = &s->p[i];
+    if (!eligible(s, i, now, exclude_mask) || p->state != FY_HEALTH_CLOSED) continue;
+    if (best < 0 || p->priority < s->p[best].priority ||
+        (p->priority == s->p[best].priority && p->weight > s->p[best].weight))
+      best = i;
+  }
+  return best;
+}
+
 double fy_health_retry_in(fy_health_set_t *s, double now, uint64_t exclude_mask) {
   double best = -1;
   for (int i = 0; i < s->n; i++) {

@@ -105,6 +105,10 @@ int fy_health_set_provider(fy_health_set_t *s, int i, int weight, int priority);
  * Returns the index, or -1 if none is eligible. */
 int fy_health_pick(fy_health_set_t *s, double now, uint64_t exclude_mask);
 
+/* The provider a caller would pin to (best tier, then weight) among the usable CLOSED ones,
+ * without picking it: no round-robin turn and no half-open probe is taken. -1 if none. */
+int fy_health_peek(fy_health_set_t *s, double now, uint64_t exclude_mask);
+
 /* Seconds from now until some provider outside exclude_mask may become eligible through time
  * alone (breaker cooldown, block, probe timeout): 0 if one is eligible now, -1 if waiting
  * cannot help (all excluded, weight 0 or lagging). */

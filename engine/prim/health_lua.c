@@ -175,6 +175,27 @@ static int l_health_set_head(lua_State *L) {
 }
 
 
+/* h:peek(exclude?) -> index | nil: the provider to pin to, taking nothing (fy_health_peek) */
+static int l_health_peek(lua_State *L) {
+  l_health_t *u = check_health(L);
+  uint64_t mask = exclude_mask(L, 2, u->set->n);
+  int i = fy_health_peek(u->set, health_now(L, u), mask);
+  if (i < 0) return 0;
+  lua_pushinteger(L, i + 1);
+  return 1;
+}
+
+/* h:retry_in(exclude?) -> seconds until a provider may be picked (0: now), nil if never;
+ * takes nothing, unlike pick */
+static int l_health_retry_in(lua_State *L) {
+  l_health_t *u = check_health(L);
+  uint64_t mask = exclude_mask(L, 2, u->set->n);
+  double wait = fy_health_retry_in(u->set, health_now(L, u), mask);
+  if (wait < 0) return 0;
+  lua_pushnumber(L, wait);
+  return 1;
+}
+
 /* h:block(i, seconds): not picked for that long (Retry-After) */
 static int l_health_block(lua_State *L) {
   l_health_t *u = check_health(L);
@@ -293,7 +314,7 @@ static int l_health_tostring(lua_State *L) {
 
 
 static const luaL_Reg health_methods[] = {
-  {"pick", l_health_pick}, {"report", l_health_report}, {"set_head", l_health_set_head},
+  {"pick", l_health_pick}, {"peek", l_health_peek}, {"retry_in", l_health_retry_in}, {"report", l_health_report}, {"set_head", l_health_set_head},
   {"block", l_health_block}, {"status", l_health_status}, {"state", l_health_state},
   {"name", l_health_name}, {"close", l_health_close}, {NULL, NULL}};
 

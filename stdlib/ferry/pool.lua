@@ -192,7 +192,7 @@ function Pool:session()
   function s.call(sess, method, params, opts)
     opts = opts or {}
     if not sess.provider or pool.health:state(sess.provider) ~= "closed" then
-      sess.provider = pool.health:pick({})
+      sess.provider = pool.health:peek()       -- nil: the call picks (and may probe) as usual
     end
     return pool:call(method, params, { fresh = opts.fresh, timeout = opts.timeout, provider = sess.provider })
   end

@@ -358,3 +358,27 @@ describe("provider pool: a provider that never answers", function()
     chain:close()
   end)
 end)
+
+describe("provider pool: a half-open breaker", function()
+  it("gets its one probe from a real request: a session's choice or a backoff's look never takes it", function()
+    local a = peers.anvil()
+    local proxy = peers.proxy(a.url)
+    local chain = chain_over({ { name = "only", url = proxy.url, rps = 10000, timeout = 1 } },
+                             { breaker = { failure_threshold = 2, cooldown = 0.2, max_cooldown = 0.2 }, head_poll = 0 })
+    assert(chain:call("eth_chainId"))
+    proxy:fault{ mode = "500" }
+    for _ = 1, 3 do chain:call("eth_blockNumber", nil, { fresh = true, timeout = 0.3 }) end
+    proxy:fault{ mode = "pass" }
+    local deadline = ferry.now() + 2
+    while chain.pool.health:state(1) ~= "half_open" and ferry.now() < deadline do ferry.sleep(0.02) end
+    assert.equal("half_open", chain.pool.health:state(1))
+    -- a send's session chooses its provider now: it must not use up the probe
+    local t0 = ferry.now()
+    local r, err = chain.pool:session():call("eth_blockNumber", nil, { fresh = true })
+    assert.is_nil(err, tostring(err))
+    assert.is_not_nil(r)
+    assert.is_true(ferry.now() - t0 < 1, "took " .. (ferry.now() - t0))
+    assert.equal("closed", chain.pool.health:state(1))
+    proxy:stop(); a:stop()
+  end)
+end)

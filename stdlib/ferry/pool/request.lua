@@ -216,7 +216,7 @@ end
 -- again; a provider blocked by Retry-After sets the wait if that is longer.
 function Pool:_backoff(round, deadline)
   self.st.retries = self.st.retries + 1
-  local _, wait = self.health:pick({})
+  local wait = self.health:retry_in({})        -- a look only: pick would take a half-open probe
   local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
   if wait and wait > backoff then backoff = wait end
   backoff = math.min(backoff, deadline - ferry.now())

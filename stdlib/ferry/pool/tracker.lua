@@ -92,8 +92,7 @@ function Pool:poll_heads(lag)
     end
     if not best_i then return end
   end
-  best_i = best_i or self.health:pick({})
-  if not best_i then return end
+  best_i = best_i or self.health:peek()       -- nil: any provider (the call picks)
   local function block(tag)
     return self:call("eth_getBlockByNumber", json.array({ tag, false }), { fresh = true, provider = best_i })
   end
