@@ -135,9 +135,11 @@ function M.hardhat(timeout)
     -- the launcher resolves hardhat from the folder it runs in: run it from tests/peers
     local bin = M.bin.hardhat
     if bin:sub(1, #root + 1) == root .. "/" then bin = bin:sub(#root + 2) end
+    -- no colours: with CI set, hardhat's output library colours even a pipe ("\27[32mStarted ...")
     local p = assert(proc.spawn{ bin, "node", "--hostname", "127.0.0.1", "--port", tostring(port),
-                                 cwd = root, stdout = "pipe", stderr = "pipe" })
-    local got, why = try_line(p, "^Started HTTP and WebSocket JSON%-RPC server at http://[%d.]+:(%d+)/", timeout, "hardhat node")
+                                 cwd = root, stdout = "pipe", stderr = "pipe",
+                                 env = { NO_COLOR = "1", FORCE_COLOR = "0" } })
+    local got, why = try_line(p, "Started HTTP and WebSocket JSON%-RPC server at http://[%d.]+:(%d+)/", timeout, "hardhat node")
     if got then
       local url = "http://127.0.0.1:" .. port
       local self = setmetatable({ proc = p, pid = p:pid(), port = port, url = url, kind = "hardhat",
