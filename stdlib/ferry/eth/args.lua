@@ -144,8 +144,10 @@ function A.revert_error(err)
     end
     fields.data = data
   end
-  fields.reason = reason
-  return ferry.error("reverted", "execution reverted: " .. tostring(reason), fields)
+  -- the node's own text often is "execution reverted" or "execution reverted: why" already
+  reason = tostring(reason):gsub("^execution reverted:?%s*", "")
+  fields.reason = reason ~= "" and reason or tostring(err.message)
+  return ferry.error("reverted", reason ~= "" and ("execution reverted: " .. reason) or "execution reverted", fields)
 end
 
 return A
