@@ -161,33 +161,14 @@ describe("keystore signers", function()
       s:sign{ to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", value = 1, nonce = 0, gas = 21000, max_fee = 2, max_priority_fee = 1 }
       s:sign_typed_data({ name = "x" }, { T = { { name = "a", type = "uint8" } } }, { a = 1 })
       collectgarbage()
-      local seen, stack, hits = {}, { debug.getregistry() }, 0
-      local function push(v)
-        local t = type(v)
-        if (t == "table" or t == "function" or t == "userdata" or t == "string" or t == "thread") and not seen[v] then
-          seen[v] = true; stack[#stack + 1] = v
+      package.path = "tests/?.lua;" .. package.path
+      local hits = 0
+      require("helpers.heap").walk(debug.getregistry(), function(v)
+        -- pieces of both, so this chunk's own text cannot match
+        if v:find("horse " .. "battery", 1, true) or v:lower():find("bacb478cbed5efcae" .. "784d7bf4f2ff80", 1, true) then
+          hits = hits + 1
         end
-      end
-      while #stack > 0 do
-        local v = table.remove(stack)
-        local t = type(v)
-        if t == "string" then
-          -- pieces of both, so this chunk's own text cannot match
-          if v:find("horse " .. "battery", 1, true) or v:lower():find("bacb478cbed5efcae" .. "784d7bf4f2ff80", 1, true) then hits = hits + 1 end
-        elseif t == "table" then
-          for k, x in next, v do push(k); push(x) end
-          push(debug.getmetatable(v))
-        elseif t == "function" then
-          for i = 1, 255 do local n, x = debug.getupvalue(v, i); if not n then break end; push(x) end
-        elseif t == "userdata" then
-          push(debug.getmetatable(v))
-        elseif t == "thread" then
-          for level = 0, 200 do
-            if not debug.getinfo(v, level, "l") then break end
-            for i = 1, 255 do local n, x = debug.getlocal(v, level, i); if not n then break end; push(x) end
-          end
-        end
-      end
+      end, { threads = true })
       print(s.address, hits)]] }, { KS_PW = PASSWORD })
     assert.equal(0, code, err)
     assert.equal(ADDR0 .. "\t0\n", out)

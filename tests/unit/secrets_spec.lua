@@ -16,45 +16,7 @@ local function offline()
     { rpc = { timeout = 0.2, retries = 0 } })
 end
 
--- Every value reachable from `root` through tables (keys, values, metatables), functions
--- (upvalues) and userdata (metatables, user values), each visited once; calls found(s) on
--- every string. Thread stacks are not walked: this spec's own locals hold the key to look for.
-local function walk(root, found)
-  local seen, stack = {}, { root }
-  local function push(v)
-    local t = type(v)
-    if (t == "table" or t == "function" or t == "userdata" or t == "string") and not seen[v] then
-      seen[v] = true
-      stack[#stack + 1] = v
-    end
-  end
-  local n = 0
-  while #stack > 0 do
-    local v = table.remove(stack)
-    n = n + 1
-    local t = type(v)
-    if t == "string" then
-      found(v)
-    elseif t == "table" then
-      for k, x in next, v do push(k); push(x) end
-      push(debug.getmetatable(v))
-    elseif t == "function" then
-      for i = 1, 255 do
-        local name, x = debug.getupvalue(v, i)
-        if name == nil then break end
-        push(x)
-      end
-    elseif t == "userdata" then
-      push(debug.getmetatable(v))
-      for i = 1, 16 do
-        local x, ok = debug.getuservalue(v, i)
-        if not ok then break end
-        push(x)
-      end
-    end
-  end
-  return n
-end
+local walk = require("helpers.heap").walk
 
 -- A fresh random key as (bytes, hex without 0x): made here, held only in locals of the caller.
 local function fresh_key()
@@ -103,40 +65,18 @@ describe("private keys", function()
       signer:sign{ to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", value = 1, nonce = 0, gas = 21000,
                    max_fee = 2, max_priority_fee = 1 }
       collectgarbage()
-      local seen, stack, strings = {}, { debug.getregistry() }, 0
-      local function push(v)
-        local t = type(v)
-        if (t == "table" or t == "function" or t == "userdata" or t == "string" or t == "thread") and not seen[v] then
-          seen[v] = true; stack[#stack + 1] = v
-        end
-      end
+      package.path = "tests/?.lua;" .. package.path
       local leaks = 0
-      while #stack > 0 do
-        local v = table.remove(stack)
-        local t = type(v)
-        if t == "string" then
-          strings = strings + 1
-          if #v == 32 and keccak.tohex(keccak.keccak256(v)) == want then leaks = leaks + 1 end
-          for run in v:gmatch("%x+") do
-            if #run >= 64 and keccak.tohex(keccak.keccak256(keccak.fromhex("0x" .. run:sub(1, 64)))) == want then
-              leaks = leaks + 1
-            end
-          end
-        elseif t == "table" then
-          for k, x in next, v do push(k); push(x) end
-          push(debug.getmetatable(v))
-        elseif t == "function" then
-          for i = 1, 255 do local n, x = debug.getupvalue(v, i); if not n then break end; push(x) end
-        elseif t == "userdata" then
-          push(debug.getmetatable(v))
-          for i = 1, 16 do local x, ok = debug.getuservalue(v, i); if not ok then break end; push(x) end
-        elseif t == "thread" then
-          for level = 0, 200 do
-            if not debug.getinfo(v, level, "l") then break end
-            for i = 1, 255 do local n, x = debug.getlocal(v, level, i); if not n then break end; push(x) end
+      local strings = 0
+      require("helpers.heap").walk(debug.getregistry(), function(v)
+        strings = strings + 1
+        if #v == 32 and keccak.tohex(keccak.keccak256(v)) == want then leaks = leaks + 1 end
+        for run in v:gmatch("%x+") do
+          if #run >= 64 and keccak.tohex(keccak.keccak256(keccak.fromhex("0x" .. run:sub(1, 64)))) == want then
+            leaks = leaks + 1
           end
         end
-      end
+      end, { threads = true })
       print(signer.address, strings > 200, leaks)]] },
       { PAYER_KEY = "0x" .. khex, KEY_HASH = keccak.tohex(keccak.keccak256(kb)) })
     assert.equal(0, code, err)
