@@ -11,15 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures, checks;
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    checks++;                                                                         \
-    if (!(cond)) {                                                                    \
-      failures++;                                                                     \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);        \
-    }                                                                                 \
-  } while (0)
+#include "check.h"
 
 static const char *PW = "correct horse battery staple";
 static const char *ADDR0 = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";

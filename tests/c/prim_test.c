@@ -8,10 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures, checks;
-
-#define CHECK(cond) do { checks++; if (!(cond)) { failures++; \
-  fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#include "check.h"
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-9)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
