@@ -20,6 +20,15 @@ local U = u256.new
 local Nonces = {}
 Nonces.__index = Nonces
 
+-- What every address's allocator did in this process, for ferry.stats().nonces
+local totals = { reserved = 0, released = 0, gaps_filled = 0, resumed = 0, interrupted = 0, lease_waits = 0,
+                 leases_lost = 0 }
+ferry.register_stats("nonces", function()
+  local t = {}
+  for k, v in pairs(totals) do t[k] = v end
+  return t
+end)
+
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)
   return setmetatable({ chain = chain, addr = addr, next = nil, free = {}, bound = {}, syncing = nil,
@@ -93,6 +102,7 @@ function Nonces:_lease(st, key)
     end
     if not said then
       said = true
+      totals.lease_waits = totals.lease_waits + 1
       ferry.log.warn("another process holds this address's lease; waiting for it", { address = self.addr,
         holder = holder, expires_in = ("%.0fs"):format(left) })
     end
@@ -109,6 +119,7 @@ function Nonces:_renew(st, key)
     local ok, a, b = pcall(st.lease, st, key)
     if ok and not a then
       self.lease_lost = b
+      totals.leases_lost = totals.leases_lost + 1
       ferry.log.error("lost this address's lease to another process: no more sends from it here",
         { address = self.addr, holder = b })
       return
@@ -145,6 +156,7 @@ function Nonces:_recover(st, signer, fill)
       end
     end
   end
+  totals.resumed, totals.interrupted = totals.resumed + resumed, totals.interrupted + dropped
   if resumed + dropped > 0 then
     ferry.log.warn("resumed what a previous run left in the journal", { address = self.addr, resent = resumed,
       interrupted_before_signing = dropped })
@@ -211,6 +223,7 @@ function Nonces:reserve()
     self.next = n + 1
   end
   self.out[n] = true                          -- handed out, its broadcast not settled yet
+  totals.reserved = totals.reserved + 1
   return n
 end
 
@@ -259,6 +272,7 @@ end
 --- release(n, fill): the broadcast at n was refused by every node; fill(n) closes the gap if
 --- no send takes n first (see _watch_gaps).
 function Nonces:release(n, fill)
+  totals.released = totals.released + 1
   self:settle(n)
   self.free[#self.free + 1] = n
   table.sort(self.free)
@@ -304,6 +318,7 @@ end
 function Nonces:_fill(fill, n)
   local ok, tx = pcall(fill, n)
   if ok then
+    totals.gaps_filled = totals.gaps_filled + 1
     ferry.log.warn("nonce gap filled with a 0-value transfer to self",
       { address = self.addr, nonce = n, hash = tx.hash })
     ferry.spawn(function()                     -- see it mined (and bumped if it gets stuck)

@@ -51,6 +51,10 @@ local SCHEMA = {
       key TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires REAL NOT NULL)]],
 }
 
+-- PRAGMA user_version of the schema above: a database written by another version of ferry is
+-- refused with a clear error, never misread.
+M.SCHEMA_VERSION = 1
+
 local Store = {}
 Store.__index = Store
 
@@ -67,9 +71,16 @@ function M.open(opts)
   end
   local path = kind == "memory" and ":memory:" or opts.path
   local conn = db.open(path, { sync = opts.sync })
-  local stmts = {}
-  for i, sql in ipairs(SCHEMA) do stmts[i] = { sql } end
+  local stmts = { { "PRAGMA user_version" } }
+  for _, sql in ipairs(SCHEMA) do stmts[#stmts + 1] = { sql } end
   local ok, err = conn:batch(stmts)
+  local version = ok and ok[1].rows[1].user_version
+  if ok and version ~= 0 and version ~= M.SCHEMA_VERSION then
+    conn:close()
+    ferry.raise("store_unavailable", ("store: %s was written by another version of ferry (schema %d; this one reads %d)")
+      :format(path, version, M.SCHEMA_VERSION), { path = path })
+  end
+  if ok and version == 0 then ok, err = conn:exec("PRAGMA user_version = " .. M.SCHEMA_VERSION) end
   if not ok then
     conn:close()
     ferry.raise(err.code == "store_unavailable" and err.code or "store_unavailable",

@@ -92,6 +92,18 @@ describe("signer:send with an id", function()
     later:wait{ timeout = 10 }                              -- a mined one answers its wait at once
     assert.equal(eth.u256(7), balance(chain, to))
     assert.equal(1, chain:nonce(ADDR0, "latest"))
+    -- what scripts and the REPL read
+    local fj = require "ferry.journal"
+    assert.equal(first, fj.get(id).hash)
+    assert.equal(id, fj.by_hash(first).id)
+    local mine = 0
+    for _, r in ipairs(fj.by_address(ADDR0:lower(), "confirmed")) do if r.id == id then mine = mine + 1 end end
+    assert.equal(1, mine)
+    for _, r in ipairs(fj.pending()) do assert.are_not.equal(id, r.id) end
+    local stats = ferry.stats()
+    assert.is_true(stats.nonces.reserved >= 1)
+    assert.equal("sqlite", stats.store.kind)
+    assert.is_true(stats.store.journal.confirmed >= 1)
     anvil:stop()
   end)
 
