@@ -69,6 +69,7 @@ local chain = S("table", { fields = {
   head_poll = S("number", { min = 0 }),
   stuck_after = S("number", { min = 0 }),
   gap_fill_after = S("number", { min = 0 }),
+  floor_every = S("number", { min = 0 }),
   breaker = S("table", { fields = {
     failure_threshold = S("integer", { min = 1 }),
     cooldown = S("number", { min = 0.001 }),

@@ -73,6 +73,7 @@ function Nonces:_sync(fresh)
         { address = self.addr, pending = n, mined = mined })
     end
     if not self.next or n > self.next then self.next = n end
+    self.synced_at = ferry.now()
     -- released nonces below the chain's count were used by someone else
     local keep = {}
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
@@ -210,9 +211,23 @@ function Nonces:ready(signer, fill)
   self.is_ready = true
 end
 
+-- The floor: a transaction another tool sent from this address raises the chain's pending
+-- count above ours. Before handing out a new nonce, the count is read again when the last
+-- read is older than `floor_every` seconds (the chain's setting, default 1; concurrent
+-- reservers share one read), so such a send costs at most one refusal, usually none. A read
+-- that fails keeps the floor we have.
+function Nonces:_floor()
+  local every = self.chain.cfg.floor_every or 1
+  if #self.free == 0 and ferry.now() - (self.synced_at or 0) >= every then
+    local ok, err = pcall(self._sync, self)
+    if not ok then ferry.log.debug("nonce floor not read; keeping ours", { address = self.addr, err = tostring(err) }) end
+  end
+end
+
 function Nonces:reserve()
   -- a loop: between a sync and this task's turn another resync may be under way
   while not self.next do self:_sync() end
+  self:_floor()
   local n
   if #self.free > 0 then
     table.sort(self.free)

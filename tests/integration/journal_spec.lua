@@ -149,8 +149,9 @@ describe("recovery from the journal", function()
     s:exec([[INSERT INTO txs(id, chain, chain_id, chain_key, address, nonce, state, fields, owner, created, updated)
              VALUES(?, 'adhoc', 31337, ?, ?, 1, 'reserved', ?, ?, 2, 2)]],
       reserved_id, chain_key, ADDR0, ('{"to":"%s","value":"12"}'):format(lost), owner)
-    -- this process's first send from the address resumes them first
-    local tx = signer:send{ to = fresh_address(7), value = 13 }
+    -- this process's first send from the address resumes them first (and logs it)
+    local logged, tx = ferry.log.capture(signer.send, signer, { to = fresh_address(7), value = 13 })
+    assert.matches("resuming a transaction from the journal", logged, 1, true)
     assert.equal(1, tx.nonce, "the unsigned nonce is handed out again, no gap")
     tx:wait{ timeout = 10 }
     assert.is_true(eventually(function() return journal():get(signed_id).state == "confirmed" end, 15))
@@ -161,5 +162,50 @@ describe("recovery from the journal", function()
     assert.matches("nothing was sent", r.error, 1, true)
     assert.equal(2, chain:nonce(ADDR0, "latest"))
     anvil:stop()
+  end)
+end)
+
+describe("the nonce floor", function()
+  it("a refused broadcast gives its nonce back (no gap), and a `cast send` from the same address raises the floor", function()
+    local anvil, proxy, chain, signer = evm.behind_proxy({ timeout = 2, breaker = { cooldown = 0.05, max_cooldown = 0.2 } })
+    local peers = require "helpers.peers"
+    signer:send{ to = fresh_address(8), value = 1 }:wait{ timeout = 10 }          -- nonce 0
+    -- the provider goes down between the signature and the broadcast: the kept-alive
+    -- connection is reset under the request, so it may have arrived: the payment stays bound
+    -- to nonce 1 and is sent again once the provider is back. No gap either way.
+    local id = uid("down")
+    local off = eth.on_step(function(ev)
+      if ev.id == id and ev.step == "journal" then proxy:fault{ mode = "refuse" } end
+    end)
+    local bound = ferry.log.capture(function()
+      return signer:send{ to = fresh_address(9), value = 2, id = id }
+    end)
+    off()
+    local _ = bound
+    local tx1 = journal().live[id]
+    assert.equal(1, tx1.nonce)
+    proxy:fault{ mode = "pass" }
+    tx1:wait{ timeout = 10, rebroadcast = 0.2 }
+    -- a node refuses the broadcast outright: nothing can be mined, nonce 2 is free again
+    id = uid("refused")
+    proxy:fault{ mode = "reply", count = 1, methods = { "eth_sendRawTransaction" },
+                 error = { code = -32000, message = "insufficient funds for gas * price + value" } }
+    local ok, err = pcall(signer.send, signer, { to = fresh_address(10), value = 3, id = id })
+    assert.is_false(ok, "a refused broadcast must fail")
+    assert.equal(2, err.nonce)
+    assert.equal("failed", journal():get(id).state)
+    local tx = signer:send{ to = fresh_address(10), value = 3 }
+    assert.equal(2, tx.nonce, "the freed nonce is used: no gap")
+    tx:wait{ timeout = 10 }
+    -- another tool sends from the same key (nonce 3)
+    local code = require("helpers.child").run({ peers.bin.cast, "send", "--private-key", evm.KEY0, "--rpc-url", anvil.url,
+      evm.ADDR1, "--value", "1" }, {}, 60)
+    assert.equal(0, code)
+    assert.equal(4, chain:nonce(ADDR0, "latest"))
+    ferry.sleep(1.05)                                   -- past the floor's refresh interval (floor_every = 1 s)
+    local after = signer:send{ to = fresh_address(11), value = 4 }
+    assert.equal(4, after.nonce, "above what cast used, with no nonce too low")
+    after:wait{ timeout = 10 }
+    proxy:stop(); anvil:stop()
   end)
 end)
