@@ -170,28 +170,33 @@ describe("the nonce floor", function()
     local anvil, proxy, chain, signer = evm.behind_proxy({ timeout = 2, breaker = { cooldown = 0.05, max_cooldown = 0.2 } })
     local peers = require "helpers.peers"
     signer:send{ to = fresh_address(8), value = 1 }:wait{ timeout = 10 }          -- nonce 0
-    -- the provider goes down between the signature and the broadcast: the kept-alive
-    -- connection is reset under the request, so it may have arrived: the payment stays bound
-    -- to nonce 1 and is sent again once the provider is back. No gap either way.
+    -- the provider goes down between the signature and the broadcast. A kept-alive
+    -- connection reset under the request may have delivered it: the payment stays bound to
+    -- nonce 1 and is sent again once the provider is back. A connection refused outright
+    -- delivered nothing: nonce 1 is free again. No gap either way.
     local id = uid("down")
     local off = eth.on_step(function(ev)
       if ev.id == id and ev.step == "journal" then proxy:fault{ mode = "refuse" } end
     end)
-    local bound = ferry.log.capture(function()
-      return signer:send{ to = fresh_address(9), value = 2, id = id }
-    end)
+    local _, ok, tx1 = ferry.log.capture(pcall, signer.send, signer, { to = fresh_address(9), value = 2, id = id })
     off()
-    local _ = bound
-    local tx1 = journal().live[id]
-    assert.equal(1, tx1.nonce)
     proxy:fault{ mode = "pass" }
-    tx1:wait{ timeout = 10, rebroadcast = 0.2 }
+    if ok then
+      assert.equal(1, tx1.nonce)
+      tx1:wait{ timeout = 10, rebroadcast = 0.2 }
+    else
+      assert.equal("provider_down", tx1.code)
+      assert.equal(1, tx1.nonce)
+      assert.equal("failed", journal():get(id).state)
+      signer:send{ to = fresh_address(9), value = 2 }:wait{ timeout = 10 }     -- takes nonce 1
+    end
+    assert.equal(2, chain:nonce(ADDR0, "latest"))
     -- a node refuses the broadcast outright: nothing can be mined, nonce 2 is free again
     id = uid("refused")
     proxy:fault{ mode = "reply", count = 1, methods = { "eth_sendRawTransaction" },
                  error = { code = -32000, message = "insufficient funds for gas * price + value" } }
-    local ok, err = pcall(signer.send, signer, { to = fresh_address(10), value = 3, id = id })
-    assert.is_false(ok, "a refused broadcast must fail")
+    local ok2, err = pcall(signer.send, signer, { to = fresh_address(10), value = 3, id = id })
+    assert.is_false(ok2, "a refused broadcast must fail")
     assert.equal(2, err.nonce)
     assert.equal("failed", journal():get(id).state)
     local tx = signer:send{ to = fresh_address(10), value = 3 }

@@ -87,9 +87,9 @@ end
 -- (another task, a run after a crash) returns the first transaction instead of paying again;
 -- one that paid nothing (failed, taken) is sent again.
 function S.claim(ctx)
-  ctx.nonces:ready(ctx.signer, filler(ctx))   -- the address's lease; a journal left by a crash is resumed first
   local id = ctx.t.id
   if id == nil then return "skipped" end
+  ctx.nonces:ready(ctx.signer, filler(ctx))   -- the address's lease; a journal left by a crash is resumed first
   local journal = ctx.journal
   while true do
     local row = journal:claim(id, { chain = ctx.base.name, chain_id = ctx.base.chain_id, address = ctx.from,
@@ -176,13 +176,14 @@ function S.simulate(ctx)
 end
 
 function S.reserve(ctx)
+  shutdown.check()
+  shutdown.begin(ctx)                          -- from here a shutdown waits for it to settle
   if ctx.explicit_nonce then
     ctx.nonce = ctx.explicit_nonce
     if ctx.hold then ctx.nonces:assign(ctx.hold, ctx.nonce) end
     return "given"
   end
-  shutdown.check()
-  shutdown.begin(ctx)                          -- from here a shutdown waits for it to settle
+  ctx.nonces:ready(ctx.signer, filler(ctx))   -- the address's lease; a journal left by a crash is resumed first
   ctx.nonce = ctx.nonces:reserve()
   ctx.reserved = true
   ctx.nonces:assign(ctx.hold, ctx.nonce)
@@ -206,6 +207,7 @@ end
 -- The signed bytes, on disk before they leave: a crash from here on is resumed by sending
 -- these same bytes again, never by signing another payment.
 function S.journal(ctx)
+  if not ctx.nonces.chain_key then ctx.nonces:ready(ctx.signer, filler(ctx)) end   -- a send with its own nonce
   local hashes = { ctx.hash }
   if ctx.tx then                                   -- a fee bump: every version so far
     hashes = {}
