@@ -7,6 +7,9 @@
 ** runs two jobs at once and the loop thread never waits on the disk.
 ** Depends on: SQLite 3 (WAL), nothing of Lua or libuv. A job runs on any one thread at a time.
 **
+** Checkpoints are the caller's (wal_autocheckpoint is off): a commit never turns into a
+** checkpoint's fsync on whatever thread made it.
+**
 ** Durability: WAL with synchronous=NORMAL. A committed job survives the process being killed
 ** (SIGKILL, a crash); only an operating-system crash or power loss can lose the last commits
 ** (synchronous=FULL would fsync every commit; FY_DB_SYNC_FULL asks for it).
@@ -63,6 +66,20 @@ void fy_db_job_free(fy_db_job_t *job);
 /* Run every statement in order (in one transaction if asked); on the first failure roll back
  * and stop. Returns job->rc. */
 int fy_db_run(fy_db_t *db, fy_db_job_t *job);
+
+/* How long a statement waits for another process's lock (ms); 0: SQLITE_BUSY at once. */
+void fy_db_busy_timeout(fy_db_t *db, int ms);
+
+/* Forget a job's results and error (to run it again after SQLITE_BUSY). */
+void fy_db_job_reset(fy_db_job_t *job);
+
+/* 1 when rc says another connection holds the lock */
+int fy_db_is_busy(int rc);
+
+/* Group commit: run n jobs in one transaction, each inside its own savepoint (a job that fails
+ * is rolled back alone and gets its error; the others commit). Results land in each job, as
+ * fy_db_run would leave them. A failed COMMIT fails every job. */
+void fy_db_run_group(fy_db_t *db, fy_db_job_t **jobs, int n);
 
 /* "store_busy" (another process holds the database lock past the busy timeout),
  * "constraint", "store_full", "store_error": the ferry error code for an SQLite result code. */

@@ -40,13 +40,10 @@ local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS txs(
       id TEXT PRIMARY KEY, chain TEXT, chain_id INTEGER, chain_key TEXT, address TEXT, nonce INTEGER,
       state TEXT NOT NULL, hash TEXT, raw TEXT, hashes TEXT, fields TEXT, block INTEGER,
-      error TEXT, provider TEXT, owner TEXT, created REAL, updated REAL)]],
+      error TEXT, provider TEXT, owner TEXT, created REAL, updated REAL, events TEXT)]],
   "CREATE INDEX IF NOT EXISTS txs_by_state ON txs(state)",
   "CREATE INDEX IF NOT EXISTS txs_by_address ON txs(chain_key, address, state)",
   "CREATE INDEX IF NOT EXISTS txs_by_hash ON txs(hash)",
-  [[CREATE TABLE IF NOT EXISTS events(
-      id TEXT NOT NULL, at REAL, step TEXT, outcome TEXT, nonce INTEGER, hash TEXT, detail TEXT)]],
-  "CREATE INDEX IF NOT EXISTS events_by_id ON events(id)",
   [[CREATE TABLE IF NOT EXISTS leases(
       key TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL, expires REAL NOT NULL)]],
 }

@@ -188,7 +188,7 @@ function S.reserve(ctx)
   ctx.reserved = true
   ctx.nonces:assign(ctx.hold, ctx.nonce)
   ctx.journal:record(ctx.id, "reserved", { chain = ctx.base.name, chain_id = ctx.base.chain_id,
-    chain_key = ctx.nonces.chain_key, address = ctx.from, nonce = ctx.nonce, fields = payment(ctx) })
+    chain_key = ctx.nonces.chain_key, address = ctx.from, nonce = ctx.nonce })
 end
 
 function S.sign(ctx)

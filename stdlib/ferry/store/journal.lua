@@ -8,8 +8,8 @@
 --- A row: id, chain, chain_id, chain_key (chain id and genesis hash: two dev chains with one
 --- chain id are not one chain), address, nonce, state, hash, raw, hashes (every version's hash),
 --- fields (the payment: to, value, data, gas, fees, legacy), block, error, provider, owner,
---- created, updated (wall-clock seconds). Events (every pipeline step's {step, outcome, at,
---- nonce, hash}) are kept per id.
+--- created, updated (wall-clock seconds), and events: every pipeline step's {step, outcome,
+--- at, nonce, hash}, appended to the row as lines of JSON with its next write.
 ---
 --- Writes are queued in order behind each other (ferry.core.db); `save` also waits until the
 --- row is on disk, which the pipeline does for the signed bytes before they are broadcast.
@@ -52,10 +52,11 @@ local function decode(row)
 end
 
 -- The statement that writes state and the given fields of row id (the others kept).
-local function upsert(self, id, state, f)
+local function upsert(self, id, state, f, events)
   local now = wall()
   self.counts_[state] = (self.counts_[state] or 0) + 1
-  return [[INSERT INTO txs(]] .. COLS .. [[) VALUES(?1, ?2, ?3, ?16, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
+  return [[INSERT INTO txs(]] .. COLS .. [[, events)
+      VALUES(?1, ?2, ?3, ?16, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?17)
       ON CONFLICT(id) DO UPDATE SET state = excluded.state,
         chain = coalesce(excluded.chain, chain), chain_id = coalesce(excluded.chain_id, chain_id),
         chain_key = coalesce(excluded.chain_key, chain_key),
@@ -63,41 +64,39 @@ local function upsert(self, id, state, f)
         hash = coalesce(excluded.hash, hash), raw = coalesce(excluded.raw, raw),
         hashes = coalesce(excluded.hashes, hashes), fields = coalesce(excluded.fields, fields),
         block = coalesce(excluded.block, block), error = excluded.error,
-        provider = coalesce(excluded.provider, provider), owner = excluded.owner, updated = excluded.updated]],
+        provider = coalesce(excluded.provider, provider), owner = excluded.owner, updated = excluded.updated,
+        events = coalesce(events, '') || coalesce(?17, '')]],
     id, f.chain, f.chain_id, f.address, f.nonce, state, f.hash, f.raw,
     f.hashes and json.encode(f.hashes) or nil, f.fields and json.encode(plain(f.fields)) or nil,
     f.block, f.error and ferry.redact(tostring(f.error)) or nil, f.provider, require("ferry.store").owner, now,
-    f.chain_key
+    f.chain_key, events
 end
 
-local function flush_events(self, id)
+-- The events buffered for id, as JSON lines (written with the row's next write)
+local function take_events(self, id)
   local evs = self.pending_events[id]
-  if not evs then return end
+  if not evs then return nil end
   self.pending_events[id] = nil
-  for _, e in ipairs(evs) do
-    self.store:post("INSERT INTO events(id, at, step, outcome, nonce, hash, detail) VALUES(?, ?, ?, ?, ?, ?, ?)",
-      id, e.at_wall, e.step, e.outcome, e.nonce, e.hash, e.detail)
-  end
+  return table.concat(evs)
 end
 
 --- journal:event(id, ev): a pipeline step's event; written with the row's next write.
 function Journal:event(id, ev)
   local list = self.pending_events[id]
   if not list then list = {}; self.pending_events[id] = list end
-  list[#list + 1] = { at_wall = wall(), step = ev.step, outcome = ev.outcome, nonce = ev.nonce, hash = ev.hash,
-                      detail = ev.detail }
+  list[#list + 1] = ('{"at":%.3f,"step":%s,"outcome":%s%s%s}\n'):format(wall(), json.encode(ev.step),
+    json.encode(tostring(ev.outcome)), ev.nonce and (',"nonce":' .. math.tointeger(ev.nonce)) or "",
+    ev.hash and (',"hash":"' .. ev.hash .. '"') or "")
 end
 
 --- journal:record(id, state, fields): queued behind every write before it; not waited for.
 function Journal:record(id, state, f)
-  flush_events(self, id)
-  self.store:post(upsert(self, id, state, f or {}))
+  self.store:post(upsert(self, id, state, f or {}, take_events(self, id)))
 end
 
 --- journal:save(id, state, fields): the same, and returns once it is on disk (raises).
 function Journal:save(id, state, f)
-  flush_events(self, id)
-  self.store:exec(upsert(self, id, state, f or {}))
+  self.store:exec(upsert(self, id, state, f or {}, take_events(self, id)))
 end
 
 --- journal:claim(id, row) -> nil when the id is now this send's (new, or one that paid
@@ -164,9 +163,12 @@ end
 --- journal:pending() -> every row still on its way, oldest first
 function Journal:pending() return self:find({ pending = true }) end
 
---- journal:events(id) -> the row's events, in order
+--- journal:events(id) -> the row's events, in order: {step, outcome, at, nonce, hash}
 function Journal:events(id)
-  return self.store:exec("SELECT step, outcome, at, nonce, hash, detail FROM events WHERE id = ? ORDER BY rowid", id)
+  local rows = self.store:exec("SELECT events FROM txs WHERE id = ?", id)
+  local list = {}
+  for line in ((rows[1] and rows[1].events) or ""):gmatch("[^\n]+") do list[#list + 1] = json.decode(line) end
+  return list
 end
 
 --- journal:counts() -> {state = writes by this process} (for ferry.stats(); no I/O)
