@@ -6,6 +6,7 @@
 **   local c = core.open(ip, 6379, 2)              -- connecting; commands may be sent at once
 **   c:call(timeout, "SET", "k", 1)                -- -> reply | nil, err
 **   c:state() -> "connecting" | "ready" | "dead", why;  c:close();  c:stats()
+**   core.sha1(script) -> its EVALSHA name
 **
 ** Replies: status -> its text ("OK"), bulk string -> string, integer -> integer, nil -> nil
 ** (false inside an array, as Redis's own Lua does), array -> table. A top-level error reply is
@@ -19,6 +20,7 @@
 #include "net/redis.h"
 
 #include <lauxlib.h>
+#include <nettle/sha1.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,11 +268,29 @@ static int l_resolve(lua_State *L) {
   return fy_op_yield(L, op);
 }
 
+/* sha1(s) -> 40 lowercase hex digits: a script's EVALSHA name, known without asking Redis. */
+static int l_sha1(lua_State *L) {
+  size_t n;
+  const char *s = fy_checklstring(L, 1, &n);
+  struct sha1_ctx ctx;
+  uint8_t d[SHA1_DIGEST_SIZE];
+  char hex[2 * SHA1_DIGEST_SIZE];
+  sha1_init(&ctx);
+  sha1_update(&ctx, n, (const uint8_t *)s);
+  sha1_digest(&ctx, sizeof d, d);
+  for (int i = 0; i < SHA1_DIGEST_SIZE; i++) {
+    hex[2 * i] = "0123456789abcdef"[d[i] >> 4];
+    hex[2 * i + 1] = "0123456789abcdef"[d[i] & 15];
+  }
+  lua_pushlstring(L, hex, sizeof hex);
+  return 1;
+}
+
 int luaopen_ferry_core_redis(lua_State *L) {
   static const luaL_Reg m[] = {{"call", l_call},   {"state", l_state},       {"close", l_close},
                                {"stats", l_conn_stats}, {"__gc", l_close}, {"__close", l_close},
                                {NULL, NULL}};
-  static const luaL_Reg f[] = {{"open", l_open}, {"resolve", l_resolve}, {NULL, NULL}};
+  static const luaL_Reg f[] = {{"open", l_open}, {"resolve", l_resolve}, {"sha1", l_sha1}, {NULL, NULL}};
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_setfuncs(L, m, 0);
     lua_pushvalue(L, -1);
