@@ -346,6 +346,154 @@ function M.connect(opts)
   return self
 end
 
+local shared_clients = {}
+
+--- shared(url) -> the one client of this process for that URL (the pool's limiters, the
+--- stores): one connection however many providers and addresses use it.
+function M.shared(url)
+  local c = shared_clients[url]
+  if not c or c.closed then
+    c = M.connect{ url = url }
+    shared_clients[url] = c
+  end
+  return c
+end
+
+-- ---------------------------------------------------------------------------------------
+-- A shared rate limit: one budget for every process on the same Redis.
+--
+-- GCRA on Redis's clock, in reservation form (the same contract as ferry.core.ratelimit's
+-- reserve: book now, sleep the answer, so callers are served in booking order across every
+-- process). One key per provider holds its TAT, the theoretical arrival time of the next
+-- request, in microseconds of Redis's TIME: a request booked at `now` may go at
+-- max(now, tat - tau) and moves tat on by one interval T = 1/rate; tau = (burst - 1) * T lets
+-- a burst through. Admissions in any window t stay <= rate * t + burst, whatever the number
+-- of processes. penalize (a 429's Retry-After) moves tat so nothing goes before then.
+-- ---------------------------------------------------------------------------------------
+local GCRA = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tau, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = 0
+if mode == 'penalize' then
+  local untl = now + tonumber(ARGV[4]) + tau
+  if untl > tat then tat = untl end
+else
+  wait = tat + interval * (tonumber(ARGV[4]) - 1) - tau - now
+  if wait < 0 then wait = 0 end
+  if mode == 'try' and wait > 0 then return -1 end
+  tat = tat + interval * tonumber(ARGV[4])
+end
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 60000)
+return wait
+]]
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+--- limiter(client, {key=, rate=, burst=, fallback=, name=, timeout=}) -> a limiter with the
+--- methods of ferry.core.ratelimit (reserve, try_take, penalize, tokens, stats); reserve,
+--- try_take and penalize may yield. fallback is the process's own bucket: while Redis cannot
+--- be reached it is used at the full rate, and that is logged once (see docs/redis.md).
+function M.limiter(client, opts)
+  local rate, burst = opts.rate, opts.burst or math.max(1, opts.rate)
+  if type(rate) ~= "number" or rate <= 0 or type(burst) ~= "number" or burst < 1 or type(opts.key) ~= "string" then
+    ferry.raise("invalid_argument", "redis.limiter: needs key (string), rate > 0 and burst >= 1")
+  end
+  local interval = 1e6 / rate
+  return setmetatable({
+    client = client, key = opts.key, rate = rate, burst = burst, name = opts.name or opts.key,
+    interval = ("%.0f"):format(interval), tau = ("%.0f"):format((burst - 1) * interval),
+    fallback = opts.fallback or require("ferry.core.ratelimit").new{ rate = rate, burst = burst },
+    timeout = opts.timeout or 0.25, script = client:script(GCRA),
+    retry_at = 0, shared = true, last_wait = 0,
+    st = { admitted = 0, waited = 0, wait_total = 0, rejected = 0, local_admitted = 0, fallbacks = 0 },
+  }, Limiter)
+end
+
+-- Ask Redis. -> wait_us | nil (Redis is out of reach: use the local bucket)
+function Limiter:_ask(mode, arg)
+  local now = ferry.now()
+  -- after a failure, go local for a second rather than spend every request's time on Redis
+  if now < self.retry_at then return nil end
+  -- a connection that was up and is lost: local at once (a process that is starting waits
+  -- for its first connection, within the timeout)
+  if not self.client:connected() and self.client.stat.connects > 0 then
+    self:_lost("connection lost")
+    return nil
+  end
+  local r, err = self.script:run({ self.key }, { self.interval, self.tau, mode, arg }, self.timeout)
+  if r == nil then
+    self:_lost(err and err.message or "no reply")
+    return nil
+  end
+  if not self.shared then
+    self.shared = true
+    ferry.log.info("rate limit: the budget is shared again through Redis", { limiter = self.name })
+  end
+  return r
+end
+
+function Limiter:_lost(why)
+  self.retry_at = ferry.now() + 1
+  if self.shared then
+    self.shared = false
+    self.st.fallbacks = self.st.fallbacks + 1
+    ferry.log.warn("rate limit: Redis unreachable, the budget is no longer shared: this process "
+      .. "uses its own bucket at the full rate until Redis is back", { limiter = self.name, error = why })
+  end
+end
+
+function Limiter:reserve(n)
+  n = n or 1
+  local w = self:_ask("reserve", n)
+  if w == nil then
+    self.st.local_admitted = self.st.local_admitted + 1
+    return self.fallback:reserve(n)
+  end
+  w = w / 1e6
+  self.st.admitted = self.st.admitted + 1
+  if w > 0 then self.st.waited, self.st.wait_total = self.st.waited + 1, self.st.wait_total + w end
+  self.last_wait = w
+  return w
+end
+
+function Limiter:try_take(n)
+  n = n or 1
+  local w = self:_ask("try", n)
+  if w == nil then return self.fallback:try_take(n) end
+  if w < 0 then
+    self.st.rejected = self.st.rejected + 1
+    return false
+  end
+  self.st.admitted = self.st.admitted + 1
+  return true
+end
+
+function Limiter:penalize(seconds)
+  self.fallback:penalize(seconds)
+  self:_ask("penalize", ("%.0f"):format(seconds * 1e6))
+end
+
+--- tokens(): an estimate without asking Redis (from the last booking's wait)
+function Limiter:tokens()
+  if not self.shared then return self.fallback:tokens() end
+  return self.last_wait > 0 and -self.last_wait * self.rate or 1
+end
+
+function Limiter:wait_time(n) return self.fallback:wait_time(n) end
+
+function Limiter:stats()
+  local s = {}
+  for k, v in pairs(self.st) do s[k] = v end
+  s.rate, s.burst, s.shared, s.tokens = self.rate, self.burst, self.shared, self:tokens()
+  return s
+end
+
+function Limiter:close() self.fallback:close() end
+
 --- stats() -> one entry per open client
 function M.stats()
   local out = {}
