@@ -117,6 +117,32 @@ describe("ferry.store.redis: one allocator", function()
     end)
   end)
 
+  it("sends a process's concurrent reserves together; a cancelled caller's nonce is given back", function()
+    -- a fresh address: the first reserve waits out the window, so this one is still waiting
+    local t = ferry.spawn(function() return a:reserve(0, "me", 30) end)
+    ferry.sleep(0.03)
+    t:cancel()
+    local tasks = {}
+    for i = 1, 100 do tasks[i] = ferry.spawn(function() return a:reserve(0, "me", 30) end) end
+    local seen = {}
+    for _, task in ipairs(tasks) do
+      local ok, n = task:wait()
+      assert.is_true(ok)
+      assert.is_nil(seen[n])
+      seen[n] = true
+    end
+    ferry.sleep(0.05)                                              -- the cancelled one's release
+    local st = a:state()
+    local held = 0
+    for n in pairs(st.reserved) do
+      assert.is_true(seen[n])
+      held = held + 1
+    end
+    assert.equal(100, held)
+    assert.truthy(st.next == 100 or (st.next == 101 and #st.free == 1), ferry.json.encode(st))
+    assert.truthy(store:stats().batches < 100)
+  end)
+
   it("raises store_unavailable when Redis cannot be reached", function()
     local dead = redis.connect{ url = "redis://127.0.0.1:1", timeout = 0.2 }
     local s = store_redis.new(dead, { prefix = "t:" })

@@ -30,6 +30,7 @@
 --- first ever) waits recover_window.
 local ferry = require "ferry"
 local redis = require "ferry.redis"
+local task = require "ferry.core.task"
 
 local M = {}
 
@@ -61,17 +62,19 @@ end
 
 local SCRIPTS = {
   -- ARGV[4] floor, [5] owner, [6] lease_ms, [7] seal cap
+  -- ARGV[4] floor, [5] seal cap; then owner, lease_ms pairs: one reservation each (a
+  -- process sends its concurrent reserves of one address as one script)
   reserve = [[
-local floor, owner, lease_ms = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local floor = tonumber(ARGV[4])
 -- the highest floor any caller passed: a floor read before a wait may be stale
-floor = math.max(floor, tonumber(redis.call('HGET', meta, 'floor') or '0'))
+local m = redis.call('HMGET', meta, 'floor', 'sealed', 'next')
+floor = math.max(floor, tonumber(m[1] or '0'))
 redis.call('HSET', meta, 'floor', floor)
-if redis.call('HGET', meta, 'sealed') == '0' then
+if m[2] == '0' then
   local left = tonumber(redis.call('HGET', meta, 'recover_until')) - now
   if left > 0 then return { epoch, 'RECOVERING', left } end
-  local n = nxt()
-  local from = math.max(floor, n - tonumber(ARGV[7]))
-  for i = from, n - 1 do
+  local n = tonumber(m[3])
+  for i = math.max(floor, n - tonumber(ARGV[5])), n - 1 do
     if redis.call('HEXISTS', res, i) == 0 and redis.call('SISMEMBER', used, i) == 0 then
       redis.call('ZADD', free, i, i)
     end
@@ -80,17 +83,28 @@ if redis.call('HGET', meta, 'sealed') == '0' then
   redis.call('DEL', used)
 end
 redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
-local n = redis.call('ZRANGE', free, 0, 0)[1]
-if n then
-  n = tonumber(n)
-  redis.call('ZREM', free, n)
-else
-  n = math.max(nxt(), floor)
-  redis.call('HSET', meta, 'next', n + 1)
+local nx, took = math.max(tonumber(m[3]), floor), false
+local out, hs, zs = {}, {}, {}
+local popped = redis.call('ZPOPMIN', free, (#ARGV - 5) / 2)  -- the lowest free ones: member, score, ...
+local k = 1
+for i = 6, #ARGV, 2 do
+  local n = popped[k]
+  k = k + 2
+  if n then
+    n = tonumber(n)
+  else
+    n, nx, took = nx, nx + 1, true
+  end
+  out[#out + 1] = n
+  hs[#hs + 1] = n
+  hs[#hs + 1] = ARGV[i]
+  zs[#zs + 1] = now + tonumber(ARGV[i + 1])
+  zs[#zs + 1] = n
 end
-redis.call('HSET', res, n, owner)
-redis.call('ZADD', exp, now + lease_ms, n)
-return { epoch, 'OK', n }
+if took then redis.call('HSET', meta, 'next', nx) end
+redis.call('HSET', res, unpack(hs))
+redis.call('ZADD', exp, unpack(zs))
+return { epoch, 'OK', out }
 ]],
   settle = [[
 redis.call('HDEL', res, ARGV[4])
@@ -176,11 +190,18 @@ Store.__index = Store
 local Alloc = {}
 Alloc.__index = Alloc
 
+-- A candidate epoch, used only by a script that finds the state missing: unique per call
+-- (random per process, then a counter), so a second loss is never taken for the first.
+local epoch_base, epoch_seq
 local function new_epoch()
-  local f = io.open("/dev/urandom", "rb")
-  local b = f and f:read(8) or tostring(os.time() + math.random())
-  if f then f:close() end
-  return (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  if not epoch_base then
+    local f = io.open("/dev/urandom", "rb")
+    local b = f and f:read(8) or tostring(os.time() + math.random())
+    if f then f:close() end
+    epoch_base, epoch_seq = (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)), 0
+  end
+  epoch_seq = epoch_seq + 1
+  return epoch_base .. "." .. epoch_seq
 end
 
 --- new(client, {prefix = "ferry:", recover_window = 2, timeout = client's}) -> store
@@ -192,7 +213,7 @@ function M.new(client, opts)
   local self = setmetatable({
     client = client, prefix = opts.prefix or "ferry:", window = opts.recover_window or 2,
     timeout = opts.timeout, scripts = {}, allocs = setmetatable({}, { __mode = "v" }),
-    st = { reserves = 0, settles = 0, releases = 0, reclaimed = 0, recoveries = 0, reregistered = 0,
+    st = { reserves = 0, batches = 0, settles = 0, releases = 0, reclaimed = 0, recoveries = 0, reregistered = 0,
            conflicts = 0 },
   }, Store)
   for name, body in pairs(SCRIPTS) do self.scripts[name] = client:script(PROLOGUE .. body) end
@@ -210,7 +231,7 @@ function Store:nonces(chain_id, address)
   if a then return a end
   local function k(part) return redis.key(self.prefix, tag, part) end
   a = setmetatable({ store = self, tag = tag, keys = { k("meta"), k("free"), k("res"), k("exp"), k("lease"), k("used") },
-                     held = {}, nheld = 0, used = {}, nused = 0, max_floor = 0 }, Alloc)
+                     held = {}, nheld = 0, used = {}, nused = 0, max_floor = 0, waiting = {}, senders = 0 }, Alloc)
   self.allocs[tag] = a
   return a
 end
@@ -319,27 +340,34 @@ local function prune_used(self, floor)
   self.used_min = min or floor
 end
 
-function Alloc:reserve(floor, owner, lease_s)
-  check_int(floor, "floor")
-  if type(owner) ~= "string" or owner == "" or type(lease_s) ~= "number" or lease_s <= 0 then
-    ferry.raise("invalid_argument", "nonces:reserve: expects (floor, owner: string, lease_s > 0)")
-  end
+-- A process's concurrent reserves of one address go to Redis as batches of up to BATCH, with
+-- up to SENDERS batches in flight: Redis runs one while this process hands out the other's.
+local BATCH, SENDERS = 32, 2
+
+-- Reserve one nonce for each waiter of `batch` in one script (waiting out a recovery window).
+function Alloc:_reserve_batch(batch)
   local s = self.store
-  if floor > self.max_floor then self.max_floor = floor end
-  floor = self.max_floor
-  prune_used(self, floor)
+  local argv = { self.max_floor, 100000 }
+  for _, w in ipairs(batch) do
+    argv[#argv + 1] = w.owner
+    argv[#argv + 1] = math.max(1, math.floor(w.lease * 1000))
+  end
   local first_contact = self.epoch == nil
   local waited_since
   while true do
-    local r = self:_run("reserve", floor, owner, math.max(1, math.floor(lease_s * 1000)), 100000)
+    local r = self:_run("reserve", table.unpack(argv))
     if r[2] == "OK" then
-      local n = r[3]
-      self.held[n] = { owner = owner, lease = lease_s }
-      self.last_owner = owner
-      self.nheld = self.nheld + 1
-      s.st.reserves = s.st.reserves + 1
-      self.store:_watch()
-      return n
+      for i, n in ipairs(r[3]) do
+        local w = batch[i]
+        w.n = n
+        self.held[n] = { owner = w.owner, lease = w.lease }
+        self.last_owner = w.owner
+        self.nheld = self.nheld + 1
+      end
+      s.st.reserves = s.st.reserves + #batch
+      s.st.batches = s.st.batches + 1
+      s:_watch()
+      return
     end
     -- RECOVERING: wait for the window to close (r[3] ms left)
     if not waited_since then
@@ -352,7 +380,85 @@ function Alloc:reserve(floor, owner, lease_s)
         ferry.now() - waited_since))
     end
     ferry.sleep(math.min(r[3] / 1000 + 0.005, 0.25))
+    argv[1] = self.max_floor                   -- callers meanwhile may have raised it
   end
+end
+
+-- The task that sends the waiting reserves, as many as are waiting in one script. A waiter
+-- whose caller was cancelled meanwhile is skipped, or its nonce released if it got one.
+local function send_batch(self, batch)
+  local ok, err = pcall(self._reserve_batch, self, batch)
+  for _, w in ipairs(batch) do
+    if ok and w.abandoned then
+      pcall(self.release, self, w.n)
+    else
+      w.q:put(ok and w.n or err)
+    end
+  end
+end
+
+local pump
+
+local function sender(self, batch)
+  send_batch(self, batch)
+  self.senders = self.senders - 1
+  if #self.waiting > 0 then pump(self) end
+end
+
+-- Start batches for what is waiting, as long as fewer than SENDERS are out.
+function pump(self)
+  while #self.waiting > 0 and self.senders < SENDERS do
+    local batch, rest = {}, {}
+    for _, w in ipairs(self.waiting) do
+      if not w.abandoned then                  -- else its caller is gone: nothing to do
+        if #batch < BATCH then batch[#batch + 1] = w else rest[#rest + 1] = w end
+      end
+    end
+    self.waiting = rest
+    if #batch > 0 then
+      self.senders = self.senders + 1
+      ferry.spawn(sender, self, batch):detach()
+    end
+  end
+end
+
+-- One waiting reserve. Its caller may be cancelled while it waits: then it is abandoned
+-- (closed before done), and a nonce reserved for it is released. Its queue is reused.
+local Waiter = {}
+local queues = {}
+local function take_queue()
+  local n = #queues
+  if n == 0 then return task.queue() end
+  local q = queues[n]
+  queues[n] = nil
+  return q
+end
+Waiter.__close = function(w)
+  if w.done then
+    queues[#queues + 1] = w.q
+  else
+    w.abandoned = true
+  end
+end
+
+function Alloc:reserve(floor, owner, lease_s)
+  check_int(floor, "floor")
+  if type(owner) ~= "string" or owner == "" or type(lease_s) ~= "number" or lease_s <= 0 then
+    ferry.raise("invalid_argument", "nonces:reserve: expects (floor, owner: string, lease_s > 0)")
+  end
+  if floor > self.max_floor then self.max_floor = floor end
+  prune_used(self, self.max_floor)
+  local w <close> = setmetatable({ owner = owner, lease = lease_s, q = take_queue() }, Waiter)
+  self.waiting[#self.waiting + 1] = w
+  -- the batch goes out from the next tick: the other tasks ready now may join it
+  if not self.pump_at_tick then
+    self.pump_at_tick = true
+    ferry.spawn(function() self.pump_at_tick = nil; pump(self) end):detach()
+  end
+  local r = w.q:get()
+  w.done = true
+  if math.type(r) ~= "integer" then error(r, 0) end
+  return r
 end
 
 -- settle and release forget n here first: were the state lost meanwhile, n must not be
