@@ -25,7 +25,7 @@
 #include <string.h>
 
 #define CONN_MT "ferry.core.redis.Conn"
-#define MAX_ARGS 1024
+#define MAX_ARGS (1 << 20)
 #define MAX_DEPTH 16
 
 typedef struct conn_ud {
@@ -153,8 +153,10 @@ static int l_call(lua_State *L) {
   int argc = lua_gettop(L) - 2;
   fy_argcheck(L, argc >= 1, 3, "a command is required");
   fy_argcheck(L, argc <= MAX_ARGS, 3, "too many arguments");
-  const char *argv[MAX_ARGS];
-  size_t lens[MAX_ARGS];
+  /* the pointers live in a scratch userdata (GC'd whatever raises): a script's arguments
+   * may be many (a batch of reservations) */
+  const char **argv = lua_newuserdatauv(L, (size_t)argc * (sizeof *argv + sizeof(size_t)), 0);
+  size_t *lens = (size_t *)(argv + argc);
   for (int i = 0; i < argc; i++) {
     int t = lua_type(L, i + 3);
     if (t != LUA_TSTRING && t != LUA_TNUMBER)

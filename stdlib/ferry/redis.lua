@@ -20,6 +20,7 @@
 local ferry = require "ferry"
 local core = require "ferry.core.redis"
 local task = require "ferry.core.task"
+local rpc = require "ferry.rpc"
 
 local M = {}
 
@@ -32,6 +33,7 @@ end
 --- parse_url(url) -> {host, port, db, user, password, display} | raises invalid_argument.
 --- display is the address as shown in errors and logs: no password, ever.
 function M.parse_url(url)
+  url = rpc.reveal(url)          -- config's redis.url is a hidden value
   if type(url) ~= "string" then
     ferry.raise("invalid_argument", ("redis: a URL is a string, got %s"):format(type(url)))
   end
@@ -351,6 +353,7 @@ local shared_clients = {}
 --- shared(url) -> the one client of this process for that URL (the pool's limiters, the
 --- stores): one connection however many providers and addresses use it.
 function M.shared(url)
+  url = rpc.reveal(url)
   local c = shared_clients[url]
   if not c or c.closed then
     c = M.connect{ url = url }

@@ -46,6 +46,20 @@ describe("ferry.redis: URLs and keys", function()
     end
   end)
 
+  it("config: redis.url is kept hidden, shared_rate_limits is a boolean", function()
+    local config = require "ferry.config"
+    local cfg = config.validate({ redis = { url = "redis://:hunter2@db.example:6380/1" } }, "test")
+    assert.equal("redis://db.example:6380", tostring(cfg.redis.url))
+    assert.equal("db.example", redis.parse_url(cfg.redis.url).host)
+    assert.equal("hunter2", redis.parse_url(cfg.redis.url).password)
+    local ok, err = pcall(config.validate, { redis = { url = "http://x" } }, "test")
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("redis.url", 1, true))
+    ok, err = pcall(config.validate, { redis = { url = "redis://x", shared_rate_limits = "yes" } }, "test")
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("shared_rate_limits", 1, true))
+  end)
+
   it("builds hash-tagged keys", function()
     assert.equal("ferry:{1:0xab}:next", redis.key("ferry:", "1:0xab", "next"))
     assert.equal("p{t}:a:1", redis.key("p", "t", "a", 1))
