@@ -34,11 +34,14 @@ local task = require "ferry.core.task"
 
 local M = {}
 
--- Shared by every script: KEYS = meta, free, res, exp, lease, used; ARGV[1] = the epoch the caller
+-- Shared by every script: KEYS = meta, free, res, lease, used; ARGV[1] = the epoch the caller
 -- saw, ARGV[2] = a new epoch should the state be missing, ARGV[3] = the window (ms); the op's
 -- own arguments from ARGV[4]. Every reply starts with the current epoch.
 local PROLOGUE = [[
-local meta, free, res, exp, lease, used = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- res: n -> "<expires ms>:<owner>" (one hash, no sorted set of expiries: a ZADD per
+-- reservation cost more than the rest of the script, and only reclaim reads expiries)
+local meta, free, res, lease, used = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function owner_of(v) return v and string.match(v, '^%d+:(.*)$') end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -62,8 +65,8 @@ end
 
 local SCRIPTS = {
   -- ARGV[4] floor, [5] owner, [6] lease_ms, [7] seal cap
-  -- ARGV[4] floor, [5] seal cap; then owner, lease_ms pairs: one reservation each (a
-  -- process sends its concurrent reserves of one address as one script)
+  -- ARGV[4] floor, [5] seal cap; then count, owner, lease_ms triples: count reservations
+  -- each (a process sends its concurrent reserves of one address as one script)
   reserve = [[
 local floor = tonumber(ARGV[4])
 -- the highest floor any caller passed: a floor read before a wait may be stale
@@ -84,37 +87,36 @@ if m[2] == '0' then
 end
 redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
 local nx, took = math.max(tonumber(m[3]), floor), false
-local out, hs, zs = {}, {}, {}
-local popped = redis.call('ZPOPMIN', free, (#ARGV - 5) / 2)  -- the lowest free ones: member, score, ...
-local k = 1
-for i = 6, #ARGV, 2 do
-  local n = popped[k]
-  k = k + 2
-  if n then
-    n = tonumber(n)
-  else
-    n, nx, took = nx, nx + 1, true
+local out, hs = {}, {}
+local total = 0
+for i = 6, #ARGV, 3 do total = total + tonumber(ARGV[i]) end
+local popped = redis.call('ZPOPMIN', free, total)  -- the lowest free ones: member, score, ...
+local k, o = 1, 0
+for i = 6, #ARGV, 3 do
+  local v = string.format('%d', now + tonumber(ARGV[i + 2])) .. ':' .. ARGV[i + 1]
+  for _ = 1, tonumber(ARGV[i]) do
+    local n = popped[k]
+    if n then
+      n, k = tonumber(n), k + 2
+    else
+      n, nx, took = nx, nx + 1, true
+    end
+    o = o + 1
+    out[o] = n
+    hs[2 * o - 1], hs[2 * o] = n, v
   end
-  out[#out + 1] = n
-  hs[#hs + 1] = n
-  hs[#hs + 1] = ARGV[i]
-  zs[#zs + 1] = now + tonumber(ARGV[i + 1])
-  zs[#zs + 1] = n
 end
 if took then redis.call('HSET', meta, 'next', nx) end
 redis.call('HSET', res, unpack(hs))
-redis.call('ZADD', exp, unpack(zs))
 return { epoch, 'OK', out }
 ]],
   settle = [[
 redis.call('HDEL', res, ARGV[4])
-redis.call('ZREM', exp, ARGV[4])
 return { epoch, 'OK' }
 ]],
   release = [[
 local n = tonumber(ARGV[4])
 redis.call('HDEL', res, n)
-redis.call('ZREM', exp, n)
 if n < nxt() then
   redis.call('ZADD', free, n, n)
   trim()
@@ -129,11 +131,15 @@ redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
 return { epoch, 'OK' }
 ]],
   reclaim = [[
-local gone = redis.call('ZRANGEBYSCORE', exp, '-inf', now)
-for _, n in ipairs(gone) do
-  redis.call('HDEL', res, n)
-  redis.call('ZREM', exp, n)
-  redis.call('ZADD', free, n, n)
+-- the reservations in flight are few (settle and release remove them): a scan is cheap
+local all, gone = redis.call('HGETALL', res), {}
+for i = 1, #all, 2 do
+  if tonumber(string.match(all[i + 1], '^(%d+):')) <= now then
+    local n = all[i]
+    gone[#gone + 1] = n
+    redis.call('HDEL', res, n)
+    redis.call('ZADD', free, n, n)
+  end
 end
 if #gone > 0 then trim() end
 return { epoch, 'OK', gone }
@@ -167,14 +173,13 @@ local owner, conflicts = ARGV[4], {}
 redis.call('HSET', meta, 'floor', math.max(tonumber(ARGV[5]), tonumber(redis.call('HGET', meta, 'floor') or '0')))
 for i = 6, #ARGV, 2 do
   local n, lease_ms = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  local cur = redis.call('HGET', res, n)
+  local cur = owner_of(redis.call('HGET', res, n))
   if cur and (cur ~= owner or lease_ms == 0) then
     conflicts[#conflicts + 1] = n
   else
     redis.call('ZREM', free, n)
     if lease_ms > 0 then
-      redis.call('HSET', res, n, owner)
-      redis.call('ZADD', exp, now + lease_ms, n)
+      redis.call('HSET', res, n, string.format('%d', now + lease_ms) .. ':' .. owner)
     elseif redis.call('HGET', meta, 'sealed') == '0' then
       redis.call('SADD', used, n)           -- the seal must not free it
     end
@@ -230,8 +235,8 @@ function Store:nonces(chain_id, address)
   local a = self.allocs[tag]
   if a then return a end
   local function k(part) return redis.key(self.prefix, tag, part) end
-  a = setmetatable({ store = self, tag = tag, keys = { k("meta"), k("free"), k("res"), k("exp"), k("lease"), k("used") },
-                     held = {}, nheld = 0, used = {}, nused = 0, max_floor = 0, waiting = {}, senders = 0 }, Alloc)
+  a = setmetatable({ store = self, tag = tag, keys = { k("meta"), k("free"), k("res"), k("lease"), k("used") },
+                     held = {}, nheld = 0, used = {}, nused = 0, max_floor = 0, waiting = {}, senders = 0, conflicts = {} }, Alloc)
   self.allocs[tag] = a
   return a
 end
@@ -302,7 +307,7 @@ function Alloc:_register(seen)
       s.st.reregistered = s.st.reregistered + #list // 2
       for _, n in ipairs(r[3]) do
         s.st.conflicts = s.st.conflicts + 1
-        if self.held[n] then self.held[n].conflict = true end
+        if self.held[n] then self.conflicts[n] = true end
         ferry.log.error("nonce store: a nonce held here was handed to another process while Redis "
           .. "was being recovered; it must not be broadcast", { address = self.tag, nonce = n })
       end
@@ -320,6 +325,7 @@ local function forget(self, n)
   local h = self.held[n]
   if h then
     self.held[n] = nil
+    self.conflicts[n] = nil
     self.nheld = self.nheld - 1
   end
   return h
@@ -347,23 +353,34 @@ local BATCH, SENDERS = 32, 2
 -- Reserve one nonce for each waiter of `batch` in one script (waiting out a recovery window).
 function Alloc:_reserve_batch(batch)
   local s = self.store
+  -- runs of one owner and lease go as (count, owner, lease_ms): the usual batch is one run
   local argv = { self.max_floor, 100000 }
+  local last
   for _, w in ipairs(batch) do
-    argv[#argv + 1] = w.owner
-    argv[#argv + 1] = math.max(1, math.floor(w.lease * 1000))
+    if last and w.owner == last.owner and w.lease == last.lease then
+      argv[#argv - 2] = argv[#argv - 2] + 1
+    else
+      argv[#argv + 1] = 1
+      argv[#argv + 1] = w.owner
+      argv[#argv + 1] = math.max(1, math.floor(w.lease * 1000))
+      last = w
+    end
   end
   local first_contact = self.epoch == nil
   local waited_since
   while true do
     local r = self:_run("reserve", table.unpack(argv))
     if r[2] == "OK" then
+      local held, h = self.held, nil
       for i, n in ipairs(r[3]) do
         local w = batch[i]
         w.n = n
-        self.held[n] = { owner = w.owner, lease = w.lease }
-        self.last_owner = w.owner
-        self.nheld = self.nheld + 1
+        -- one record per run of owner and lease (never changed, only replaced)
+        if not (h and h.owner == w.owner and h.lease == w.lease) then h = { owner = w.owner, lease = w.lease } end
+        held[n] = h
       end
+      self.last_owner = batch[#batch].owner
+      self.nheld = self.nheld + #batch
       s.st.reserves = s.st.reserves + #batch
       s.st.batches = s.st.batches + 1
       s:_watch()
@@ -500,7 +517,7 @@ function Alloc:state()
   local r = self:_run("state")
   local free, reserved = {}, {}
   for i, n in ipairs(r[4]) do free[i] = tonumber(n) end
-  for i = 1, #r[5], 2 do reserved[tonumber(r[5][i])] = r[5][i + 1] end
+  for i = 1, #r[5], 2 do reserved[tonumber(r[5][i])] = r[5][i + 1]:match("^%d+:(.*)$") end
   return { next = r[3], free = free, reserved = reserved, recovering = r[6] == "0" }
 end
 
@@ -514,7 +531,7 @@ function Alloc:lease(owner, ttl_s)
 end
 
 --- a:conflicted(n) -> true when n was handed to another process during a recovery
-function Alloc:conflicted(n) return self.held[n] ~= nil and self.held[n].conflict == true end
+function Alloc:conflicted(n) return self.held[n] ~= nil and self.conflicts[n] == true end
 
 -- One daemon per store (from its first reservation until store:close): every window / 8,
 -- after the client connected again, it asks whether the epoch changed and, if so,
