@@ -230,6 +230,12 @@ function Client:call_within(seconds, cmd, ...)
   local started = ferry.now()
   local deadline = started + seconds
   local conn, err = connection(self, deadline, started)
+  -- a connection that died while idle (Redis restarted, CLIENT KILL): nothing was sent on
+  -- it, so wait for the next one as a call made while down does
+  while conn and conn:state() == "dead" do
+    lost(self, conn, { message = select(2, conn:state()) })
+    conn, err = connection(self, deadline, started)
+  end
   if not conn then return nil, err end
   self.stat.calls = self.stat.calls + 1
   local reply, e = conn:call(math.max(deadline - ferry.now(), 0.001), cmd, ...)

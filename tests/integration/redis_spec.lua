@@ -205,6 +205,15 @@ describe("ferry.redis: faults", function()
     assert.truthy(db:stats().connects >= 2)
   end))
 
+  it("an idle connection dropped by a restart: the next call waits for the new one", quietly(function()
+    local db <close> = redis.connect{ url = server.url, backoff_max = 0.1 }
+    assert.equal("PONG", db:call("PING"))
+    server:restart()                                               -- TERM: the server closes our socket
+    ferry.sleep(0.05)
+    assert.equal("PONG", db:call_within(2, "PING"))
+    assert.equal(2, db:stats().connects)
+  end))
+
   it("says unavailable, with the address and how long it tried, when nothing listens", function()
     local db <close> = redis.connect{ url = "redis://:secret@127.0.0.1:1/0", backoff_max = 0.05 }
     local text, r, err = ferry.log.capture(function() return db:call_within(0.3, "PING") end)
