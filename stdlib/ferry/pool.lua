@@ -55,7 +55,7 @@ local function make_limiter(chain, p, rcfg)
   if not (rcfg and rcfg.url) or rcfg.shared_rate_limits == false then return own end
   local redis = require "ferry.redis"
   local tag = tostring(chain.chain_id or "?") .. ":" .. tostring(p.name)
-  return redis.limiter(redis.shared(rcfg.url), { key = redis.key(rcfg.prefix or "ferry:", tag, "rate"),
+  return redis.limiter(redis.shared(rcfg.url, "ratelimit"), { key = redis.key(rcfg.prefix or "ferry:", tag, "rate"),
     rate = p.rps, burst = burst, fallback = own, name = tag })
 end
 

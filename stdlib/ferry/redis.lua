@@ -356,14 +356,17 @@ end
 
 local shared_clients = {}
 
---- shared(url) -> the one client of this process for that URL (the pool's limiters, the
---- stores): one connection however many providers and addresses use it.
-function M.shared(url)
+--- shared(url, purpose) -> the one client of this process for that URL and purpose
+--- ("ratelimit", "store"): one connection however many providers or addresses use it. One
+--- per purpose because a deadline drops its connection with every call on it: the rate
+--- limiter's short deadlines must not fail the store's calls.
+function M.shared(url, purpose)
   url = rpc.reveal(url)
-  local c = shared_clients[url]
+  local key = (purpose or "") .. "\0" .. url
+  local c = shared_clients[key]
   if not c or c.closed then
     c = M.connect{ url = url }
-    shared_clients[url] = c
+    shared_clients[key] = c
   end
   return c
 end
