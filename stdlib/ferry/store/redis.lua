@@ -217,7 +217,8 @@ function M.new(client, opts)
   end
   local self = setmetatable({
     client = client, prefix = opts.prefix or "ferry:", window = opts.recover_window or 2,
-    timeout = opts.timeout, scripts = {}, allocs = setmetatable({}, { __mode = "v" }),
+    -- strong: an allocator holding reservations must stay known to the watcher
+    timeout = opts.timeout, scripts = {}, allocs = {},
     st = { reserves = 0, batches = 0, settles = 0, releases = 0, reclaimed = 0, recoveries = 0, reregistered = 0,
            conflicts = 0 },
   }, Store)
