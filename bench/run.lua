@@ -380,6 +380,52 @@ if wanted("cache") then
   big:close()
 end
 
+---------------------------------------------------------------------------------------------
+if wanted("nonces") then
+  -- ferry.store.redis's reserve against an ioredis Lua-script nonce manager doing the same
+  -- (bench/compare/ioredis_nonces.js): one script per reservation, 64 awaiting at once on one
+  -- connection, against one local redis-server; both count duplicates
+  local redis = require "ferry.redis"
+  local server = peers.redis()
+  local client = redis.connect{ url = server.url, timeout = 10 }
+  local N, INFLIGHT = 20000, 64
+  local round, dups = 0, 0
+  local function ours()
+    return (function()
+      round = round + 1
+      local store = require("ferry.store.redis").new(client, { prefix = "bench" .. round .. ":", recover_window = 0.01 })
+      local a = store:nonces(31337, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
+      a:reserve(0, "warm", 30)                             -- the first contact's window, not timed
+      local seen, left = {}, N
+      local t0 = ferry.now()
+      local tasks = {}
+      for i = 1, INFLIGHT do
+        tasks[i] = ferry.spawn(function()
+          while left > 0 do
+            left = left - 1
+            local n = a:reserve(0, "ferry", 30)
+            if seen[n] then dups = dups + 1 end
+            seen[n] = true
+          end
+        end)
+      end
+      for _, t in ipairs(tasks) do assert(t:wait()) end
+      local dt = ferry.now() - t0
+      store:close()
+      return dt
+    end)()
+  end
+  local s, nr = turns(function() return math.min(ours(), ours()) end,
+                      function() return node("ioredis_nonces.js", tostring(server.port), tostring(N), tostring(INFLIGHT)) end)
+  client:close()
+  server:stop()
+  local rate = N / s
+  local r = rate / nr.reserves_per_s
+  row("nonce reservations/s, 64 in flight", fmt(rate) .. "/s", "ioredis " .. fmt(nr.reserves_per_s) .. "/s",
+    ("%.2fx"):format(r), ">= 2x", r >= 2 and dups == 0 and nr.duplicates == 0)
+  row(("  ... duplicates: ferry %d, ioredis %d"):format(dups, nr.duplicates), "", "", "", "0", dups + nr.duplicates == 0)
+end
+
 local misses = 0
 for _, r in ipairs(rows) do if r[6] == false then misses = misses + 1 end end
 io.stdout:write(("-"):rep(100), "\n", ("%d measured, %d below target\n"):format(#rows, misses))

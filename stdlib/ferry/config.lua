@@ -81,7 +81,15 @@ local chain = S("table", { fields = {
 
 M.schema = S("table", { fields = {
   chains = S("map", { item = chain, default = {} }),
-  redis = S("table", { fields = { url = S("string"), prefix = S("string") } }),
+  redis = S("table", { fields = {
+    -- a hidden value like a provider's URL: it prints as redis://host:port, never the password
+    url = S("url", { pattern = "^redis://[^/]", what = "a redis://[[user]:password@]host[:port][/db] URL" }),
+    prefix = S("string"),
+    -- absent: true when url is set (pool.lua)
+    shared_rate_limits = S("boolean", { description = "one rate budget per provider for every "
+      .. "process on this Redis (each process's own bucket while Redis is unreachable); default "
+      .. "true when url is set" }),
+  } }),
   data_dir = S("string", { default = ".ferry" }),
   -- the journal, idempotency ids and address leases (ferry.store): SQLite in data_dir unless
   -- redis.url is set; "memory" keeps nothing past the process
