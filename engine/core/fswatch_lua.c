@@ -8,6 +8,8 @@
 **                                            or nil, {code="closed"} otherwise
 **   w.count                               -- how many events since watch
 **   w:close()                             -- also on __gc / <close>
+**   fswatch.list(dir) -> {"a.lua", ...}    -- the regular names in dir, sorted (nil, err if none);
+**                                            a local directory of a few files, read at once
 ** Changes that arrive while no task waits are kept (the latest name, and that there were
 ** some), so the next wait returns at once: a reloader never misses an edit made while it was
 ** reloading. Why the directory and not each file: editors write a temp file and rename it
@@ -19,6 +21,7 @@
 #include "core/task.h"
 #include "core/bind.h"
 
+#include <dirent.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +156,38 @@ static int l_index(lua_State *L) {
   return 1;
 }
 
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int l_list(lua_State *L) {
+  const char *path = fy_checklstring(L, 1, NULL);
+  DIR *d = opendir(path);
+  if (!d) return fy_fail(L, "not_found", "cannot read the directory %s", path);
+  size_t n = 0, cap = 16;
+  char **names = malloc(cap * sizeof *names);
+  struct dirent *e;
+  while (names && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    if (n == cap) {
+      char **more = realloc(names, (cap *= 2) * sizeof *names);
+      if (!more) break;
+      names = more;
+    }
+    names[n] = strdup(e->d_name);
+    if (names[n]) n++;
+  }
+  closedir(d);
+  if (!names) return fy_raise(L, "out_of_memory", "fswatch.list: out of memory");
+  qsort(names, n, sizeof *names, cmp_names);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    free(names[i]);
+  }
+  free(names);
+  return 1;
+}
+
 int luaopen_ferry_core_fswatch(lua_State *L) {
   static const luaL_Reg methods[] = {{"wait", l_wait}, {"close", l_close}, {NULL, NULL}};
   luaL_newmetatable(L, FSWATCH_MT);
@@ -166,7 +201,7 @@ int luaopen_ferry_core_fswatch(lua_State *L) {
   lua_pushcfunction(L, l_close);
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {{"watch", l_watch}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"watch", l_watch}, {"list", l_list}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }
