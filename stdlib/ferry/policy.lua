@@ -248,7 +248,9 @@ function M.start(opts)
   local st = reload("start")
   if opts.watch ~= false then
     local w, err = fswatch.watch(opts.dir)
-    if not w then ferry.log.warn("policy dir not watched", { dir = opts.dir, err = tostring(err) })
+    if not w then    -- no such dir: no policies, nothing to say above debug (the default config names one)
+      ferry.log[err and err.code == "not_found" and "debug" or "warn"]("policy dir not watched",
+        { dir = opts.dir, err = tostring(err) })
     else
       state.watcher = w
       state.reloader = ferry.spawn(watch_loop, w)
