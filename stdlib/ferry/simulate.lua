@@ -2,7 +2,7 @@
 ---
 ---   local sim = require("ferry.simulate").run(chain, {from =, to =, value =, data =, gas =})
 ---   sim.ok, sim.reverted, sim.reason, sim.gas_used, sim.logs, sim.balance_changes,
----   sim.storage_changes, sim.reentrant, sim.via, sim.fallback
+---   sim.storage_changes, sim.reentrant, sim.return_data, sim.via, sim.fallback
 ---
 --- Tenderly first when configured (tenderly = {account, project, access_key}); when it cannot
 --- be reached, the node takes over and `fallback` says why. On the node: eth_call (the revert
@@ -128,7 +128,7 @@ local function local_sim(chain, t, sim)
     if type(err) ~= "table" or err.code ~= "reverted" then error(err, 0) end
     sim.ok, sim.reverted, sim.reason, sim.revert = false, true, err.reason, err.revert
   else
-    sim.ok = true
+    sim.ok, sim.return_data = true, err          -- "0x" from a token that returns nothing (USDT)
     local gok, gas = pcall(chain.estimate_gas, chain, t)
     if gok then sim.gas_estimate = gas end
   end

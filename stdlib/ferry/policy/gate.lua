@@ -22,7 +22,6 @@ local M = {}
 
 local HISTORY = 20                -- blocks of eth_feeHistory a policy sees
 local APPROVE = "0x095ea7b3"      -- approve(address,uint256)
-local MAX_U256 = "0x" .. ("f"):rep(64)
 
 local function gwei(v) return v and tonumber(u256.format_units(v, 9)) or nil end
 local function eth_of(v) return tonumber(u256.format_units(v, 18)) end
@@ -50,13 +49,14 @@ function M.fee_view(history)
            slope = slope, gas_used_ratio = #ratios > 0 and rsum / #ratios or 0 }
 end
 
--- approve(spender, amount) decoded, for approvals.lua
+-- approve(spender, amount) decoded, for approvals.lua: unlimited is 2^255 or more (what
+-- wallets send as "unlimited" is 2^256 - 1; some send 2^255)
 local function approve_of(data)
   if type(data) ~= "string" or data:sub(1, 10):lower() ~= APPROVE or #data < 10 + 128 then return nil end
   local spender = "0x" .. data:sub(10 + 25, 10 + 64)
-  local amount = "0x" .. data:sub(10 + 65, 10 + 128)
-  return { spender = spender:lower(), amount = tostring(u256.new(amount)), zero = tonumber(amount, 16) == 0,
-           unlimited = amount:lower() == MAX_U256 or amount:lower():match("^0xf") ~= nil and #amount:gsub("^0x", "") == 64 }
+  local digits = data:sub(10 + 65, 10 + 128)
+  return { spender = spender:lower(), amount = tostring(u256.new("0x" .. digits)), zero = not digits:find("[1-9a-fA-F]"),
+           unlimited = tonumber(digits:sub(1, 1), 16) >= 8 }
 end
 
 -- what one address's sends in flight are: this process's holds other than this send's
