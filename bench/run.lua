@@ -324,6 +324,11 @@ if wanted("cache") then
   big:close()
 end
 
+-- the policies: time per decision of each shipped one, reload latency (bench/policy.lua)
+if wanted("policy") then
+  for _, r in ipairs(dofile("bench/policy.lua")()) do row(table.unpack(r, 1, 6)) end
+end
+
 local misses = 0
 for _, r in ipairs(rows) do if r[6] == false then misses = misses + 1 end end
 io.stdout:write(("-"):rep(100), "\n", ("%d measured, %d below target\n"):format(#rows, misses))

@@ -9,34 +9,28 @@
 local DEFAULT_GWEI = 500
 local SPIKE_RATIO = 1.5    -- next base fee / the window's mean: above this, a spike
 
-local function line(ctx)
-  local s = ctx.settings
-  return (s and s.max_base_fee_gwei) or ctx.limits.max_gas_price_gwei or DEFAULT_GWEI
-end
+local function trend(fees) return ("mean %.2f gwei, slope %+.2f gwei/block"):format(fees.avg, fees.slope) end
 
 local function judge(fees, max, warn)
   local next_fee = fees.next_base_fee
-  local what = (fees.avg > 0 and next_fee > fees.avg * SPIKE_RATIO) and "a spike" or "a new level"
-  local trend = ("mean %.2f gwei, slope %+.2f gwei/block"):format(fees.avg, fees.slope)
+  if next_fee <= warn then return "allow" end       -- the common case: nothing to say
   if next_fee > max then
-    return "queue", ("next base fee %.2f gwei is above %.2f gwei: %s (%s)"):format(next_fee, max, what, trend)
+    local avg = fees.avg
+    local what = (avg > 0 and next_fee > avg * SPIKE_RATIO) and "a spike" or "a new level"
+    return "queue", ("next base fee %.2f gwei is above %.2f gwei: %s (%s)"):format(next_fee, max, what, trend(fees))
   end
-  if next_fee > warn then
-    return "allow", ("warn: next base fee %.2f gwei is near the %.2f gwei line (%s)"):format(next_fee, max, trend)
-  end
-  return "allow"
+  return "allow", ("warn: next base fee %.2f gwei is near the %.2f gwei line (%s)"):format(next_fee, max, trend(fees))
 end
 
 return {
   name = "gas_spike",
   version = 1,
   before_send = function(_, ctx)
-    if ctx.limits.max_gas_price_gwei == false and not (ctx.settings and ctx.settings.max_base_fee_gwei) then
-      return "allow"                                -- no line drawn anywhere
-    end
-    local max = line(ctx)
-    local warn = (ctx.settings and ctx.settings.warn_gwei) or max * 0.8
-    return judge(ctx.fees, max, warn)
+    local s = ctx.settings
+    local max = (s and s.max_base_fee_gwei) or ctx.limits.max_gas_price_gwei
+    if max == false then return "allow" end       -- the cap is off and no line of its own: none drawn
+    max = max or DEFAULT_GWEI
+    return judge(ctx.fees, max, (s and s.warn_gwei) or max * 0.8)
   end,
   self_test = function()
     local calm = { next_base_fee = 10, avg = 10, slope = 0 }

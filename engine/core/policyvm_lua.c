@@ -43,6 +43,10 @@ typedef struct {
   int over_memory, over_count;
   long long count, budget;   /* instructions of the current call */
   long long load_budget;     /* instructions the chunk itself may run */
+  lua_State *caller;         /* during a call: the engine's thread holding the viewed tables */
+  int handles;               /* ... at this index of caller's stack: {table, ...} this call views */
+  int nhandles;
+  lua_Integer gen;           /* the call's number: a view kept past its call is refused */
 } vm_t;
 
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -82,27 +86,128 @@ static int global_write(lua_State *S) {
   return luaL_error(S, "global write to '%s': a policy keeps its state in locals", luaL_optstring(S, 2, "?"));
 }
 
-/* __len and __pairs of a read-only view: the backing table is the metatable's __index */
-static void push_backing(lua_State *S, int idx) {
-  lua_getmetatable(S, idx);
-  lua_getfield(S, -1, "__index");
-  lua_remove(S, -2);
+/* ------------------------------------------------------------------ read-only views
+ * A view is an empty table in S with the shared VIEW metatable; the weak VIEWS map of S's
+ * registry gives its handle: call generation * 2^24 + the index of the engine-side table in
+ * the call's handle list. A field is read across at the moment it is read (a scalar is copied,
+ * a table becomes one more view), so a decision pays only for what the policy looks at, and
+ * nothing it holds after its call reaches the engine's tables. */
+#define VIEW_MT "ferry.view"
+#define VIEWS "ferry.views"
+#define HANDLE_BITS 24
+
+static vm_t *vm_of(lua_State *S) { return *(vm_t **)lua_getextraspace(S); }
+
+static int push_view(lua_State *S, vm_t *vm, int lidx);
+
+/* the engine-side table of the view at idx, pushed on vm->caller */
+static lua_State *view_target(lua_State *S, int idx) {
+  vm_t *vm = vm_of(S);
+  lua_getfield(S, LUA_REGISTRYINDEX, VIEWS);
+  lua_pushvalue(S, idx);
+  lua_rawget(S, -2);
+  lua_Integer h = lua_tointeger(S, -1);
+  lua_pop(S, 2);
+  if (!vm->caller || h >> HANDLE_BITS != vm->gen) luaL_error(S, "a view of ctx is only good during the call it came with");
+  lua_State *L = vm->caller;
+  lua_rawgeti(L, vm->handles, h & ((1 << HANDLE_BITS) - 1));
+  return L;
 }
-static int ro_len(lua_State *S) {
-  push_backing(S, 1);
-  lua_pushinteger(S, (lua_Integer)lua_rawlen(S, -1));
+
+/* Push onto S the value at the top of L (popped): a scalar, or a view of a table. */
+static int cross(lua_State *S, vm_t *vm, lua_State *L) {
+  switch (lua_type(L, -1)) {
+  case LUA_TNIL: lua_pushnil(S); break;
+  case LUA_TBOOLEAN: lua_pushboolean(S, lua_toboolean(L, -1)); break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, -1)) lua_pushinteger(S, lua_tointeger(L, -1));
+    else lua_pushnumber(S, lua_tonumber(L, -1));
+    break;
+  case LUA_TSTRING: {
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    lua_pushlstring(S, p, n);
+    break;
+  }
+  case LUA_TTABLE: return push_view(S, vm, lua_gettop(L));   /* pops it */
+  default: lua_pop(L, 1); return luaL_error(S, "a %s is not plain data", luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
   return 1;
 }
-static int ro_next(lua_State *S) {   /* next over the backing table, for pairs(view) */
+
+/* Push a key of S (at idx) onto L; 0 when it cannot be a key of plain data. */
+static int key_across(lua_State *S, int idx, lua_State *L) {
+  switch (lua_type(S, idx)) {
+  case LUA_TSTRING: {
+    size_t n;
+    const char *p = lua_tolstring(S, idx, &n);
+    lua_pushlstring(L, p, n);
+    return 1;
+  }
+  case LUA_TNUMBER:
+    if (lua_isinteger(S, idx)) lua_pushinteger(L, lua_tointeger(S, idx));
+    else lua_pushnumber(L, lua_tonumber(S, idx));
+    return 1;
+  case LUA_TBOOLEAN: lua_pushboolean(L, lua_toboolean(S, idx)); return 1;
+  default: return 0;
+  }
+}
+
+static int view_index(lua_State *S) {
+  lua_State *L = view_target(S, 1);
+  if (!key_across(S, 2, L)) { lua_pop(L, 1); lua_pushnil(S); return 1; }
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return cross(S, vm_of(S), L);
+}
+
+static int view_len(lua_State *S) {
+  lua_State *L = view_target(S, 1);
+  lua_pushinteger(S, (lua_Integer)lua_rawlen(L, -1));
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int view_next(lua_State *S) {   /* next over the viewed table, for pairs(view) */
   lua_settop(S, 2);
-  push_backing(S, 1);
-  lua_replace(S, 1);
-  if (lua_next(S, 1)) return 2;
-  lua_pushnil(S);
+  vm_t *vm = vm_of(S);
+  lua_State *L = view_target(S, 1);    /* L: T */
+  if (lua_isnil(S, 2)) lua_pushnil(L);
+  else if (!key_across(S, 2, L)) {
+    lua_pop(L, 1);
+    return luaL_error(S, "invalid key to 'next'");
+  }
+  if (!lua_next(L, -2)) {
+    lua_pop(L, 1);
+    lua_pushnil(S);
+    return 1;
+  }                                    /* L: T, k, v */
+  lua_pushvalue(L, -2);
+  cross(S, vm, L);                     /* the key into S; L: T, k, v */
+  cross(S, vm, L);                     /* the value into S; L: T, k */
+  lua_pop(L, 2);
+  return 2;
+}
+
+/* A view of the table at the top of vm->caller (popped), pushed on S. */
+static int push_view(lua_State *S, vm_t *vm, int lidx) {
+  lua_State *L = vm->caller;
+  (void)lidx;
+  if (vm->nhandles + 1 >= 1 << HANDLE_BITS) return luaL_error(S, "too many views in one call");
+  lua_rawseti(L, vm->handles, ++vm->nhandles);
+  lua_createtable(S, 0, 0);
+  luaL_setmetatable(S, VIEW_MT);
+  lua_getfield(S, LUA_REGISTRYINDEX, VIEWS);
+  lua_pushvalue(S, -2);
+  lua_pushinteger(S, (vm->gen << HANDLE_BITS) | vm->nhandles);
+  lua_rawset(S, -3);
+  lua_pop(S, 1);
   return 1;
 }
-static int ro_pairs(lua_State *S) {
-  lua_pushcfunction(S, ro_next);
+
+static int view_pairs(lua_State *S) {
+  lua_pushcfunction(S, view_next);
   lua_pushvalue(S, 1);
   lua_pushnil(S);
   return 3;
@@ -146,6 +251,25 @@ static int vm_open(lua_State *S) {
   lua_setmetatable(S, 2);
   lua_pushvalue(S, 2);
   lua_rawseti(S, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  /* the views' metatable, and the weak map from a view to its handle */
+  luaL_newmetatable(S, VIEW_MT);
+  lua_pushcfunction(S, view_index);
+  lua_setfield(S, -2, "__index");
+  lua_pushcfunction(S, ro_error);
+  lua_setfield(S, -2, "__newindex");
+  lua_pushcfunction(S, view_len);
+  lua_setfield(S, -2, "__len");
+  lua_pushcfunction(S, view_pairs);
+  lua_setfield(S, -2, "__pairs");
+  lua_pushboolean(S, 0);
+  lua_setfield(S, -2, "__metatable");
+  lua_pop(S, 1);
+  lua_newtable(S);
+  lua_createtable(S, 0, 1);
+  lua_pushliteral(S, "k");
+  lua_setfield(S, -2, "__mode");
+  lua_setmetatable(S, -2);
+  lua_setfield(S, LUA_REGISTRYINDEX, VIEWS);
   return 0;
 }
 
@@ -195,22 +319,6 @@ static int copy(lua_State *from, lua_State *to, int idx, int ro, int depth, char
     }
     lua_rawset(to, t);
     lua_pop(from, 1);
-  }
-  if (ro) {                               /* an empty proxy whose metatable reads the copy */
-    lua_newtable(to);
-    lua_createtable(to, 0, 5);
-    lua_pushcfunction(to, ro_error);
-    lua_setfield(to, -2, "__newindex");
-    lua_pushcfunction(to, ro_len);
-    lua_setfield(to, -2, "__len");
-    lua_pushcfunction(to, ro_pairs);
-    lua_setfield(to, -2, "__pairs");
-    lua_pushboolean(to, 0);
-    lua_setfield(to, -2, "__metatable");
-    lua_pushvalue(to, t);
-    lua_setfield(to, -2, "__index");
-    lua_setmetatable(to, -2);
-    lua_replace(to, t);
   }
   return 0;
 }
@@ -376,17 +484,33 @@ static int l_call(lua_State *L) {
     return fail(L, "data", "no such function");
   }
   lua_remove(S, -2);
+  /* tables go in as views (read when read), anything else as a copy; outside the protected
+   * call, so without the cap (a raise here would find no handler): a few small objects */
+  size_t cap = vm->limit;
+  vm->limit = (size_t)-1;
+  lua_createtable(L, 8, 0);
+  vm->caller = L;
+  vm->handles = lua_gettop(L);
+  vm->nhandles = 0;
+  vm->gen = (vm->gen + 1) & 0x3fffffff;
   for (int i = 0; i < nargs; i++) {
-    if (copy(L, S, 3 + i, 1, 0, msg, sizeof msg)) {
+    if (lua_istable(L, 3 + i)) {
+      lua_pushvalue(L, 3 + i);
+      push_view(S, vm, lua_gettop(L));
+    } else if (copy(L, S, 3 + i, 0, 0, msg, sizeof msg)) {
+      vm->caller = NULL;
+      vm->limit = cap;
       lua_settop(S, top);
-      if (vm->over_memory) return fail(L, "memory", "memory cap reached");
       lua_pushfstring(L, "argument %d: %s", i + 1, msg);
       return fail(L, "data", lua_tostring(L, -1));
     }
   }
+  vm->limit = cap;
   arm(vm, vm->budget);
   int rc = lua_pcall(S, nargs, 3, 0);
   disarm(vm);
+  vm->caller = NULL;                     /* views kept past here are refused */
+  lua_remove(L, vm->handles);
   /* a kill the policy caught with pcall is still a kill */
   if (rc != LUA_OK || vm->over_count) return failed(L, vm, rc, top);
   lua_settop(L, 0);

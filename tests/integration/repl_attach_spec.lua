@@ -120,7 +120,7 @@ cat %s/out
     -- the engine is alive: the fee falls and the batch finishes
     anvil:next_base_fee(eth.gwei(1))
     anvil:mine()
-    local deadline, done = ferry.now() + 30, nil
+    local deadline, done = ferry.now() + 30
     repeat
       ferry.sleep(0.1)
       local _, o = attach([[STATE.done\n]])

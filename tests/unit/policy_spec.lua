@@ -150,6 +150,25 @@ describe("ferry.policy", function()
       assert.equal("2 3 6 0xab", reason)
     end)
 
+    it("reads nested views with pairs, and refuses a view kept past its call", function()
+      local p = assert(policy.compile([[
+        local kept
+        return {name = 'k', before_send = function(tx, ctx)
+          if kept then return 'reject', tostring(kept.next) end
+          kept = ctx.fees
+          local keys = {}
+          for k, v in pairs(ctx) do keys[#keys + 1] = k .. '=' .. type(v) end
+          table.sort(keys)
+          return 'queue', table.concat(keys, ',')
+        end}]], "k.lua"))
+      local v, reason = policy.judge({}, { fees = { next = 4 }, n = 1, s = "x", b = true }, { p })
+      assert.equal("queue", v)
+      assert.equal("b=boolean,fees=table,n=number,s=string", reason)
+      local _, _, d = policy.judge({}, { fees = { next = 5 } }, { p })
+      assert.is_true(d[1].failed)
+      assert.matches("only good during the call", d[1].reason)
+    end)
+
     it("refuses a chunk that loops or eats memory at load time, and one that writes a global", function()
       local _, err = policy.compile("while true do end", "l.lua")
       assert.matches("instruction budget", err)
