@@ -50,6 +50,7 @@ static const char usage[] =
   "  block [N|latest]          a block's header\n"
   "  chain-id                  the chain id the node reports\n"
   "  init                      write a starter config.lua and .env.example here\n"
+  "  serve                     run until SIGTERM: policies (hot-reloaded), the REPL socket (repl.socket)\n"
   "\n"
   "options:\n"
   "  --config FILE  configuration to load (default ./config.lua, or $FERRY_CONFIG)\n"

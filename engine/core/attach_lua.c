@@ -31,6 +31,7 @@
 #include "core/bind.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,10 @@ typedef struct server {
 
 typedef struct { server_t *s; } server_box_t;
 typedef struct { conn_t *c; } conn_box_t;
+
+/* A write to a peer that closed (a refusal, an engine that stopped) is an error to handle,
+ * not the end of the process. */
+static void ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
 static void server_free_cb(uv_handle_t *h) { free(h->data); }
 
@@ -388,6 +393,7 @@ static int l_listen(lua_State *L) {
   fy_engine_t *E = fy_engine(L);
   char msg[512];
   if (check_dir(path, msg, sizeof msg) != 0) return fy_fail(L, "io_error", "%s", msg);
+  ignore_sigpipe();
   struct stat st;
   if (lstat(path, &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return fy_fail(L, "io_error", "%s exists and is not a socket", path);
@@ -492,6 +498,7 @@ static void on_connect(uv_connect_t *req, int status) {
 static int l_connect(lua_State *L) {
   const char *path = fy_checklstring(L, 1, NULL);
   fy_engine_t *E = fy_engine(L);
+  ignore_sigpipe();
   conn_t *c = conn_new(E);
   if (!c) return fy_raise(L, "out_of_memory", "attach.connect: out of memory");
   push_conn(L, c);

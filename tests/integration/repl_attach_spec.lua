@@ -154,3 +154,34 @@ cat %s/out
     os.execute("rm -rf " .. nb)
   end)
 end)
+
+describe("ferry serve", function()
+  it("runs the policies and the REPL socket of the config until SIGTERM; an edit is live over attach", function()
+    local dir = child.tmpdir()
+    assert(os.execute("mkdir -p " .. dir .. "/policies"))
+    write(dir .. "/policies/limits.lua", assert(io.open("policies/limits.lua")):read("a"))
+    local sock = dir .. "/run/repl.sock"
+    write(dir .. "/config.lua", ("return { policies = { dir = %q }, repl = { socket = %q } }"):format(dir .. "/policies", sock))
+    local engine <close> = assert(proc.spawn{ "./ferry", "--config", dir .. "/config.lua", "serve", stdout = "pipe",
+      stderr = "pipe", env = { FERRY_LOG = "info,text", FERRY_DATA_DIR = child.data_dir() } })
+    local deadline = ferry.now() + 10
+    while not exists(sock) and ferry.now() < deadline do ferry.sleep(0.02) end
+    local function ask(line)
+      local code, out, err = child.sh(("printf '%s\\n' | ./ferry repl --attach %s"):format(line, sock))
+      assert.equal(0, code, err)
+      return out
+    end
+    assert.matches('^{ "limits@0x%x+" }', ask("ferry.policy.status().order"))
+    -- an edit to the policy file on the running engine
+    write(dir .. "/policies/.limits.tmp", "return { name = 'limits', version = 2, before_send = function() end }")
+    assert(os.rename(dir .. "/policies/.limits.tmp", dir .. "/policies/limits.lua"))
+    local v
+    deadline = ferry.now() + 5
+    repeat ferry.sleep(0.05); v = ask("ferry.policy.status().files.limits.version") until v == "2\n" or ferry.now() > deadline
+    assert.equal("2\n", v)
+    engine:kill("TERM")
+    assert.equal(0, engine:wait(10))
+    assert.matches("stopping signal=TERM", engine:read_err())
+    os.execute("rm -rf " .. dir)
+  end)
+end)
