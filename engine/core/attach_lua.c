@@ -522,8 +522,31 @@ static int l_connected(lua_State *L) {
 
 /* connect's continuation lives in Lua (ferry.repl): it calls connect, then checks. */
 
-static int l_conn_gc(lua_State *L) { return l_conn_close(L); }
-static int l_server_gc(lua_State *L) { return l_server_close(L); }
+/* __gc: close if still open. A handle the engine's shutdown closed (its close walk, no
+ * callback) stays with the box, and is freed here, after the loop is closed. */
+static int l_conn_gc(lua_State *L) {
+  conn_box_t *b = fy_checkudata(L, 1, CONN_MT);
+  conn_t *c = b->c;
+  if (c && !c->closed && uv_is_closing((uv_handle_t *)&c->h)) {
+    b->c = NULL;
+    free(c->buf);
+    free(c);
+    return 0;
+  }
+  return l_conn_close(L);
+}
+
+static int l_server_gc(lua_State *L) {
+  server_box_t *b = fy_checkudata(L, 1, SERVER_MT);
+  server_t *s = b->s;
+  if (s && !s->closed && uv_is_closing((uv_handle_t *)&s->h)) {
+    b->s = NULL;
+    for (int i = 0; i < s->nqueue; i++) { free(s->queue[i]->buf); free(s->queue[i]); }
+    free(s);
+    return 0;
+  }
+  return l_server_close(L);
+}
 
 int luaopen_ferry_core_attach(lua_State *L) {
   static const luaL_Reg cm[] = {{"read_line", l_read_line}, {"write", l_write}, {"connected", l_connected}, {"close", l_conn_close}, {NULL, NULL}};
