@@ -12,6 +12,7 @@
 **                                                 -> true | nil, err parks until it is made
 **   conn:read_line([timeout]) -> line | nil, err ("closed", "timeout")
 **   conn:write(s)                               -- queued on the loop; false once closed
+**   conn:ask_now(line, ms) -> answer | nil      -- one blocking round trip (Tab completion)
 **   attach.pcall(conn, fn, budget) -> true, ... | false, err
 **                                              -- fn in this task; while it runs without
 **                                                 yielding, a line with "interrupt" arriving on
@@ -31,6 +32,7 @@
 #include "core/bind.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -201,6 +203,44 @@ static int l_write(lua_State *L) {
   size_t n;
   const char *s = fy_checklstring(L, 2, &n);
   lua_pushboolean(L, conn_write(c, s, n));
+  return 1;
+}
+
+/* conn:ask_now(line, timeout_ms) -> the answer line | nil: one request and its answer, blocking.
+ * Only for the client's Tab completion, which libedit asks for outside any task and cannot
+ * wait for; the client has nothing else to do while its user waits on the Tab. */
+static int l_ask_now(lua_State *L) {
+  conn_t *c = check_conn(L);
+  size_t n;
+  const char *s = fy_checklstring(L, 2, &n);
+  int timeout = (int)fy_optinteger(L, 3, 300);
+  uv_os_fd_t fd;
+  if (!c || c->closed || c->eof || uv_fileno((uv_handle_t *)&c->h, &fd) != 0) return 0;
+  size_t off = 0;
+  while (off < n) {
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (poll(&p, 1, timeout) <= 0) return 0;
+    ssize_t w = send(fd, s + off, n - off, MSG_NOSIGNAL);
+    if (w < 0 && errno != EAGAIN && errno != EINTR) return 0;
+    if (w > 0) off += (size_t)w;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, timeout) <= 0) return 0;
+    char tmp[4096];
+    ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+    if (r == 0) return 0;
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return 0;
+    }
+    char *nl = memchr(tmp, '\n', (size_t)r);
+    luaL_addlstring(&b, tmp, nl ? (size_t)(nl - tmp) : (size_t)r);
+    if (nl) break;   /* nothing follows an answer while the client waits at its prompt */
+  }
+  luaL_pushresult(&b);
   return 1;
 }
 
@@ -376,6 +416,12 @@ static int check_dir(const char *path, char *msg, size_t n) {
   else *slash = 0;
   struct stat st;
   if (stat(dir, &st) != 0) {
+    for (char *p = dir + 1; *p; p++) {              /* the parents too (0700: only we need them) */
+      if (*p != '/') continue;
+      *p = 0;
+      if (mkdir(dir, 0700) != 0 && errno != EEXIST) break;
+      *p = '/';
+    }
     if (mkdir(dir, 0700) != 0 || stat(dir, &st) != 0) {
       snprintf(msg, n, "cannot make the directory %.300s: %s", dir, strerror(errno));
       return -1;
@@ -549,7 +595,8 @@ static int l_server_gc(lua_State *L) {
 }
 
 int luaopen_ferry_core_attach(lua_State *L) {
-  static const luaL_Reg cm[] = {{"read_line", l_read_line}, {"write", l_write}, {"connected", l_connected}, {"close", l_conn_close}, {NULL, NULL}};
+  static const luaL_Reg cm[] = {{"read_line", l_read_line}, {"write", l_write}, {"connected", l_connected}, {"ask_now", l_ask_now},
+                                {"close", l_conn_close}, {NULL, NULL}};
   luaL_newmetatable(L, CONN_MT);
   luaL_newlib(L, cm);
   lua_setfield(L, -2, "__index");

@@ -4,6 +4,7 @@
 --- (`eth.chain"local":block_number()`). Expressions print their values (`=expr` too);
 --- incomplete input continues on the next line; Ctrl-C cancels a running entry; history is
 --- kept in <data_dir>/history, except entries holding anything shaped like a private key. Globals set at the prompt live in the session, not in _G.
+--- Tab completes globals, fields and methods (M.complete), in the local REPL and over attach.
 --- Names of ferry modules (eth, workflow, rpc, json ...) resolve on first use.
 local ferry = require "ferry"
 local term = require "ferry.core.term"
@@ -139,6 +140,7 @@ function M.run()
     term.load_history(history)
     io.stdout:write("ferry repl — Lua 5.4 on the engine's loop. Ctrl-D to leave.\n")
   end
+  term.complete(function(_, word) return M.complete(word, env) end)
   local buf = nil
   while true do
     local line = term.readline(buf and ">> " or "> ")
@@ -198,6 +200,12 @@ function M.attach(path)
   end):daemon()
   local tty = term.isatty(0)
   if tty then io.stdout:write(("ferry repl — attached to %s. Ctrl-D to leave.\n"):format(path)) end
+  -- Tab: the engine's own names, asked for there (libedit waits on the answer)
+  term.complete(function(_, word)
+    local answer = conn:ask_now(ferry.json.encode({ op = "complete", prefix = word, id = 0 }) .. "\n", 300)
+    local okj, r = pcall(ferry.json.decode, answer or "")
+    return okj and type(r) == "table" and r.complete or {}
+  end)
   local buf
   while true do
     local line = term.readline(buf and ">> " or "attached> ")

@@ -185,3 +185,38 @@ describe("ferry serve", function()
     os.execute("rm -rf " .. dir)
   end)
 end)
+
+describe("Tab completion", function()
+  -- script(1) gives the REPL a pty, so libedit runs its completion as it does for a person
+  local function tty(cmd, feed)
+    local code, out, err = child.sh("(" .. feed .. ") | SHELL=/bin/sh timeout 20 script -qfec 'exec " .. cmd .. "' /dev/null")
+    return code, out:gsub("\r", ""), err
+  end
+
+  it("completes globals, fields and methods in the local REPL", function()
+    local code, out = tty("./ferry repl", [[sleep 0.5; printf 'string.fo\t'; sleep 0.3; printf '("%%d", 7)\n'; sleep 0.3;
+      printf 'tab_target_q = {go = function() return 9 end}\n'; sleep 0.3; printf 'tab_tar\t'; sleep 0.3;
+      printf ':g\t'; sleep 0.3; printf '()\n'; sleep 0.5; printf '\004']])
+    assert.equal(0, code, out)
+    assert.matches('"7"\n', out, 1, true)
+    assert.matches("\n9\n", out, 1, true)
+  end)
+
+  it("completes the running engine's names over attach", function()
+    local dir = child.tmpdir()
+    local sock = dir .. "/run/repl.sock"
+    local engine <close> = assert(proc.spawn{ "./ferry", "--repl", sock, "-e",
+      "ENGINE_ONLY_GLOBAL_Q = 42; require('ferry').sleep(20)", stdout = "pipe", stderr = "pipe",
+      env = { FERRY_LOG = "warn,text", FERRY_DATA_DIR = child.data_dir() } })
+    local deadline = ferry.now() + 10
+    while not exists(sock) and ferry.now() < deadline do ferry.sleep(0.02) end
+    local code, out = tty("./ferry repl --attach " .. sock, [[sleep 0.5; printf 'ENGINE_ONLY_GL\t'; sleep 0.4;
+      printf '\n'; sleep 0.4; printf 'ferry.polic\t'; sleep 0.4; printf '.status().reloads\n'; sleep 0.4; printf '\004']])
+    assert.equal(0, code, out)
+    assert.matches("\n42\n", out, 1, true)
+    assert.matches("\n0\n", out, 1, true)
+    engine:kill("TERM")
+    engine:wait(5)
+    os.execute("rm -rf " .. dir)
+  end)
+end)
