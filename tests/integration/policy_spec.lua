@@ -129,13 +129,19 @@ describe("policies on anvil", function()
     -- read back through a chain of its own: nothing this batch's chain cached
     local function head() return evm.chain_at(anvil.url):block_number() end
     local first = head() + 1
-    local calm, queued, txs = false, 0, {}
+    local calm, queued, txs, done = false, 0, {}, 0
+    -- a new random base fee every 10 sends that end (or 0.2 s without one: all may be queued),
+    -- calm for the last hundred
     local spiker = ferry.spawn(function()
-      local levels = { 1, 2, 10, 25, 40, 55, 200 }
-      for _ = 1, 40 do
-        anvil:next_base_fee(eth.gwei(levels[math.random(#levels)]))
-        anvil:mine()
-        ferry.sleep(0.02)
+      local levels = { 1, 2, 10, 25, 40, 55, 90 }     -- 90: the engine's cap stops it (2 x 90 > 120)
+      local last, at, spikes = 0, ferry.now(), 0
+      while done < 400 and spikes < 300 do
+        if done - last >= 10 or ferry.now() - at > 0.2 then
+          anvil:next_base_fee(eth.gwei(levels[math.random(#levels)]))
+          anvil:mine()
+          last, at, spikes = done, ferry.now(), spikes + 1
+        end
+        ferry.sleep(0.005)
       end
       anvil:next_base_fee(eth.gwei(1))
       anvil:mine()
@@ -145,6 +151,7 @@ describe("policies on anvil", function()
     for i = 1, 500 do items[i] = i end
     local _, results = ferry.log.capture(workflow.parallel, items, { max_concurrent = 16 }, function(i)
       local ok, r = pcall(signer.send, signer, { to = evm.ADDR1, value = i })
+      done = done + 1
       if ok then
         for _, ev in ipairs(r.events) do if ev.outcome == "queue" then queued = queued + 1; break end end
         txs[#txs + 1] = r
@@ -167,23 +174,25 @@ describe("policies on anvil", function()
     local waited = ferry.log.capture(workflow.parallel, txs, { max_concurrent = 64 }, function(tx) return tx:wait{ timeout = 60 } end)
     assert.is_string(waited)
     local reader = evm.chain_at(anvil.url)
-    local last, seen = reader:block_number(), 0
+    local last, seen, fillers = reader:block_number(), 0, 0   -- fillers: 0-value to self at nonces refused sends freed
     for n = first, last do
       local b = reader:call("eth_getBlockByNumber", { ("0x%x"):format(n), true }, { fresh = true })
       for _, t in ipairs(b.transactions) do
         if t.from:lower() == evm.ADDR0:lower() then
-          seen = seen + 1
+          if t.to:lower() == evm.ADDR0:lower() then fillers = fillers + 1 else seen = seen + 1 end
           local fee = eth.u256(t.maxFeePerGas or t.gasPrice)
           assert.is_true(fee <= eth.gwei(CAP), ("%s signed at %s wei"):format(t.hash, tostring(fee)))
         end
       end
     end
     assert.equal(counts.sent, seen, ("blocks %d..%d"):format(first, last))
+    assert.is_true(queued > 0, "nothing was queued")
     print(("\n500 transfers under spikes: %d sent (%d of them queued first), %d stopped by the cap, %d refused as "
-      .. "underpriced; all %d mined at or under %d gwei"):format(counts.sent, queued, counts.capped, counts.refused, seen, CAP))
+      .. "underpriced; all %d, and %d gap fillers, mined at or under %d gwei")
+      :format(counts.sent, queued, counts.capped, counts.refused, seen, fillers, CAP))
   end)
 
-  it("a policy edited during a 200-transfer batch is live within 100 ms, and no decision saw half of it", function()
+  it("during a 200-transfer batch: broken edits refused, a good one live within 100 ms, no decision saw half of one", function()
     local V1 = [[return { name = "sevens", version = 1, before_send = function() return "allow" end,
       self_test = function() end }]]
     local V2 = [[return { name = "sevens", version = 2, before_send = function(tx)
@@ -197,8 +206,24 @@ describe("policies on anvil", function()
     local items = {}
     for i = 1, 200 do items[i] = i end
     local done, written_at, live_at = 0, nil, nil
+    -- three broken edits first, each refused while the batch goes on with the old version
+    local BROKEN = {
+      { "return { name = 'sevens', before_send = function( end }", "sevens.lua:1:" },
+      { "return { name = 'sevens', before_send = function() end, self_test = function() error('no') end }", "self_test failed" },
+      { "return { name = 'sevens', before_send = 'allow' }", "must be a function" },
+    }
+    local refusals = {}
     local editor = ferry.spawn(function()
-      while done < 50 do ferry.sleep(0.002) end
+      while done < 30 do ferry.sleep(0.002) end
+      for _, b in ipairs(BROKEN) do
+        write(dir, "sevens", b[1])
+        local t0 = ferry.now()
+        while not (policy.status().files.sevens.err or ""):find(b[2], 1, true) and ferry.now() - t0 < 2 do
+          ferry.sleep(0.001)
+        end
+        local st = policy.status().files.sevens
+        refusals[#refusals + 1] = { ok = st.ok, err = st.err, kept = st.kept, done = done }
+      end
       write(dir, "sevens", V2)
       written_at = ferry.now()
       while policy.status().files.sevens.hash == h1 do ferry.sleep(0.001) end
@@ -213,6 +238,12 @@ describe("policies on anvil", function()
     assert.is_true(editor:wait())
     local h2 = policy.status().files.sevens.hash
     assert.not_equal(h1, h2)
+    for i, r in ipairs(refusals) do
+      assert.is_false(r.ok, BROKEN[i][2])
+      assert.matches(BROKEN[i][2], r.err, 1, true)
+      assert.equal(h1, r.kept)                          -- the old version stayed in force
+    end
+    assert.is_true(refusals[3].done < 200, "the batch was over before the edits")
     local latency = (live_at - written_at) * 1000
     print(("\npolicy reload: live %.1f ms after the write"):format(latency))
     assert.is_true(latency < 100, ("%.1f ms"):format(latency))

@@ -99,7 +99,7 @@ local function allowance_of(ctx, approve)
   return nil
 end
 
---- context(ctx, extra) -> tx, view: what a policy sees of a send (plain data).
+--- context(ctx, fees, queued_for, attempts) -> tx, view: what a policy sees of a send (plain data).
 function M.context(ctx, fees, queued_for, attempts)
   local base = ctx.base
   local root = base.cfg_root or {}
