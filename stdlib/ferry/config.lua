@@ -111,6 +111,8 @@ M.schema = S("table", { fields = {
     retries = S("integer", { min = 0, default = 2 }),
   }}),
   repl = S("table", { fields = { socket = S("string") } }),
+  -- `ferry serve`: scripts it runs, each as a task, while it serves
+  serve = S("table", { fields = { scripts = S("array", { item = S("string") }) } }),
   -- simulation first through Tenderly when set (ferry.simulate); url: its API base, for a test or a proxy
   tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string", { hide = true }),
                                      url = S("string") } }),

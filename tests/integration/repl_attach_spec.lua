@@ -156,12 +156,15 @@ cat %s/out
 end)
 
 describe("ferry serve", function()
-  it("runs the policies and the REPL socket of the config until SIGTERM; an edit is live over attach", function()
+  it("runs the policies, the REPL socket and the scripts of the config until SIGTERM; an edit is live over attach", function()
     local dir = child.tmpdir()
     assert(os.execute("mkdir -p " .. dir .. "/policies"))
     write(dir .. "/policies/limits.lua", assert(io.open("policies/limits.lua")):read("a"))
     local sock = dir .. "/run/repl.sock"
-    write(dir .. "/config.lua", ("return { policies = { dir = %q }, repl = { socket = %q } }"):format(dir .. "/policies", sock))
+    write(dir .. "/job.lua", "JOB_RAN = 'yes'")
+    write(dir .. "/broken.lua", "error('this job fails')")
+    write(dir .. "/config.lua", ("return { policies = { dir = %q }, repl = { socket = %q }, serve = { scripts = { %q, %q } } }")
+      :format(dir .. "/policies", sock, dir .. "/broken.lua", dir .. "/job.lua"))
     local engine <close> = assert(proc.spawn{ "./ferry", "--config", dir .. "/config.lua", "serve", stdout = "pipe",
       stderr = "pipe", env = { FERRY_LOG = "info,text", FERRY_DATA_DIR = child.data_dir() } })
     local deadline = ferry.now() + 10
@@ -172,6 +175,7 @@ describe("ferry serve", function()
       return out
     end
     assert.matches('^{ "limits@0x%x+" }', ask("ferry.policy.status().order"))
+    assert.equal('"yes"\n', ask("JOB_RAN"))                -- a script of serve.scripts ran; the broken one did not stop it
     -- an edit to the policy file on the running engine
     write(dir .. "/policies/.limits.tmp", "return { name = 'limits', version = 2, before_send = function() end }")
     assert(os.rename(dir .. "/policies/.limits.tmp", dir .. "/policies/limits.lua"))
@@ -181,7 +185,9 @@ describe("ferry serve", function()
     assert.equal("2\n", v)
     engine:kill("TERM")
     assert.equal(0, engine:wait(10))
-    assert.matches("stopping signal=TERM", engine:read_err())
+    local err = engine:read_err()
+    assert.matches("stopping signal=TERM", err)
+    assert.matches("serve: script failed.*this job fails", err)
     os.execute("rm -rf " .. dir)
   end)
 end)
