@@ -9,6 +9,7 @@
 **                                        with no task waiting is kept for the next wait)
 **   w:close()                         -- the default action is back (also on __gc / <close>)
 **   signal.raise("USR1")              -- send one to this process
+**   signal.pid(), signal.alive(pid)   -- this process's id; whether a process id exists
 ** Names: INT, TERM, HUP, USR1, USR2, QUIT. A watcher never keeps the engine alive: a script
 ** that is done exits even while it watches.
 ** Depends on: libuv (uv_signal: the handler only writes to libuv's pipe; the callback runs on
@@ -139,6 +140,20 @@ static int l_raise(lua_State *L) {
   return fy_argerror(L, 1, "unknown signal '%s' (INT, TERM, HUP, USR1, USR2 or QUIT)", name);
 }
 
+/* pid() -> this process's id; alive(pid) -> whether a process with that id exists here (a
+ * lease left by a process that died can be taken at once instead of after its TTL) */
+static int l_pid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_os_getpid());
+  return 1;
+}
+
+static int l_alive(lua_State *L) {
+  lua_Integer pid = fy_checkinteger(L, 1);
+  int rc = pid > 0 ? uv_kill((int)pid, 0) : UV_ESRCH;
+  lua_pushboolean(L, rc == 0 || rc == UV_EPERM);
+  return 1;
+}
+
 static int l_wait(lua_State *L) {
   watcher_t *w = check(L);
   double timeout = fy_optnumber(L, 2, 0);
@@ -205,7 +220,7 @@ int luaopen_ferry_core_signal(lua_State *L) {
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {{"watch", l_watch}, {"raise", l_raise}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"watch", l_watch}, {"raise", l_raise}, {"pid", l_pid}, {"alive", l_alive}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }
