@@ -179,6 +179,22 @@ describe("ferry.policy", function()
     end)
   end)
 
+  describe("the fee view", function()
+    it("turns eth_feeHistory into gwei, its mean and its slope per block", function()
+      local gate = require "ferry.policy.gate"
+      local gwei = function(n) return ("0x%x"):format(n * 1000000000) end
+      local v = gate.fee_view({ baseFeePerGas = { gwei(10), gwei(20), gwei(30), gwei(40) }, gasUsedRatio = { 0.5, 1, 0 } })
+      assert.same({ 10, 20, 30, 40 }, v.history)
+      assert.equal(40, v.next_base_fee)
+      assert.equal(30, v.base_fee)
+      assert.equal(25, v.avg)
+      assert.equal(10, v.slope)
+      assert.equal(0.5, v.gas_used_ratio)
+      local flat = gate.fee_view({ baseFeePerGas = { gwei(7), gwei(7) } })
+      assert.equal(0, flat.slope)
+    end)
+  end)
+
   describe("a policies dir", function()
     it("loads every file, keeps the old version of one that breaks, and reloads on a change", function()
       local dir = tmpdir()
