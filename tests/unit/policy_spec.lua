@@ -126,6 +126,10 @@ describe("ferry.policy", function()
       pcall_loop_return = "return pcall(function() while true do end end)",
       gigabyte = "return ('x'):rep(1e9)",
       table_growth = "local t = {} for i = 1, 1e8 do t[i] = i end",
+      recursion = "local function f() return 1 + f() end return f()",
+      coroutine = "return coroutine.wrap(function() end)",
+      env_write = "_ENV.x = 1 return 'allow'",
+      string_meta = "local s = ('x').rep; string.rep = nil; return ('y'):rep(2) .. tostring(s == nil) .. io.write",
     }
     for name, body in pairs(escapes) do
       it("contains " .. name, function()
