@@ -26,7 +26,10 @@ return {
   redis = { url = env "REDIS_URL" },
   data_dir = env("FERRY_DATA_DIR", ".ferry"),
   cache = { max_entries = 100000, ttl = { eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15 } },
-  policies = { dir = "policies" },
+  -- policies/*.lua, hot-reloaded (docs/policies.md); settings: per policy, as ctx.settings
+  policies = { dir = "policies", settings = { simulation = { required = env("SIMULATION_REQUIRED", false) } } },
   limits = { max_gas_price_gwei = env("MAX_GAS_PRICE_GWEI", 500), max_slippage_percent = env("MAX_SLIPPAGE_PERCENT", 2.0) },
   rpc = { timeout = env("RPC_TIMEOUT", 10) },
+  -- simulation through Tenderly first when these are set (ferry.simulate); the node otherwise
+  tenderly = { account = env "TENDERLY_ACCOUNT", project = env "TENDERLY_PROJECT", access_key = env "TENDERLY_API_KEY" },
 }

@@ -393,8 +393,8 @@ if wanted("nonces") then
   local function ours()
     return (function()
       round = round + 1
-      local store = require("ferry.store.redis").new(client, { prefix = "bench" .. round .. ":", recover_window = 0.01 })
-      local a = store:nonces(31337, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
+      local rstore = require("ferry.store.redis").new(client, { prefix = "bench" .. round .. ":", recover_window = 0.01 })
+      local a = rstore:nonces(31337, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
       a:reserve(0, "warm", 30)                             -- the first contact's window, not timed
       local seen, left = {}, N
       local t0 = ferry.now()
@@ -411,7 +411,7 @@ if wanted("nonces") then
       end
       for _, t in ipairs(tasks) do assert(t:wait()) end
       local dt = ferry.now() - t0
-      store:close()
+      rstore:close()
       return dt
     end)()
   end
@@ -424,6 +424,12 @@ if wanted("nonces") then
   row("nonce reservations/s, 64 in flight", fmt(rate) .. "/s", "ioredis " .. fmt(nr.reserves_per_s) .. "/s",
     ("%.2fx"):format(r), ">= 2x", r >= 2 and dups == 0 and nr.duplicates == 0)
   row(("  ... duplicates: ferry %d, ioredis %d"):format(dups, nr.duplicates), "", "", "", "0", dups + nr.duplicates == 0)
+end
+
+---------------------------------------------------------------------------------------------
+-- the policies: time per decision of each shipped one, reload latency (bench/policy.lua)
+if wanted("policy") then
+  for _, r in ipairs(dofile("bench/policy.lua")()) do row(table.unpack(r, 1, 6)) end
 end
 
 local misses = 0

@@ -106,7 +106,14 @@ M.schema = S("table", { fields = {
     max_bytes = S("integer", { min = 1024, default = 64 * 1024 * 1024 }),
     ttl = S("map", { item = S("number", { min = 0 }) }),
   }}),
-  policies = S("table", { fields = { dir = S("string", { default = "policies" }) } }),
+  -- hot-reloaded before_send rules (ferry.policy, docs/policies.md)
+  policies = S("table", { fields = {
+    dir = S("string", { default = "policies" }),          -- one policy per *.lua file
+    enabled = S("array", { item = S("string") }),         -- file names (no .lua), asked in this order; absent: all, sorted
+    max_queue_wait = S("number", { min = 0, default = 600 }),  -- seconds a "queue" verdict may hold a send
+    watch = S("boolean", { default = true }),             -- reload on a change in dir (SIGHUP and policy.reload() always)
+    settings = S("map", { item = S("any") }),             -- per policy, plain data it reads as ctx.settings
+  } }),
   limits = S("table", { default = {}, fields = {
     -- a number, or false / "off" for no cap at all (validate() warns)
     max_gas_price_gwei = S("cap", { min = 0, default = M.DEFAULT_MAX_GAS_PRICE_GWEI }),
@@ -123,7 +130,11 @@ M.schema = S("table", { fields = {
     retries = S("integer", { min = 0, default = 2 }),
   }}),
   repl = S("table", { fields = { socket = S("string") } }),
-  tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string") } }),
+  -- `ferry serve`: scripts it runs, each as a task, while it serves
+  serve = S("table", { fields = { scripts = S("array", { item = S("string") }) } }),
+  -- simulation first through Tenderly when set (ferry.simulate); url: its API base, for a test or a proxy
+  tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string", { hide = true }),
+                                     url = S("string") } }),
   flashbots = S("table", { fields = { relay = S("string"), auth_key = S("string") } }),
 }})
 

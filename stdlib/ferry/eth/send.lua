@@ -28,6 +28,7 @@ local Tx = require "ferry.eth.tx"
 local events = require "ferry.eth.events"
 local store = require "ferry.store"
 local shutdown = require "ferry.shutdown"
+local gate = require "ferry.policy.gate"
 
 local M = {}
 local U, raise = A.U, ferry.raise
@@ -149,8 +150,18 @@ function S.fill_gas(ctx)
   ctx.simulated = true
 end
 
--- before_send policies: the policy issue fills this step.
-function S.policy(_) return "skipped" end
+-- before_send policies (ferry.policy.gate): allow, reject, queue until a later head, route.
+-- After a queue the fees are filled again and capped (validate re-reads the caller's own
+-- fees; the gas estimated before stays).
+function S.policy(ctx)
+  return gate.run(ctx, function()
+    local gas, simulated = ctx.gas, ctx.simulated
+    S.validate(ctx)
+    ctx.gas, ctx.simulated = gas, simulated
+    S.fill_fees(ctx)
+    S.cap(ctx)
+  end)
+end
 
 -- Pre-flight funds check: the mined balance, read fresh, less what this address's sends that
 -- committed before this one still hold (ferry.nonces, "Funds").
@@ -169,8 +180,23 @@ function S.preflight(ctx)
   end
 end
 
--- eth_call when the gas was given (estimation already ran the call otherwise).
+-- eth_call when the gas was given (estimation already ran the call otherwise). On a chain
+-- with simulation_required, ferry.simulate (traces, state changes; Tenderly when configured)
+-- must have run, here or for the policies, and found no revert: no simulation, no send.
 function S.simulate(ctx)
+  if ctx.base.cfg.simulation_required then
+    local sim = gate.simulate(ctx)
+    if not sim then
+      local e = ctx.simulation_error
+      raise("simulation_failed", ("simulation_required, and the transaction could not be simulated: %s")
+        :format(type(e) == "table" and tostring(e.message or e.code) or tostring(e)), { cause = e })
+    end
+    if sim.reverted then
+      raise("reverted", "execution reverted: " .. tostring(sim.reason), { reason = sim.reason, simulation = sim })
+    end
+    return sim.via
+  end
+  if ctx.simulation then return "done" end
   if ctx.simulated then return "skipped" end
   ctx.chain:eth_call({ from = ctx.from, to = ctx.to, value = ctx.value, data = ctx.data, gas = ctx.gas }, "pending")
 end
