@@ -8,8 +8,12 @@
 ---             resize(h, amount) -> before, done(h)
 ---   store:    ready(signer, fill): the address's lease, and what a process before this one
 ---             left on its way resumed from the journal (ferry.store), before the first nonce
---- The allocator lives in this process; the lease (ferry.store) makes this process the only
---- one sending from the address with this store, so nothing else hands out its nonces.
+--- Two allocators:
+---   * in this process (the default): the lease (ferry.store) makes this process the only one
+---     sending from the address with this store, so nothing else hands out its nonces;
+---   * on Redis (config redis.url): every process on that Redis reserves, settles and frees
+---     through ferry.store.redis, one script per step. While Redis is unreachable a send
+---     waits for it (up to order_wait) and says so: no process hands out a nonce meanwhile.
 --- tests/helpers/nonce_contract.lua is the contract a backend must pass.
 local ferry = require "ferry"
 local u256 = require "ferry.core.u256"
@@ -67,13 +71,20 @@ function Nonces:_sync(fresh)
     local n = view:nonce(self.addr, "pending")
     local ahead = self.chain.cfg.max_pending_ahead or 64
     local ours = self:_in_flight(mined)
+    if self.alloc and n > mined + ours + ahead then
+      -- other processes' sends are in flight too: what the shared allocator handed out counts
+      local ok, st = pcall(self.alloc.state, self.alloc)
+      if ok and st.next then ours = math.max(ours, st.next - mined) end
+    end
     if n < mined or n > mined + ours + ahead then
       ferry.raise("bad_response", ("the provider says the next nonce of %s is %d, but %d are mined and this process has %d"
         .. " in flight (at most %d more are believed: max_pending_ahead)"):format(self.addr, n, mined, ours, ahead),
         { address = self.addr, pending = n, mined = mined })
     end
     if not self.next or n > self.next then self.next = n end
+    if not self.floor or n > self.floor then self.floor = n end
     self.synced_at = ferry.now()
+    if self.alloc then self.alloc:raise(n) end
     -- released nonces below the chain's count were used by someone else
     local keep = {}
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
@@ -138,7 +149,8 @@ function Nonces:_recover(st, signer, fill)
   local resumed, dropped, top, gaps = 0, 0, nil, {}
   local from_row = require("ferry.eth.send").from_row
   for _, row in ipairs(rows) do
-    if row.owner ~= store.owner then
+    -- with a lease every other owner is gone; with shared nonces only those that died here
+    if row.owner ~= store.owner and (not self.alloc or store.dead(row.owner)) then
       if not row.raw then
         st.journal:record(row.id, "failed", { error = "interrupted before it was signed: nothing was sent" })
         if row.nonce then gaps[#gaps + 1] = row.nonce end
@@ -151,6 +163,7 @@ function Nonces:_recover(st, signer, fill)
           state = row.state, rebroadcast = err and err.code or "sent" })
         st.journal.live[row.id] = tx
         st.journal:record(row.id, "unsure", { error = "resumed from the journal" })
+        if self.alloc then self.alloc:settle(row.nonce) end     -- ours now: not reclaimed as a dead one's
         self:bind(tx)
         if not top or row.nonce > top then top = row.nonce end
         resumed = resumed + 1
@@ -163,9 +176,35 @@ function Nonces:_recover(st, signer, fill)
       interrupted_before_signing = dropped })
   end
   self:_sync()
+  if self.alloc then return end        -- shared: a dead process's reservations are freed by owner (_free_the_dead)
   if top and top + 1 > self.next then self.next = top + 1 end
   for _, n in ipairs(gaps) do
     if n < self.next and not self.bound[n] then self:release(n, fill) end
+  end
+end
+
+-- Shared nonces: reservations held by processes of this host that died are freed at once
+-- (other hosts' are freed when their reservation lease runs out: _reclaimer).
+function Nonces:_free_the_dead()
+  local ok, st = pcall(self.alloc.state, self.alloc)
+  if not ok then return end
+  for n, owner in pairs(st.reserved or {}) do
+    if owner ~= store.owner and store.dead(owner) and not self.bound[n] then
+      ferry.log.info("freeing a nonce reserved by a process that died", { address = self.addr, nonce = n, owner = owner })
+      self.alloc:release(n)
+    end
+  end
+end
+
+-- Shared nonces: every few seconds, reservations whose lease ran out (their process died
+-- elsewhere, or stalled past RESERVATION_LEASE) are freed, so nobody waits on their gap.
+function Nonces:_reclaimer()
+  while true do
+    ferry.sleep(5)
+    local ok, gone = pcall(self.alloc.reclaim, self.alloc)
+    if ok and #gone > 0 then
+      ferry.log.warn("freed nonces whose reservation lease ran out", { address = self.addr, nonces = table.concat(gone, ",") })
+    end
   end
 end
 
@@ -199,9 +238,16 @@ function Nonces:ready(signer, fill)
       local st = store.get()
       self.chain_key = self:_chain_key()
       local key = self.chain_key .. ":" .. self.addr:lower()
-      self:_lease(st, key)
-      self.renewer = ferry.spawn(self._renew, self, st, key):daemon()
-      self:_recover(st, signer, fill)
+      if st.redis_nonces then
+        self.alloc = st.redis_nonces:nonces(self.chain_key, self.addr)
+        self:_recover(st, signer, fill)
+        self:_free_the_dead()
+        self.renewer = ferry.spawn(self._reclaimer, self):daemon()
+      else
+        self:_lease(st, key)
+        self.renewer = ferry.spawn(self._renew, self, st, key):daemon()
+        self:_recover(st, signer, fill)
+      end
     end):detach()
   end
   local readying = self.readying
@@ -224,7 +270,38 @@ function Nonces:_floor()
   end
 end
 
+-- How long a reservation on Redis lasts without its settle: above the longest a send holds
+-- one (order_wait, 30 s, plus its broadcast); one older than this belongs to a dead process.
+local RESERVATION_LEASE = 90
+
+-- Shared nonces: the allocator on Redis; while it is unreachable, wait (and say so once).
+function Nonces:_reserve_shared()
+  while not self.floor do self:_sync() end
+  self:_floor()
+  local deadline, said = ferry.now() + (self.chain.cfg.order_wait or 30), false
+  while true do
+    local ok, n = pcall(self.alloc.reserve, self.alloc, self.floor, store.owner, RESERVATION_LEASE)
+    if ok then
+      if said then ferry.log.info("nonce store reachable again; sending", { address = self.addr }) end
+      return n
+    end
+    if type(n) ~= "table" or n.code ~= "store_unavailable" or ferry.now() >= deadline then error(n, 0) end
+    if not said then
+      said = true
+      ferry.log.warn("the nonce store (Redis) is unreachable: sends from this address wait for it, as no process "
+        .. "may hand out its nonces meanwhile", { address = self.addr, err = tostring(n.message) })
+    end
+    ferry.sleep(0.25)
+  end
+end
+
 function Nonces:reserve()
+  if self.alloc then
+    local n = self:_reserve_shared()
+    self.out[n] = true
+    totals.reserved = totals.reserved + 1
+    return n
+  end
   -- a loop: between a sync and this task's turn another resync may be under way
   while not self.next do self:_sync() end
   self:_floor()
@@ -249,9 +326,19 @@ end
 -- bytes again (ferry.eth.send, broadcast step).
 
 --- settle(n): the broadcast at n is over, whichever way (sent, bound, freed).
+-- Shared nonces: a step on Redis that no caller waits for (settle and release also run from
+-- <close> handlers, which cannot yield); a failure only delays the nonce's reclaim.
+function Nonces:_tell(what, n)
+  ferry.spawn(function()
+    local ok, err = pcall(self.alloc[what], self.alloc, n)
+    if not ok then ferry.log.debug("nonce store step failed", { step = what, nonce = n, err = tostring(err) }) end
+  end):detach()
+end
+
 function Nonces:settle(n)
   if not self.out[n] then return end
   self.out[n] = nil
+  if self.alloc and not self.releasing then self:_tell("settle", n) end
   for q in pairs(self.settling) do q:put(n) end
 end
 
@@ -288,6 +375,13 @@ end
 --- no send takes n first (see _watch_gaps).
 function Nonces:release(n, fill)
   totals.released = totals.released + 1
+  if self.alloc then
+    self.releasing = true
+    self:settle(n)
+    self.releasing = nil
+    self:_tell("release", n)     -- the next reserve of any process takes it first
+    return
+  end
   self:settle(n)
   self.free[#self.free + 1] = n
   table.sort(self.free)

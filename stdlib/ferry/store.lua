@@ -110,6 +110,10 @@ function M.get()
   end
   local sc = override or cfg.store or {}
   local backend = sc.backend or "sqlite"
+  -- nonces on Redis when it is configured (the journal stays in this process's data_dir)
+  local rcfg = cfg.redis
+  local shared = rcfg and rcfg.url and (sc.backend == nil or sc.backend == "redis") and not override
+  if backend == "redis" then backend = "sqlite" end
   local task = ferry.spawn(function()
     local path = sc.path
     if backend == "sqlite" and not path then
@@ -120,6 +124,7 @@ function M.get()
     end
     local s = M.open({ backend = backend, path = path, sync = sc.sync, lease_ttl = sc.lease_ttl })
     s.cfg = cfg
+    if shared then M.share_nonces(s, rcfg.url, rcfg.prefix) end
     return s
   end):detach()
   opening = { cfg = cfg, task = task }
@@ -129,6 +134,22 @@ function M.get()
   current = s
   ferry.register_stats("store", function() return current:stats() end)
   return s
+end
+
+--- share_nonces(store, url, prefix): nonces from now on come from the allocator on that Redis
+--- (ferry.store.redis), shared by every process using it
+function M.share_nonces(s, url, prefix)
+  local redis = require "ferry.redis"
+  -- a step waits at most 1 s for Redis: a send that must wait for it says so (ferry.nonces)
+  s.redis_nonces = require("ferry.store.redis").new(redis.shared(url, "store"), { prefix = prefix or "ferry:", timeout = 1 })
+  s.kind = s.kind .. "+redis"
+end
+
+--- dead(owner) -> true when owner (a store.owner) is a process of this host that is gone
+function M.dead(owner)
+  local host, pid = owner:match("^(.*):(%d+):%x+$")
+  local me = M.owner:match("^(.*):%d+:%x+$")
+  return host == me and pid ~= nil and not signal.alive(tonumber(pid))
 end
 
 --- current() -> the store opened so far, or nil (no I/O)
@@ -151,23 +172,13 @@ function Store:post(sql, ...) self.conn:post(sql, ...) end
 -- lease runs for lease_ttl seconds and is renewed while the process sends; one held by a
 -- process that died on this host is taken at once (its pid is gone), one held elsewhere
 -- when it expires. The token grows with every new holder (a fencing token).
-local function pid_of(owner)
-  local host, pid = owner:match("^(.*):(%d+):%x+$")
-  return host, tonumber(pid)
-end
-
-local function dead(owner)
-  local host, pid = pid_of(owner)
-  local me = pid_of(M.owner)
-  return host == me and pid ~= nil and not signal.alive(pid)
-end
 
 --- store:lease(key) -> true, token | false, holder, expires_in
 function Store:lease(key)
   local now = M.wall()
   local rows = self:exec("SELECT owner, token, expires FROM leases WHERE key = ?", key)
   local held = rows[1]
-  local take_dead = held and held.owner ~= M.owner and held.expires > now and dead(held.owner)
+  local take_dead = held and held.owner ~= M.owner and held.expires > now and M.dead(held.owner)
   local r = self:batch({
     { [[INSERT INTO leases(key, owner, token, expires) VALUES(?1, ?2, 1, ?3)
         ON CONFLICT(key) DO UPDATE SET
@@ -197,7 +208,8 @@ function Store:stats()
   local held = 0
   for _ in pairs(self.leases) do held = held + 1 end
   return { kind = self.kind, path = self.path, jobs = s.jobs, queued = s.queued, failed = s.failed,
-           last_error = s.last_error, leases_held = held, journal = self.journal:counts() }
+           last_error = s.last_error, leases_held = held, journal = self.journal:counts(),
+           redis_nonces = self.redis_nonces and self.redis_nonces:stats() or nil }
 end
 
 return M
