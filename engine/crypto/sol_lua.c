@@ -170,6 +170,17 @@ static size_t parse_secret(const char *s, uint8_t out[64]) {
   return 0;
 }
 
+/* keygen() -> SolKey from a random seed (libsodium's CSPRNG); the seed never leaves C. */
+static int l_keygen(lua_State *L) {
+  uint8_t seed[32];
+  if (sodium_init() < 0) return luaL_error(L, "ferry.SolKey: libsodium failed to start");
+  randombytes_buf(seed, sizeof seed);
+  solkey_box_t *b = box_new(L);
+  int rc = fy_ed25519_key_new(seed, sizeof seed, &b->k);
+  sodium_memzero(seed, sizeof seed);
+  return key_result(L, rc);
+}
+
 /* key_from_env(name) -> SolKey | nil, "unset" | "invalid". The text goes straight from the
 ** environment into the key's page; only a wiped stack buffer is in between. */
 static int l_key_from_env(lua_State *L) {
@@ -631,7 +642,7 @@ static const luaL_Reg key_methods[] = {
 
 static const luaL_Reg sol_funcs[] = {
     {"b58encode", l_b58encode}, {"b58decode", l_b58decode}, {"b64encode", l_b64encode},
-    {"b64decode", l_b64decode}, {"key", l_key},
+    {"b64decode", l_b64decode}, {"key", l_key}, {"keygen", l_keygen},
     {"key_from_env", l_key_from_env}, {"verify", l_verify}, {"on_curve", l_on_curve},
     {"find_pda", l_find_pda}, {"create_pda", l_create_pda}, {"ata", l_ata},
     {"compile", l_compile}, {"sign", l_sign}, {"assemble", l_assemble}, {"decode", l_decode},

@@ -119,6 +119,7 @@ describe("ferry.core.sol transactions", function()
     assert.are.equal("invalid_argument", err.code)
     assert.is_nil(err.message:find(seed, 1, true))
     ok, err = pcall(sol.key, string.rep("\7", 31))
+    assert.is_false(ok)
     assert.are.equal("invalid_argument", err.code)
     assert.matches("^ferry.SolKey%(" .. b58(k:public()) .. "%)$", tostring(k))
     k:close()
@@ -140,6 +141,7 @@ describe("ferry.core.sol transactions", function()
     assert.is_false(ok)
     assert.matches("missing signature for " .. b58(other:public()), e.message)
     ok, e = pcall(sol.sign, msg, { k, other, sol.key(string.rep("\6", 32)) })
+    assert.is_false(ok)
     assert.matches("unknown signer", e.message)
   end)
 
@@ -149,6 +151,7 @@ describe("ferry.core.sol transactions", function()
     assert.are.equal("invalid_argument", e.code)
     ok, e = pcall(sol.compile, { payer = string.rep("\1", 32), blockhash = string.rep("\4", 32), instructions = {},
                                  lookup_tables = {} })
+    assert.is_false(ok)
     assert.matches("version 0", e.message)
     -- 257 distinct keys do not fit one-byte indices
     local accounts = {}
