@@ -19,13 +19,15 @@
 // getRecentPrioritizationFees, getFeeForMessage, getHealth, getVersion, getGenesisHash, getEpochInfo.
 // Admin and faults (never on a real node):
 //   peer_advanceSlots [n]            n slots now (each a new blockhash)
-//   peer_expireBlockhashes []        every blockhash given so far stops being valid now
+//   peer_expireBlockhashes []        every blockhash given so far expires now: the block height
+//                                    jumps past their lastValidBlockHeight (valid-blocks + 1 slots)
 //   peer_fault [{mode, count, slots}] mode: "drop" (sendTransaction answers the signature, the tx
 //                                    never lands), "delay" (it lands `slots` later, if its blockhash
-//                                    is still valid then), "429" (HTTP 429 to any request),
-//                                    "pass"; count: how many requests it applies to (default 1)
+//                                    is still valid then), "429" (HTTP 429 to any request), "pass"
+//                                    (clears all); count: how many requests it applies to (default
+//                                    1). Faults of different modes stack (drop is served first).
 //   peer_setPrioritizationFees [[micro_lamports, ...]]  what getRecentPrioritizationFees reports
-//                                    (besides the prices of the transactions that landed)
+//                                    (slot i gets list[i % n]; [] reports the landed prices again)
 //   peer_stats []                    {sent, landed, dropped, delayed, rejected, expired_refused}
 //   peer_crash []                    abort the worker as litesvm would (tests the supervisor)
 'use strict';
@@ -45,9 +47,20 @@ const FINALIZED_DEPTH = 32;                                 // slots until "fina
 if (cluster.isPrimary) supervise();
 else serve();
 
+// The primary picks the port once (a worker that listened on 0 would get a new port after a
+// restart: the primary drops the shared handle when its last worker dies).
 function supervise() {
+  if (PORT !== 0) return run(PORT);
+  const probe = require('node:net').createServer();
+  probe.listen(0, HOST, () => {
+    const port = probe.address().port;
+    probe.close(() => run(port));
+  });
+}
+
+function run(port) {
   let stopping = false;
-  const start = () => cluster.fork().on('exit', (code, signal) => {
+  const start = () => cluster.fork({ FERRY_SOL_PORT: String(port) }).on('exit', (code, signal) => {
     if (stopping) return;
     console.log(`worker restarted (code ${code}${signal ? ', ' + signal : ''})`);
     start();
@@ -84,7 +97,13 @@ function serve() {
   const slotPrices = new Map(); // slot -> [micro-lamport prices of the txs that landed in it]
   let extraPrices = [];
   const delayed = [];          // {at_slot, bytes, tx}
-  let fault = { mode: 'pass', count: 0 };
+  let faults = {};             // mode -> {count, slots}
+  const takeFault = (mode) => {
+    const f = faults[mode];
+    if (!f || f.count <= 0) return null;
+    f.count--;
+    return f;
+  };
   const stats = { sent: 0, landed: 0, failed_landed: 0, dropped: 0, delayed: 0, rejected: 0, expired_refused: 0 };
 
   const SYSTEM = '11111111111111111111111111111111';
@@ -187,6 +206,8 @@ function serve() {
   function errText(err) {
     if (err === 'BlockhashNotFound') return 'Blockhash not found';
     if (err === 'AlreadyProcessed') return 'This transaction has already been processed';
+    if (err && err.InsufficientFundsForRent)
+      return `Transaction results in an account (${err.InsufficientFundsForRent.account_index}) with insufficient funds for rent`;
     if (err && err.InstructionError) {
       const [i, e] = err.InstructionError;
       const what = e && e.Custom !== undefined ? `custom program error: 0x${e.Custom.toString(16)}` : JSON.stringify(e);
@@ -244,15 +265,14 @@ function serve() {
       const sim = simulate(tx);
       if (sim.err) refuse(sim.err, { logs: sim.logs, unitsConsumed: sim.unitsConsumed });
     }
-    if (fault.mode === 'drop' && fault.count > 0) {
-      fault.count--;
+    if (takeFault('drop')) {
       stats.dropped++;
       return tx.sig;
     }
-    if (fault.mode === 'delay' && fault.count > 0) {
-      fault.count--;
+    const d = takeFault('delay');
+    if (d) {
       stats.delayed++;
-      delayed.push({ at_slot: slot + BigInt(fault.slots || 5), bytes: tx.bytes, tx, sig: tx.sig });
+      delayed.push({ at_slot: slot + BigInt(d.slots || 5), bytes: tx.bytes, tx, sig: tx.sig });
       return tx.sig;
     }
     const r = execute(tx.bytes, tx, tx.sig);
@@ -332,15 +352,21 @@ function serve() {
     getRecentPrioritizationFees: () => {
       const out = [];
       for (let s = slot - 149n; s <= slot; s++) {
-        const prices = [...(slotPrices.get(s) || []), ...extraPrices.map(BigInt)];
-        const min = prices.length ? prices.reduce((a, b) => (b < a ? b : a)) : 0n;
-        out.push({ slot: Number(s), prioritizationFee: Number(min) });
+        const prices = slotPrices.get(s) || [];
+        let fee = prices.length ? prices.reduce((a, b) => (b < a ? b : a)) : 0n; // the block's lowest
+        if (extraPrices.length) fee = BigInt(extraPrices[Number(s % BigInt(extraPrices.length))]);
+        out.push({ slot: Number(s), prioritizationFee: Number(fee) });
       }
       return out;
     },
     peer_advanceSlots: ([n]) => { for (let i = 0; i < Number(n || 1); i++) tick(); return Number(slot); },
-    peer_expireBlockhashes: () => { ring.clear(); tick(); return latest(); },
-    peer_fault: ([f]) => { fault = { mode: String(f.mode || 'pass'), count: Number(f.count ?? 1), slots: Number(f.slots || 5) }; return fault; },
+    peer_expireBlockhashes: () => { for (let i = 0; i <= VALID_BLOCKS; i++) tick(); return latest(); },
+    peer_fault: ([f]) => {
+      const mode = String(f.mode || 'pass');
+      if (mode === 'pass') faults = {};
+      else faults[mode] = { count: Number(f.count ?? 1), slots: Number(f.slots || 5) };
+      return faults;
+    },
     peer_setPrioritizationFees: ([prices]) => { extraPrices = prices || []; return extraPrices.length; },
     peer_stats: () => ({ ...stats, slot: Number(slot), height: Number(height), pending_delayed: delayed.length }),
     peer_crash: () => { setImmediate(() => process.abort()); return true; },
@@ -366,8 +392,7 @@ function serve() {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
-      if (fault.mode === '429' && fault.count > 0) {
-        fault.count--;
+      if (takeFault('429')) {
         res.writeHead(429, { 'Content-Type': 'application/json', 'Retry-After': '1' });
         return res.end('{"jsonrpc":"2.0","id":null,"error":{"code":429,"message":"Too many requests"}}');
       }
@@ -382,7 +407,7 @@ function serve() {
     });
   });
   server.keepAliveTimeout = 30000;
-  server.listen(PORT, HOST, () => console.log(`listening on ${HOST}:${server.address().port}`));
+  server.listen(Number(process.env.FERRY_SOL_PORT || PORT), HOST, () => console.log(`listening on ${HOST}:${server.address().port}`));
 }
 
 // TransactionError and InstructionError names by number, read from litesvm's own typings

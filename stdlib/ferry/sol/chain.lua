@@ -75,7 +75,7 @@ end
 M.log_tail = log_tail
 
 local function is_insufficient(te, logs)
-  if te == "InsufficientFundsForFee" or te == "InsufficientFundsForRent" then return true end
+  if te == "InsufficientFundsForFee" or (type(te) == "table" and te.InsufficientFundsForRent) then return true end
   for _, l in ipairs(type(logs) == "table" and logs or {}) do
     if tostring(l):find("insufficient lamports", 1, true) or tostring(l):find("insufficient funds", 1, true) then return true end
   end

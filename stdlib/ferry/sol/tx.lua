@@ -32,9 +32,17 @@ local RANK = { processed = 1, confirmed = 2, finalized = 3 }
 --- A payment. build(lifetime) -> wire (base64), signature: signs the same instructions with a
 --- lifetime {blockhash =, last_valid =} or {nonce = {account =, value =}}.
 function M.new(chain, build, lifetime)
-  local self = setmetatable({ chain = chain, build = build, signatures = {}, copies = 0, rebroadcasts = 0 }, Tx)
+  local self = setmetatable({ chain = chain, build = build, signatures = {}, copies = 0, rebroadcasts = 0,
+                              events = {} }, Tx)
   self:_sign(lifetime)
   return self
+end
+
+-- What happened to the payment, in order: {step = "sign" | "send" | "status", ...}. Specs read
+-- it to show that every re-sign follows a status read of all earlier signatures.
+function Tx:_event(e)
+  e.at = ferry.now()
+  self.events[#self.events + 1] = e
 end
 
 function Tx:_sign(lifetime)
@@ -42,6 +50,7 @@ function Tx:_sign(lifetime)
   self.wire, self.signature = self.build(lifetime)
   self.signatures[#self.signatures + 1] = self.signature
   self.copies = self.copies + 1
+  self:_event{ step = "sign", signature = self.signature, copy = self.copies }
 end
 
 -- ---- broadcast ------------------------------------------------------------------------------
@@ -54,6 +63,7 @@ function Tx:_broadcast()
   chain.st.sent = chain.st.sent + 1
   self.sent_at = ferry.now()
   local _, err = chain:call("sendTransaction", { self.wire, { encoding = "base64", preflightCommitment = "processed" } })
+  self:_event{ step = "send", signature = self.signature, outcome = err and err.code or "sent", maybe_sent = err and err.maybe_sent }
   if not err then return "sent" end
   if err.code == "already_processed" then return "landed" end
   if err.code == "blockhash_not_found" then
@@ -92,6 +102,7 @@ function Tx:_landed()
     local s = self.signatures[i]
     if st[s] then return st[s], s end
   end
+  self:_event{ step = "status", checked = #self.signatures, landed = false }
   return nil
 end
 
