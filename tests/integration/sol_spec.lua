@@ -3,7 +3,6 @@
 -- read from the peer; fees are checked against 5,000 lamports a signature plus limit x price.
 local ferry = require "ferry"
 local sol = require "ferry.sol"
-local json = require "ferry.core.json"
 local peers = require "helpers.peers"
 
 local SEED = string.rep("\1", 32)
@@ -141,15 +140,14 @@ describe("ferry.sol on the litesvm peer", function()
   it("SPL tokens: transfer_checked creates the recipient's token account when missing", function()
     local mint_key = sol.keygen()
     local mint = sol.address(mint_key)
-    local rent = chain:rent_exempt(82)
-    local init = { program = sol.TOKEN_PROGRAM, accounts = { { pubkey = mint, writable = true } },
-                   data = sol.raw(string.pack("<BB", 20, 6) .. sol.raw(""):string() .. require("ferry.core.sol").b58decode(payer.address, 32) .. "\0") }
+    local rent = chain:rent_exempt(sol.token.MINT_SPACE)
     payer:send{ signers = { mint_key }, instructions = {
-      sol.system.create_account{ from = payer.address, new = mint, lamports = rent, space = 82, owner = sol.TOKEN_PROGRAM }, init,
+      sol.system.create_account{ from = payer.address, new = mint, lamports = rent, space = sol.token.MINT_SPACE,
+                                 owner = sol.TOKEN_PROGRAM },
+      sol.token.initialize_mint{ mint = mint, decimals = 6, authority = payer.address },
     } }:wait{ timeout = 20 }
     local mine = sol.token.ata(payer.address, mint)
-    local mint_to = { program = sol.TOKEN_PROGRAM, data = sol.raw(string.pack("<Bi8", 7, 1000000000)), accounts = {
-      { pubkey = mint, writable = true }, { pubkey = mine, writable = true }, { pubkey = payer.address, signer = true } } }
+    local mint_to = sol.token.mint_to{ mint = mint, destination = mine, authority = payer.address, amount = 1000000000 }
     payer:send{ instructions = { sol.token.create_ata_idempotent{ payer = payer.address, owner = payer.address, mint = mint }, mint_to } }
       :wait{ timeout = 20 }
     assert.are.equal(1000000000, (chain:token_balance(payer.address, mint)))
@@ -173,6 +171,7 @@ describe("ferry.sol on the litesvm peer", function()
     assert.are.equal("invalid_argument", err.code)
     assert.matches("invalid base58 character", err.message)
     ok, err = pcall(chain.balance, chain, "2g")
+    assert.is_false(ok)
     assert.matches("decodes to 1 bytes, expected 32", err.message)
     ok, err = pcall(chain.signer, chain, "abc")
     assert.is_false(ok)
@@ -241,6 +240,7 @@ describe("ferry.sol behind a fault proxy", function()
   it("blockhash not found and already processed never count against the provider", function()
     local payer = chain:signer(sol.raw(string.rep("\3", 32)))
     peer:airdrop(payer.address, 10 * sol.LAMPORTS_PER_SOL)
+    local st0 = chain:pool_status()[1]
     local old = chain:blockhash()
     local wire = payer:sign{ recent_blockhash = old.blockhash,
                              instructions = { sol.system.transfer{ from = payer.address, to = sol.address(sol.keygen()), lamports = 1000000 } } }
@@ -257,8 +257,7 @@ describe("ferry.sol behind a fault proxy", function()
     end
     local st = chain:pool_status()[1]
     assert.are.equal("closed", st.state)
-    assert.are.equal(0, st.failures_total)
-    assert.are.equal(0.0, st.error_rate)
-    assert.is_true(st.reports >= 21)  -- the 21 answers were reported, as successes of the provider
+    assert.are.equal(st0.failures_total, st.failures_total)
+    assert.is_true(st.reports >= st0.reports + 21)  -- the 21 answers were reported, none as a failure
   end)
 end)

@@ -6,6 +6,7 @@
 ---   sol.compute_budget.unit_limit(n); sol.compute_budget.unit_price(micro_lamports)
 ---   sol.token.transfer_checked{source =, mint =, destination =, owner =, amount =, decimals =}
 ---   sol.token.create_ata_idempotent{payer =, owner =, mint =}; sol.token.ata(owner, mint)
+---   sol.token.initialize_mint{mint =, decimals =, authority =}; sol.token.mint_to{mint =, destination =, authority =, amount =}
 ---
 --- An instruction is {program = <base58>, accounts = {{pubkey =, signer =, writable =}, ...},
 --- data = <bytes: a ferry.Bytes (sol.raw) or 0x hex>}: what signer:sign and signer:send take. Layouts are the programs' own
@@ -81,6 +82,23 @@ function M.token.transfer_checked(a)
                         meta(a.mint, false, false, "transfer_checked.mint"),
                         meta(a.destination, false, true, "transfer_checked.destination"),
                         meta(a.owner, true, false, "transfer_checked.owner") } }
+end
+
+--- InitializeMint2 (index 20): a mint account (82 bytes, owned by the token program) with no
+--- freeze authority.
+M.token.MINT_SPACE = 82
+function M.token.initialize_mint(a)
+  return { program = a.program or V.TOKEN_PROGRAM,
+           data = raw(string.pack("<BB", 20, V.amount(a.decimals, "initialize_mint.decimals", 255))
+                      .. V.key(a.authority, "initialize_mint.authority") .. "\0"),
+           accounts = { meta(a.mint, false, true, "initialize_mint.mint") } }
+end
+
+--- MintTo (index 7)
+function M.token.mint_to(a)
+  return { program = a.program or V.TOKEN_PROGRAM, data = raw(string.pack("<Bi8", 7, V.amount(a.amount, "mint_to.amount", U64))),
+           accounts = { meta(a.mint, false, true, "mint_to.mint"), meta(a.destination, false, true, "mint_to.destination"),
+                        meta(a.authority, true, false, "mint_to.authority") } }
 end
 
 --- CreateIdempotent (ATA program instruction 1): a no-op when the account already exists.

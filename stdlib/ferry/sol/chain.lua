@@ -121,7 +121,7 @@ local function new_chain(name, cc, cfg)
                            settings = settings(cc), pool = Pool.new(name, cc, cfg, check),
                            bh = nil, height = nil,
                            st = { sent = 0, send_errors = 0, rebroadcasts = 0, expired = 0, status_checks = 0,
-                                  resigns = 0, landed_late = 0, blockhash_fetches = 0, simulations = 0 } }, Chain)
+                                  resigns = 0, found_at_reconcile = 0, landed_late = 0, blockhash_fetches = 0, simulations = 0 } }, Chain)
   ferry.register_stats("sol:" .. name, function() return c:stats() end)
   return c
 end

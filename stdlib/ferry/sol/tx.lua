@@ -29,6 +29,9 @@ M.Tx = Tx
 
 local RANK = { processed = 1, confirmed = 2, finalized = 3 }
 
+-- failures of a read or a send that say nothing about the payment: tried again next poll
+local TRANSIENT = { timeout = true, provider_down = true, rate_limited = true, bad_response = true }
+
 --- A payment. build(lifetime) -> wire (base64), signature: signs the same instructions with a
 --- lifetime {blockhash =, last_valid =} or {nonce = {account =, value =}}.
 function M.new(chain, build, lifetime)
@@ -126,7 +129,11 @@ function Tx:_reconcile(known_expired)
   if not known_expired and not self:_expired() then return nil end
   chain.st.status_checks = chain.st.status_checks + 1
   local st, sig = self:_landed()
-  if st then return st, sig end
+  if st then
+    -- a copy the chain says expired had landed after all: exactly why this read is made
+    chain.st.found_at_reconcile = chain.st.found_at_reconcile + 1
+    return st, sig
+  end
   local old = self.signature
   local fresh
   if self.lifetime.nonce then
@@ -141,8 +148,8 @@ function Tx:_reconcile(known_expired)
   chain.st.resigns = chain.st.resigns + 1
   log.debug("sol: re-signed after a status read said not landed", { old = old, new = self.signature, copies = self.copies })
   local outcome, err = self:_broadcast()
-  if outcome == nil then refused(self, err) end
-  return nil
+  if outcome == nil and not TRANSIENT[err.code] then refused(self, err) end
+  return nil   -- a send that failed on the way is sent again by tx:wait
 end
 
 local WAIT_OPTIONS = { commitment = true, timeout = true, poll = true, rebroadcast = true }
@@ -167,28 +174,11 @@ function Tx:wait(opts)
   local deadline = ferry.now() + (opts.timeout or 60)
   local poll, every = opts.poll or s.poll, opts.rebroadcast or s.rebroadcast
   while true do
-    local st, sig = self:_landed()
-    if st then
-      -- an earlier copy than the latest landed: the reconcile read must have missed it, which
-      -- the money rule says cannot happen; counted so that specs can show it never does
-      if sig ~= self.signature and not self.landed then
-        self.chain.st.landed_late = self.chain.st.landed_late + 1
-      end
-      self.landed = sig
-      if st.err ~= nil and st.err ~= json.null then
-        raise("reverted", ("transaction %s landed in slot %s but failed: %s"):format(sig, tostring(st.slot), json.encode(st.err)),
-          { signature = sig, slot = st.slot, tx_error = st.err })
-      end
-      if reached(self, st, want) then
-        return { signature = sig, slot = st.slot, confirmation_status = st.confirmationStatus, copies = self.copies }
-      end
-    elseif self:_expired() then
-      if self:_reconcile(true) then goto continue end
-    elseif ferry.now() - (self.sent_at or 0) >= every then
-      self.rebroadcasts = self.rebroadcasts + 1
-      self.chain.st.rebroadcasts = self.chain.st.rebroadcasts + 1
-      local outcome = self:_broadcast()
-      if outcome == "expired" then self:_reconcile() end
+    local ok, r = pcall(self._step, self, want, every)
+    if ok and r then return r end
+    if not ok then
+      if not (type(r) == "table" and TRANSIENT[r.code]) then error(r, 0) end
+      log.debug("sol: tx:wait read failed, trying again", { signature = self.signature, code = r.code })
     end
     if ferry.now() >= deadline then
       raise("timeout", ("transaction %s not %s after %.0f s (%d cop%s: %s)"):format(self.signature, want, opts.timeout or 60,
@@ -196,8 +186,35 @@ function Tx:wait(opts)
         { signature = self.signature, signatures = self.signatures })
     end
     ferry.sleep(poll)
-    ::continue::
   end
+end
+
+--- One look at the payment: landed deep enough (-> the result), landed with an error (raises),
+--- expired (reconcile), or due for the same bytes again.
+function Tx:_step(want, every)
+  local st, sig = self:_landed()
+  if st then
+    -- an earlier copy than the latest landed: the reconcile read must have missed it, which
+    -- the money rule says cannot happen; counted so that specs can show it never does
+    if sig ~= self.signature and not self.landed then
+      self.chain.st.landed_late = self.chain.st.landed_late + 1
+    end
+    self.landed = sig
+    if st.err ~= nil and st.err ~= json.null then
+      raise("reverted", ("transaction %s landed in slot %s but failed: %s"):format(sig, tostring(st.slot), json.encode(st.err)),
+        { signature = sig, slot = st.slot, tx_error = st.err })
+    end
+    if reached(self, st, want) then
+      return { signature = sig, slot = st.slot, confirmation_status = st.confirmationStatus, copies = self.copies }
+    end
+  elseif self:_expired() then
+    self:_reconcile(true)
+  elseif ferry.now() - (self.sent_at or 0) >= every then
+    self.rebroadcasts = self.rebroadcasts + 1
+    self.chain.st.rebroadcasts = self.chain.st.rebroadcasts + 1
+    if self:_broadcast() == "expired" then self:_reconcile() end
+  end
+  return nil
 end
 
 return M
