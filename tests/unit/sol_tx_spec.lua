@@ -266,3 +266,36 @@ describe("ferry.core.sol encodings and addresses", function()
     assert.matches("seed over 32 bytes", err.message)
   end)
 end)
+
+describe("ferry.sol builders", function()
+  local solapi = require "ferry.sol"
+  local bytes = require "ferry.core.bytes"
+  local misc = read_json(DIR .. "misc.json")
+
+  it("build the native programs' instructions exactly as web3.js does", function()
+    local n = 0
+    for _, v in ipairs(misc.builders) do
+      local group, name = v.name:match("^(.-)%.(.+)$")
+      local f = solapi[group][name]
+      local args = {}
+      for k, a in pairs(v.args) do args[k] = (k == "lamports" or k == "micro_lamports") and math.tointeger(tonumber(a)) or a end
+      local ix
+      if name == "unit_limit" then ix = f(args.units)
+      elseif name == "unit_price" then ix = f(args.micro_lamports)
+      else ix = f(args) end
+      assert.are.equal(v.program, ix.program, v.name)
+      assert.are.equal("0x" .. v.data, hex(bytes.string(ix.data)), v.name)
+      assert.are.same(v.accounts, ix.accounts, v.name)
+      n = n + 1
+    end
+    assert.are.equal(120, n)
+  end)
+
+  it("read lamports as decimal SOL, refusing more than 9 places", function()
+    assert.are.equal(1500000000, solapi.lamports("1.5"))
+    assert.are.equal(1, solapi.lamports("0.000000001"))
+    assert.are.equal(2000000000, solapi.lamports(2))
+    assert.has_error(function() solapi.lamports("0.0000000001") end)
+    assert.has_error(function() solapi.lamports("-1") end)
+  end)
+end)
