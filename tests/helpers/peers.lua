@@ -207,7 +207,18 @@ end
 --- slots =}, peer:priority_fees{...}, peer:stats(); peer.rpc is a ferry.rpc client.
 local Sol = setmetatable({}, { __index = Peer })
 Sol.__index = Sol
-Sol.__close = Peer.stop
+
+-- stop, then let the reader of its output see the end before the process handle is closed
+-- (closing it under a parked read_line leaves the read pointing at freed memory)
+function Sol:stop()
+  if self.proc and self.proc:running() then
+    self.proc:kill("TERM")
+    if self.proc:wait(3) == nil then self.proc:kill("KILL"); self.proc:wait(3) end
+  end
+  if self.drain then self.drain:wait(3) end
+  Peer.stop(self)
+end
+Sol.__close = Sol.stop
 
 function M.solana(opts)
   opts = opts or {}
