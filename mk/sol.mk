@@ -32,3 +32,9 @@ fuzz-sol-b58: build/fuzz/sol_b58_fuzz
 
 spec-sol: ferry
 	./ferry tests/run.lua tests/unit/sol_tx_spec.lua
+
+# `make demo` runs both chains' payouts: this adds the Solana one (a local litesvm peer) to it
+.PHONY: demo-sol
+demo: demo-sol
+demo-sol: ferry peers
+	./ferry tests/helpers/with_solana.lua examples/sol_batch_payouts.lua 200
