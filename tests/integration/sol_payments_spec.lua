@@ -108,4 +108,64 @@ describe("ferry.sol payments", function()
     assert.are.equal(0, d.landed_late)
     assert.is_true(ps.dropped - ps0.dropped == 25 and ps.delayed - ps0.delayed == 25)
   end)
+
+  it("dropped sends are sent again as the same bytes: one copy each, nothing re-signed", function()
+    local st0 = { resigns = chain.st.resigns, rebroadcasts = chain.st.rebroadcasts }
+    local before = chain:balance(payer.address)
+    peer:fault{ mode = "drop", count = 10 }
+    local to, results, txs = batch(payer, 20, 3000000)
+    local paid = 0
+    for i, r in ipairs(results) do
+      assert.is_true(r.ok, r.err and r.err.message)
+      assert.are.equal(3000000 + i, chain:balance(to[i]))
+      assert.are.equal(1, txs[i].copies)
+      paid = paid + 3000000 + i
+    end
+    assert.are.equal(before - paid - 20 * FEE, chain:balance(payer.address))
+    assert.are.equal(st0.resigns, chain.st.resigns)
+    assert.is_true(chain.st.rebroadcasts - st0.rebroadcasts >= 10)
+  end)
+end)
+
+describe("ferry.sol blockhash cache", function()
+  local peer, chain
+
+  setup(function()
+    peer = peers.solana{ slot_ms = 10000, valid_blocks = 40 }  -- slots move only when told
+    chain = sol.connect{ providers = { { url = peer.url, rps = 100000 } },
+                         solana = { blockhash_margin = 10, blockhash_max_age = 0.3 } }
+  end)
+  teardown(function() peer:stop() end)
+
+  it("is reused, refreshed once the chain is within the margin of lastValidBlockHeight, and never older than its max age", function()
+    local a = chain:blockhash()
+    local fetches = chain.st.blockhash_fetches
+    assert.are.equal(a, chain:blockhash())                 -- cached
+    peer:advance(25)
+    chain:block_height()                                   -- 15 blocks left: not yet within 10
+    assert.are.equal(a, chain:blockhash())
+    peer:advance(6)
+    chain:block_height()                                   -- 9 left: refreshed
+    local b = chain:blockhash()
+    assert.are_not.equal(a.blockhash, b.blockhash)
+    assert.are.equal(fetches + 1, chain.st.blockhash_fetches)
+    ferry.sleep(0.35)                                      -- older than blockhash_max_age
+    local c = chain:blockhash()
+    assert.are.equal(fetches + 2, chain.st.blockhash_fetches)
+    assert.is_true(c.at > b.at)
+  end)
+
+  it("concurrent callers share one fetch", function()
+    chain:invalidate_blockhash()
+    local fetches = chain.st.blockhash_fetches
+    local got = wf.parallel({ 1, 2, 3, 4, 5, 6, 7, 8 }, { progress = false }, function() return chain:blockhash() end)
+    for _, r in ipairs(got) do assert.are.equal(got[1].value, r.value) end
+    assert.are.equal(fetches + 1, chain.st.blockhash_fetches)
+  end)
+
+  it("answers through a peer's 429s (the pool backs off and tries again)", function()
+    peer:fault{ mode = "429", count = 2 }
+    assert.is_number(chain:slot())
+    assert.is_true(chain:pool_status()[1].rate_limited >= 1)
+  end)
 end)
