@@ -3,6 +3,7 @@
 -- read from the peer; fees are checked against 5,000 lamports a signature plus limit x price.
 local ferry = require "ferry"
 local sol = require "ferry.sol"
+local json = require "ferry.core.json"
 local peers = require "helpers.peers"
 
 local SEED = string.rep("\1", 32)
@@ -185,6 +186,41 @@ describe("ferry.sol on the litesvm peer", function()
     assert.is_false(ok)
     assert.are.equal("simulation_failed", err.code)
     assert.matches("simulation failed: ", err.message)
+  end)
+
+  it("sends v0 messages through an address lookup table on chain", function()
+    local table_key, dests = sol.address(sol.keygen()), {}
+    for i = 1, 20 do dests[i] = recipient() end
+    peer.rpc:call("peer_setLookupTable", { table_key, dests })
+    local ixs = {}
+    for i = 1, 20 do ixs[i] = sol.system.transfer{ from = payer.address, to = dests[i], lamports = 1000000 + i } end
+    local tx = payer:send{ instructions = ixs, lookup_tables = { { key = table_key, addresses = dests } } }
+    local d = sol.decode(tx.wire)
+    assert.are.equal(0, d.version)
+    assert.are.equal(1, #d.lookups)
+    assert.are.equal(20, #d.lookups[1].writable)       -- every recipient through the table
+    tx:wait{ timeout = 20 }
+    for i = 1, 20 do assert.are.equal(1000000 + i, chain:balance(dests[i])) end
+  end)
+
+  it("the peer's WebSocket: slot, signature and account notifications", function()
+    local proc = require "ferry.core.proc"
+    local to = recipient()
+    local wire, sig = payer:sign{ recent_blockhash = chain:blockhash().blockhash,
+                                  instructions = { sol.system.transfer{ from = payer.address, to = to, lamports = 4000000 } } }
+    local p = assert(proc.spawn{ peers.bin.node, "tests/peers/solana_ws_probe.js", "ws://127.0.0.1:" .. peer.port, to, sig,
+                                 stdout = "pipe", stderr = "pipe" })
+    assert.are.equal("subscribed", p:read_line(10))
+    assert.are.equal(sig, assert(chain:call("sendTransaction", { wire, { encoding = "base64" } })))
+    local line = p:read_line(25)
+    p:wait(5)
+    p:close()
+    local got = json.decode(assert(line))
+    assert.is_nil(got.timeout)
+    assert.is_true(got.slots[2] > got.slots[1])
+    assert.is_table(got.signature)
+    assert.is_true(got.signature.err == nil or got.signature.err == json.null)
+    assert.are.equal(4000000, got.account.lamports)
   end)
 
   it("the peer survives garbage transactions (kit screens them) and restarts after a crash", function()

@@ -29,7 +29,12 @@
 //   peer_setPrioritizationFees [[micro_lamports, ...]]  what getRecentPrioritizationFees reports
 //                                    (slot i gets list[i % n]; [] reports the landed prices again)
 //   peer_stats []                    {sent, landed, dropped, delayed, rejected, expired_refused}
+//   peer_setLookupTable [key, [addresses]]  writes an active address lookup table account
 //   peer_crash []                    abort the worker as litesvm would (tests the supervisor)
+// WebSocket on the same port: the JSON-RPC methods above, plus slotSubscribe (a notification
+// each slot), signatureSubscribe [sig, {commitment}] (one notification once it reaches the
+// commitment, default finalized), accountSubscribe [key, {commitment, encoding: base64}] (a
+// notification after each slot in which its lamports or data changed), and their *Unsubscribe.
 'use strict';
 const cluster = require('node:cluster');
 const http = require('node:http');
@@ -119,6 +124,7 @@ function serve() {
     ring.set(inner.latestBlockhash(), height + BigInt(VALID_BLOCKS));
     for (const [h, last] of ring) if (last < height) ring.delete(h);
     for (const [s] of slotPrices) if (s < slot - 150n) slotPrices.delete(s);
+    notify();
     for (let i = delayed.length - 1; i >= 0; i--) {
       if (delayed[i].at_slot > slot) continue;
       const d = delayed.splice(i, 1)[0];
@@ -369,8 +375,72 @@ function serve() {
     },
     peer_setPrioritizationFees: ([prices]) => { extraPrices = prices || []; return extraPrices.length; },
     peer_stats: () => ({ ...stats, slot: Number(slot), height: Number(height), pending_delayed: delayed.length }),
+    peer_setLookupTable: ([key, addresses]) => {
+      // LookupTableMeta: type 1, deactivation slot u64::MAX (active), last extended slot 0,
+      // start index 0, an authority, padding; then the addresses
+      const meta = Buffer.alloc(56);
+      meta.writeUInt32LE(1, 0);
+      meta.writeBigUInt64LE(0xffffffffffffffffn, 4);
+      meta[21] = 1;
+      const data = Buffer.concat([meta, ...(addresses || []).map((a) => Buffer.from(fromB58(checkKey(a))))]);
+      const { Account } = require('litesvm/dist/internal');
+      inner.setAccount(fromB58(checkKey(key)), new Account(inner.minimumBalanceForRentExemption(BigInt(data.length)),
+        new Uint8Array(data), fromB58('AddressLookupTab1e1111111111111111111111111'), false, 0n));
+      return data.length;
+    },
     peer_crash: () => { setImmediate(() => process.abort()); return true; },
   };
+
+  // ---- WebSocket subscriptions ---------------------------------------------------------------
+  const subs = new Map(); // id -> {ws, kind, key, commitment, last}
+  let nextSub = 1;
+  const send = (ws, obj) => { if (ws.readyState === 1) ws.send(JSON.stringify(obj, (_, v) => (typeof v === 'bigint' ? Number(v) : v))); };
+  const RANK = { processed: 1, confirmed: 2, finalized: 3 };
+  const accountFingerprint = (key) => {
+    const a = inner.getAccount(fromB58(key));
+    return a ? `${a.lamports()}:${Buffer.from(a.data()).toString('base64')}` : 'none';
+  };
+
+  function notify() {
+    for (const [id, sub] of subs) {
+      if (sub.ws.readyState !== 1) { subs.delete(id); continue; }
+      if (sub.kind === 'slot') {
+        send(sub.ws, { jsonrpc: '2.0', method: 'slotNotification', params: { subscription: id,
+          result: { slot: Number(slot), parent: Number(slot - 1n), root: Number(slot - BigInt(FINALIZED_DEPTH)) } } });
+      } else if (sub.kind === 'signature') {
+        const st = statuses.get(sub.key);
+        if (st && RANK[commitmentOf(st)] >= RANK[sub.commitment]) {
+          send(sub.ws, { jsonrpc: '2.0', method: 'signatureNotification', params: { subscription: id,
+            result: { context: { slot: Number(slot) }, value: { err: st.err } } } });
+          subs.delete(id); // one shot, as on a validator
+        }
+      } else if (sub.kind === 'account') {
+        const fp = accountFingerprint(sub.key);
+        if (fp !== sub.last) {
+          sub.last = fp;
+          send(sub.ws, { jsonrpc: '2.0', method: 'accountNotification', params: { subscription: id,
+            result: ctx(accountJson(sub.key)) } });
+        }
+      }
+    }
+  }
+
+  function subscribe(ws, req) {
+    const p = Array.isArray(req.params) ? req.params : [];
+    const m = req.method;
+    if (m === 'slotSubscribe') { subs.set(nextSub, { ws, kind: 'slot' }); return nextSub++; }
+    if (m === 'signatureSubscribe') {
+      subs.set(nextSub, { ws, kind: 'signature', key: String(p[0]), commitment: (p[1] && p[1].commitment) || 'finalized' });
+      return nextSub++;
+    }
+    if (m === 'accountSubscribe') {
+      const key = checkKey(p[0]);
+      subs.set(nextSub, { ws, kind: 'account', key, last: accountFingerprint(key) });
+      return nextSub++;
+    }
+    if (/Unsubscribe$/.test(m)) return subs.delete(Number(p[0]));
+    return undefined;
+  }
 
   function handle(req) {
     const id = req && req.id !== undefined ? req.id : null;
@@ -407,6 +477,22 @@ function serve() {
     });
   });
   server.keepAliveTimeout = 30000;
+  const { WebSocketServer } = require('ws');
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      let req;
+      try { req = JSON.parse(String(data)); } catch (_) {
+        return send(ws, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } });
+      }
+      let result;
+      try { result = req && typeof req.method === 'string' ? subscribe(ws, req) : undefined; } catch (e) {
+        return send(ws, { jsonrpc: '2.0', id: req.id, error: { code: e.code || -32602, message: e.message } });
+      }
+      send(ws, result !== undefined ? { jsonrpc: '2.0', id: req.id, result } : handle(req));
+    });
+    ws.on('close', () => { for (const [id, sub] of subs) if (sub.ws === ws) subs.delete(id); });
+  });
   server.listen(Number(process.env.FERRY_SOL_PORT || PORT), HOST, () => console.log(`listening on ${HOST}:${server.address().port}`));
 }
 
