@@ -1,4 +1,5 @@
 # engine/crypto Solana layer (base58.c, ed25519.c, sol.c): libFuzzer harnesses, seeds, specs.
+#   make ctest-sol     tests/c/sol_test.c under ASan+UBSan (web3.js vectors in c_vectors.txt)
 #   make fuzz-sol-tx   libFuzzer on the strict transaction decoder (seeded with the web3.js vectors)
 #   make fuzz-sol-b58  libFuzzer on base58 (decode strict and bijective, encode round trips)
 #   make spec-sol      the crypto spec inside ./ferry (1,000 web3.js vectors, no node needed)
@@ -7,8 +8,18 @@ SOL_DEPS   := $(SOL_CORE) $(SOL_CORE:.c=.h) mk/sol.mk
 SOL_FIXTURE := tests/fixtures/solana/tx_web3.json
 FUZZ_SECONDS ?= 20
 
-.PHONY: fuzz-sol-tx fuzz-sol-b58 spec-sol
+.PHONY: ctest-sol fuzz-sol-tx fuzz-sol-b58 spec-sol
+CTESTS += ctest-sol
 FUZZ_TARGETS += fuzz-sol-tx fuzz-sol-b58
+
+build/ctest/sol_test: tests/c/sol_test.c $(SOL_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror -Iengine -Itests/c \
+	  -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	  -o $@ tests/c/sol_test.c $(SOL_CORE) -lsodium
+
+ctest-sol: build/ctest/sol_test
+	./build/ctest/sol_test tests/fixtures/solana/c_vectors.txt
 
 SOL_FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iengine \
                    -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

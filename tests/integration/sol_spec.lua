@@ -138,6 +138,21 @@ describe("ferry.sol on the litesvm peer", function()
     assert.are.equal(3000005, chain:balance(to))
   end)
 
+  it("a dropped durable-nonce payment whose nonce another transaction used is re-signed with the new value, once", function()
+    local nonce = payer:create_nonce_account()
+    local to = recipient()
+    peer:fault{ mode = "drop", count = 1 }
+    local tx = payer:send{ durable_nonce = nonce, priority_fee = 0,
+                           instructions = { sol.system.transfer{ from = payer.address, to = to, lamports = 6000000 } } }
+    -- someone else advances the nonce: the dropped copy can never land now
+    payer:send{ durable_nonce = nonce, priority_fee = 0,
+                instructions = { sol.system.transfer{ from = payer.address, to = recipient(), lamports = 1000000 } } }:wait{ timeout = 20 }
+    local r = tx:wait{ timeout = 20 }
+    assert.are.equal(2, tx.copies)
+    assert.are.equal(tx.signatures[2], r.signature)
+    assert.are.equal(6000000, chain:balance(to))
+  end)
+
   it("SPL tokens: transfer_checked creates the recipient's token account when missing", function()
     local mint_key = sol.keygen()
     local mint = sol.address(mint_key)
