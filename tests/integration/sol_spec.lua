@@ -197,6 +197,10 @@ describe("ferry.sol on the litesvm peer", function()
     assert.is_false(ok)
     assert.matches("too large", err.message)
     assert.are.equal(sent, peer:stats().sent)   -- refused before anything was sent
+    local broke = chain:signer(sol.raw(string.rep("\8", 32)))   -- never funded
+    ok, err = pcall(broke.transfer, broke, { to = recipient(), lamports = 1000000 })
+    assert.is_false(ok)
+    assert.are.equal("insufficient_funds", err.code)
     ok, err = pcall(payer.send, payer, { instructions = { { program = recipient(), accounts = {}, data = "0x01" } } })
     assert.is_false(ok)
     assert.are.equal("simulation_failed", err.code)
@@ -310,5 +314,24 @@ describe("ferry.sol behind a fault proxy", function()
     assert.are.equal("closed", st.state)
     assert.are.equal(st0.failures_total, st.failures_total)
     assert.is_true(st.reports >= st0.reports + 21)  -- the 21 answers were reported, none as a failure
+  end)
+
+  it("finalized on a node without finality: the chain's confirmations stand for it", function()
+    local payer = chain:signer(sol.raw(string.rep("\4", 32)))
+    peer:airdrop(payer.address, sol.LAMPORTS_PER_SOL)
+    local tx = payer:transfer{ to = sol.address(sol.keygen()), lamports = 1000000, priority_fee = 0 }
+    tx:wait{ commitment = "confirmed", timeout = 20 }
+    -- a node that never says "finalized" but counts confirmations
+    local function status(n)
+      return { context = { slot = 1 }, value = { { slot = 1, confirmations = n, err = json.null, confirmationStatus = "confirmed" } } }
+    end
+    proxy:fault{ mode = "reply", methods = { "getSignatureStatuses" }, result = status(31), count = 1 }
+    local ok, err = pcall(tx.wait, tx, { commitment = "finalized", timeout = 0.05, poll = 0.01 })
+    assert.is_false(ok)
+    assert.are.equal("timeout", err.code)
+    proxy:fault{ mode = "reply", methods = { "getSignatureStatuses" }, result = status(32), count = 1 }
+    local r = tx:wait{ commitment = "finalized", timeout = 5 }
+    assert.are.equal("confirmed", r.confirmation_status)
+    proxy:fault{ mode = "pass" }
   end)
 end)

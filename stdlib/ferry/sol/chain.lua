@@ -75,7 +75,11 @@ end
 M.log_tail = log_tail
 
 local function is_insufficient(te, logs)
-  if te == "InsufficientFundsForFee" or (type(te) == "table" and te.InsufficientFundsForRent) then return true end
+  -- AccountNotFound: "attempt to debit an account but found no record of a prior credit", a
+  -- fee payer that never held a lamport
+  if te == "InsufficientFundsForFee" or te == "AccountNotFound" or (type(te) == "table" and te.InsufficientFundsForRent) then
+    return true
+  end
   for _, l in ipairs(type(logs) == "table" and logs or {}) do
     if tostring(l):find("insufficient lamports", 1, true) or tostring(l):find("insufficient funds", 1, true) then return true end
   end
