@@ -44,6 +44,20 @@ describe("ferry.sol on the litesvm peer", function()
     assert.are.equal(before - 1234567 - 5000, chain:balance(payer.address))
   end)
 
+  it("two identical payments under one blockhash are two payments, not one taken twice", function()
+    local to = recipient()
+    local a = payer:transfer{ to = to, lamports = 2000000, priority_fee = 0 }
+    local b = payer:transfer{ to = to, lamports = 2000000, priority_fee = 0 }
+    assert.are_not.equal(a.signature, b.signature)
+    -- the same transfer; the second copy's compute-unit limit is one more, so its bytes differ
+    local la = string.unpack("<I4", sol.decode(a.wire).instructions[1].data, 2)
+    local lb = string.unpack("<I4", sol.decode(b.wire).instructions[1].data, 2)
+    assert.are.equal(la + 1, lb)
+    a:wait{ timeout = 20 }
+    b:wait{ timeout = 20 }
+    assert.are.equal(4000000, chain:balance(to))
+  end)
+
   it("signs with no I/O what the peer then accepts, in legacy and v0", function()
     for _, version in ipairs { "legacy", 0 } do
       local to = recipient()

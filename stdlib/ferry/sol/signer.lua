@@ -255,7 +255,8 @@ function Signer:send(opts)
     local used = simulate(ctx, function(u) return (build_with(u, lifetime)) end)
     units = math.min(MAX_UNITS, math.ceil(used * chain.settings.compute_margin))
   end
-  local tx = Tx.new(chain, function(life) return build_with(units, life) end, lifetime)
+  -- the salt (a payment identical to one already signed) raises the limit a unit at a time
+  local tx = Tx.new(chain, function(life, salt) return build_with(math.min(MAX_UNITS, units + salt), life) end, lifetime)
   tx.compute_units, tx.priority_fee, tx.from = units, price, self.address
   return tx:_send_first()
 end

@@ -32,8 +32,10 @@ local RANK = { processed = 1, confirmed = 2, finalized = 3 }
 -- failures of a read or a send that say nothing about the payment: tried again next poll
 local TRANSIENT = { timeout = true, provider_down = true, rate_limited = true, bad_response = true }
 
---- A payment. build(lifetime) -> wire (base64), signature: signs the same instructions with a
---- lifetime {blockhash =, last_valid =} or {nonce = {account =, value =}}.
+--- A payment. build(lifetime, salt) -> wire (base64), signature: signs the same instructions
+--- with a lifetime {blockhash =, last_valid =} or {nonce = {account =, value =}}; salt (0, 1,
+--- ...) must change the bytes without changing what they do (signer:send adds it to the
+--- compute-unit limit).
 function M.new(chain, build, lifetime)
   local self = setmetatable({ chain = chain, build = build, signatures = {}, copies = 0, rebroadcasts = 0,
                               events = {} }, Tx)
@@ -48,9 +50,28 @@ function Tx:_event(e)
   self.events[#self.events + 1] = e
 end
 
+-- Signatures this process made recently, two generations of them. Two payments that are the
+-- same transfer under the same blockhash would be the same transaction: the chain takes it once
+-- and answers the second "already processed", and the second payment would be taken for done.
+local seen, seen_old, seen_n = {}, {}, 0
+local SEEN_MAX = 50000
+
+local function remember(sig)
+  seen[sig] = true
+  seen_n = seen_n + 1
+  if seen_n >= SEEN_MAX then seen, seen_old, seen_n = {}, seen, 0 end
+end
+
 function Tx:_sign(lifetime)
   self.lifetime = lifetime
-  self.wire, self.signature = self.build(lifetime)
+  local wire, sig
+  for salt = 0, 1000 do
+    wire, sig = self.build(lifetime, salt)
+    if not (seen[sig] or seen_old[sig]) then break end
+    self.chain.st.twins = (self.chain.st.twins or 0) + 1
+  end
+  remember(sig)
+  self.wire, self.signature = wire, sig
   self.signatures[#self.signatures + 1] = self.signature
   self.copies = self.copies + 1
   self:_event{ step = "sign", signature = self.signature, copy = self.copies }
