@@ -232,7 +232,19 @@ function Signer:send(opts)
   end
 
   local price = opts.priority_fee
-  if price == nil then price = chain:priority_fee() end
+  if price == nil then
+    -- fees paid lately to write the accounts this transaction writes (the RPC takes up to 128)
+    local writable, seen = {}, {}
+    for _, ix in ipairs(ixs) do
+      for _, a in ipairs(ix.accounts) do
+        if a.writable and not seen[a.pubkey] and #writable < 128 then
+          seen[a.pubkey] = true
+          writable[#writable + 1] = V.address(a.pubkey)
+        end
+      end
+    end
+    price = chain:priority_fee(writable)
+  end
   price = price and V.amount(price, "priority_fee") or 0
 
   -- the instructions of a copy: [advance nonce], unit limit, [unit price], the caller's
