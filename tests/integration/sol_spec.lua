@@ -348,4 +348,22 @@ describe("ferry.sol behind a fault proxy", function()
     assert.are.equal("confirmed", r.confirmation_status)
     proxy:fault{ mode = "pass" }
   end)
+
+  it("a copy that looks expired and unlanded to one read, but landed, is found by the read before re-signing", function()
+    local payer = chain:signer(sol.raw(string.rep("\6", 32)))
+    peer:airdrop(payer.address, sol.LAMPORTS_PER_SOL)
+    local to = sol.address(sol.keygen())
+    local found0 = chain.st.found_at_reconcile
+    local tx = payer:transfer{ to = to, lamports = 3000000, priority_fee = 0 }
+    peer:advance(1)
+    peer:expire()                       -- its blockhash is past its last valid height now
+    -- a lagging node's status read: not found
+    proxy:fault{ mode = "reply", methods = { "getSignatureStatuses" }, count = 1,
+                 result = { context = { slot = 1 }, value = { json.null } } }
+    local r = tx:wait{ timeout = 20 }
+    assert.are.equal(1, tx.copies)      -- not signed again
+    assert.are.equal(tx.signature, r.signature)
+    assert.are.equal(found0 + 1, chain.st.found_at_reconcile)
+    assert.are.equal(3000000, chain:balance(to))
+  end)
 end)

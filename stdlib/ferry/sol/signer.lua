@@ -33,6 +33,22 @@ M.Signer = Signer
 
 local MAX_UNITS = 1400000
 
+-- Reads before anything is signed may be tried again: nothing has been sent. A provider that is
+-- down for a moment (its breaker open, a 429, a timeout) delays the payment, not fail it.
+local TRANSIENT = { timeout = true, provider_down = true, rate_limited = true, bad_response = true }
+local PREPARE_PATIENCE = 30   -- seconds
+
+local function patient(fn, ...)
+  local deadline, wait = ferry.now() + PREPARE_PATIENCE, 0.05
+  while true do
+    local ok, r, r2 = pcall(fn, ...)
+    if ok then return r, r2 end
+    if not (type(r) == "table" and TRANSIENT[r.code]) or ferry.now() + wait >= deadline then error(r, 0) end
+    ferry.sleep(wait)
+    wait = math.min(1, wait * 2)
+  end
+end
+
 -- ---- keys -------------------------------------------------------------------------------------
 
 local function key_of(spec)
@@ -222,12 +238,12 @@ function Signer:send(opts)
   local lifetime, advance
   if opts.durable_nonce then
     local account = V.address(V.key(opts.durable_nonce, "durable_nonce"))
-    local value, authority = M.nonce_value(chain, account)
+    local value, authority = patient(M.nonce_value, chain, account)
     local auth = opts.nonce_authority and V.address(V.key(opts.nonce_authority, "nonce_authority")) or authority
     advance = B.raw(B.system.advance_nonce{ nonce = account, authority = auth }, 0)
     lifetime = { nonce = { account = account, value = value } }
   else
-    local bh = chain:blockhash()
+    local bh = patient(chain.blockhash, chain)
     lifetime = { blockhash = bh.blockhash, last_valid = bh.last_valid }
   end
 
@@ -243,7 +259,7 @@ function Signer:send(opts)
         end
       end
     end
-    price = chain:priority_fee(writable)
+    price = patient(chain.priority_fee, chain, writable)
   end
   price = price and V.amount(price, "priority_fee") or 0
 
@@ -264,7 +280,7 @@ function Signer:send(opts)
   if units then
     units = V.amount(units, "compute_units", MAX_UNITS)
   else
-    local used = simulate(ctx, function(u) return (build_with(u, lifetime)) end)
+    local used = patient(simulate, ctx, function(u) return (build_with(u, lifetime)) end)
     units = math.min(MAX_UNITS, math.ceil(used * chain.settings.compute_margin))
   end
   -- the salt (a payment identical to one already signed) raises the limit a unit at a time

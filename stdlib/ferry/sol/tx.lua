@@ -109,10 +109,12 @@ local function refused(self, err)
   error(err, 0)
 end
 
---- The first send (signer:send): an expired blockhash is reconciled at once; a refusal raises.
+--- The first send (signer:send): an expired blockhash is reconciled at once; a refusal raises;
+--- a send that failed on the way (no provider could take it now) is left to tx:wait, which
+--- sends the same bytes again.
 function Tx:_send_first()
   local outcome, err = self:_broadcast()
-  if outcome == nil then refused(self, err) end
+  if outcome == nil and not TRANSIENT[err.code] then refused(self, err) end
   if outcome == "expired" then self:_reconcile() end
   return self
 end
