@@ -456,13 +456,16 @@ static int l_compile(lua_State *L) {
 
 /* ---- sign / assemble / decode ------------------------------------------------------------- */
 
-/* sign(message, {SolKey...}) -> wire bytes, {signature...} | nil, err. Each required signer
-** of the message must be among the keys (raises naming the missing one); keys no signer
-** needs are refused too, as web3.js does. nil, err when the transaction is over 1,232 bytes. */
+/* sign(message, {SolKey...} [, extra_ok]) -> wire bytes, {signature...} | nil, err. Each
+** required signer of the message must be among the keys (raises naming the missing one); keys
+** no signer needs are refused too, as web3.js does, unless extra_ok. nil, err when the
+** transaction is over 1,232 bytes. */
 static int l_sign(lua_State *L) {
   size_t mlen;
   const uint8_t *msg = (const uint8_t *)fy_checklstring(L, 1, &mlen);
   fy_checktype(L, 2, LUA_TTABLE);
+  int extra_ok = lua_toboolean(L, 3);
+  lua_settop(L, 2); /* the scratch and the keys go above */
   fy_sol_message_t m;
   int rc = fy_sol_message_decode(msg, mlen, &m);
   if (rc) return fy_argerror(L, 1, "not a message: %s", fy_sol_strerror(rc));
@@ -477,6 +480,10 @@ static int l_sign(lua_State *L) {
     const uint8_t *pub = fy_ed25519_key_public(key);
     unsigned i = 0;
     while (i < m.n_signatures && memcmp(m.keys + 32 * i, pub, 32) != 0) i++;
+    if (i == m.n_signatures && extra_ok) {
+      lua_pop(L, 1);
+      continue;
+    }
     if (i == m.n_signatures) {
       char a[FY_B58_ENCODED_MAX(32)];
       fy_b58_encode(pub, 32, a, sizeof a);

@@ -131,12 +131,7 @@ end
 local function sign_raw(spec, keys)
   local ok, msg = pcall(core.compile, spec)
   if not ok then error(msg, 0) end
-  local needed = {}
-  local m = core.decode_message(msg)
-  for i = 1, m.num_required_signatures do needed[m.keys[i]] = true end
-  local use = {}
-  for _, k in ipairs(keys) do if needed[k:public()] then use[#use + 1] = k end end
-  local wire, sigs = core.sign(msg, use)
+  local wire, sigs = core.sign(msg, keys, true)
   if not wire then
     raise("invalid_argument", ("transaction too large: over %d bytes (split it, or use a v0 message with lookup tables)")
       :format(core.PACKET_SIZE), { limit = core.PACKET_SIZE })
