@@ -1,6 +1,6 @@
 -- bench/run.lua -- `make bench`: ferry's numbers and the Node libraries' in one run, as ratios.
 --
---   ./ferry bench/run.lua [only...]     e.g. ./ferry bench/run.lua parallel cache
+--   ./ferry bench/run.lua [only...]     e.g. ./ferry bench/run.lua parallel cache journal
 -- Each line: what was measured, ferry, the other side, the ratio, the target. The machine is
 -- shared and has 2 cores: expect ±20% between runs; the ratios are what matters.
 package.path = "tests/?.lua;" .. package.path
@@ -8,6 +8,13 @@ local ferry = require "ferry"
 local proc = require "ferry.core.proc"
 local peers = require "helpers.peers"
 local workflow = require "ferry.workflow"
+
+-- the bench's sends journal into a store of their own, never the checkout's ./.ferry
+local STORE = os.tmpname()
+os.remove(STORE)
+STORE = STORE .. "-bench.db"
+local store = require "ferry.store"
+store.configure({ backend = "sqlite", path = STORE })
 
 local only = {}
 for _, a in ipairs(arg) do only[a] = true end
@@ -195,7 +202,16 @@ if wanted("transfers") then
   -- a single ~200 ms run moves by 20% from one fresh anvil to the next (the floor read 137-166 ms
   -- in three runs in a row): each side gets its best of three rounds, the sides taking turns,
   -- each run on a fresh anvil
-  local runs = { { "ferry", ferry_run }, { "floor", floor_run }, { "ethers", ethers_run }, { "node floor", node_floor_run } }
+  -- the same pipeline with the journal in memory: what writing it to disk costs
+  local function memory_run(a)
+    store.configure({ backend = "memory" })
+    local ok, v, bumped = pcall(ferry_run, a)
+    store.configure({ backend = "sqlite", path = STORE })
+    if not ok then error(v, 0) end
+    return v, bumped
+  end
+  local runs = { { "ferry", ferry_run }, { "floor", floor_run }, { "ethers", ethers_run }, { "node floor", node_floor_run },
+                 { "memory", memory_run } }
   local best = {}
   for _ = 1, 3 do
     for _, r in ipairs(runs) do best[r[1]] = math.min(best[r[1]] or math.huge, with_anvil(r[1], r[2])) end
@@ -208,6 +224,46 @@ if wanted("transfers") then
     ("%.2fx"):format(r), "<= 1.5x", r <= 1.5)
   row("  ... (the same floor sent from Node)", "", ("node floor %.0f ms"):format(node_floor * 1000),
     ("%.2fx"):format(ours / node_floor), "", nil)
+  row("  ... journal in SQLite vs in memory", ("%.0f ms"):format(ours * 1000), ("memory %.0f ms"):format(best.memory * 1000),
+    ("%.2fx"):format(ours / best.memory), "", nil)
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("journal") then
+  -- what one transaction's journal costs: claim an id, reserved, signed (waited for: on disk
+  -- before the broadcast), sent, confirmed, and its 13 step events; 32 transactions at once
+  local N = 2000
+  local function journal_run(backend)
+    store.configure(backend == "memory" and { backend = "memory" } or { backend = "sqlite", path = STORE })
+    local j = store.get().journal
+    local raw = "0x" .. ("ab"):rep(110)
+    local items = {}
+    for i = 1, N do items[i] = i end
+    local tag = tostring(math.random(1e9))
+    local t0 = ferry.now()
+    workflow.parallel(items, { max_concurrent = 32, progress = false }, function(i)
+      local id = ("bench-%s-%d"):format(tag, i)
+      j:claim(id, { chain = "bench", chain_id = 1, chain_key = "1:bench", address = "0xabc", fields = { to = "0xdef", value = i } })
+      for _, step in ipairs({ "validate", "claim", "fill_fees", "cap", "fill_gas", "policy", "preflight", "simulate" }) do
+        j:event(id, { step = step, outcome = "ok" })
+      end
+      j:record(id, "reserved", { nonce = i })
+      j:event(id, { step = "reserve", outcome = "ok", nonce = i })
+      j:save(id, "signed", { raw = raw, hash = "0x" .. ("cd"):rep(32), hashes = { "0x" .. ("cd"):rep(32) } })
+      j:record(id, "sent", {})
+      j:record(id, "confirmed", { block = i })
+    end)
+    local s = ferry.now() - t0
+    store.configure({ backend = "sqlite", path = STORE })
+    return s
+  end
+  local sq, mem = math.huge, math.huge
+  for _ = 1, 2 do
+    sq = math.min(sq, journal_run("sqlite"))
+    mem = math.min(mem, journal_run("memory"))
+  end
+  row("journal per transaction (SQLite, WAL)", ("%.0f us"):format(sq / N * 1e6), ("memory %.0f us"):format(mem / N * 1e6),
+    "-", "", nil)
 end
 
 ---------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ local chain = S("table", { fields = {
   head_poll = S("number", { min = 0 }),
   stuck_after = S("number", { min = 0 }),
   gap_fill_after = S("number", { min = 0 }),
+  floor_every = S("number", { min = 0 }),
   breaker = S("table", { fields = {
     failure_threshold = S("integer", { min = 1 }),
     cooldown = S("number", { min = 0.001 }),
@@ -93,6 +94,16 @@ M.schema = S("table", { fields = {
   chains = S("map", { item = chain, default = {} }),
   redis = S("table", { fields = { url = S("string"), prefix = S("string") } }),
   data_dir = S("string", { default = ".ferry" }),
+  -- the journal, idempotency ids and address leases (ferry.store): SQLite in data_dir unless
+  -- redis.url is set; "memory" keeps nothing past the process
+  store = S("table", { default = {}, fields = {
+    backend = S("enum", { values = { "sqlite", "redis", "memory" } }),
+    path = S("string"),
+    sync = S("enum", { values = { "normal", "full" }, default = "normal" }),
+    lease_ttl = S("number", { min = 1, default = 30 }),
+  }}),
+  -- SIGINT / SIGTERM: how long broadcasts in flight may settle before the engine exits
+  shutdown = S("table", { default = {}, fields = { grace = S("number", { min = 0, default = 10 }) } }),
   cache = S("table", { default = {}, fields = {
     max_entries = S("integer", { min = 1, default = 100000 }),
     max_bytes = S("integer", { min = 1024, default = 64 * 1024 * 1024 }),

@@ -92,6 +92,7 @@ function M.run()
   local okc, cfg = pcall(ferry.config)
   if not okc then io.stderr:write(tostring(cfg), "\n") end
   if term.isatty(0) then
+    M.interactive = true                       -- Ctrl-C is the REPL's (ferry.shutdown stays out)
     local dir = okc and cfg.data_dir or ".ferry"
     -- a child mkdir the task waits on, not os.execute: nothing blocks the loop
     local p = proc.spawn{ "mkdir", "-p", "--", dir }
