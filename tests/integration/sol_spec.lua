@@ -167,6 +167,21 @@ describe("ferry.sol on the litesvm peer", function()
     assert.are.equal(6000000, chain:balance(to))
   end)
 
+  it("a transaction that lands but fails: tx:wait raises reverted with what failed, its fee paid", function()
+    local p = chain:signer(sol.raw(string.rep("\12", 32)))
+    peer:airdrop(p.address, 10 * sol.LAMPORTS_PER_SOL)
+    local a, b = recipient(), recipient()
+    peer:fault{ mode = "delay", count = 1, slots = 3 }   -- the first lands 3 slots late...
+    local first = p:transfer{ to = a, lamports = 6 * sol.LAMPORTS_PER_SOL, priority_fee = 0 }
+    p:transfer{ to = b, lamports = 6 * sol.LAMPORTS_PER_SOL, priority_fee = 0 }:wait{ timeout = 20 }  -- ...after this one
+    local ok, err = pcall(first.wait, first, { timeout = 20 })
+    assert.is_false(ok)
+    assert.are.equal("reverted", err.code)
+    assert.matches("landed in slot %d+ but failed: .*InstructionError", err.message)
+    assert.are.equal(0, chain:balance(a))
+    assert.are.equal(10 * sol.LAMPORTS_PER_SOL - 6 * sol.LAMPORTS_PER_SOL - 2 * 5000, chain:balance(p.address))
+  end)
+
   it("SPL tokens: transfer_checked creates the recipient's token account when missing", function()
     local mint_key = sol.keygen()
     local mint = sol.address(mint_key)

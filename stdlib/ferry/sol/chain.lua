@@ -86,6 +86,33 @@ local function is_insufficient(te, logs)
   return false
 end
 
+-- what a transaction error means, for the messages (the logs follow them)
+local HINTS = {
+  InvalidProgramForExecution = "a program it calls does not exist or is not executable",
+  ProgramAccountNotFound = "a program it calls does not exist",
+  AccountNotFound = "the fee payer has no account (it never held any SOL)",
+  InsufficientFundsForFee = "the fee payer cannot pay the fee",
+  BlockhashNotFound = "its blockhash is unknown or expired",
+  AlreadyProcessed = "this very transaction has already landed",
+  SignatureFailure = "a signature does not verify",
+}
+
+--- The words for a transaction error: its JSON, and what it means when that is known.
+function M.explain(te)
+  local text = json.encode(te)
+  local hint = type(te) == "string" and HINTS[te]
+  if type(te) == "table" and te.InsufficientFundsForRent then
+    hint = "an account would be left below its rent-exempt minimum (a new account needs at least that much)"
+  elseif type(te) == "table" and type(te.InstructionError) == "table" then
+    local ie = te.InstructionError[2]
+    if ie == "ComputationalBudgetExceeded" then hint = "the compute-unit limit is too low for what it runs"
+    elseif type(ie) == "table" and ie.Custom ~= nil then
+      hint = ("instruction %s failed with the program's own error %s (see the logs)"):format(tostring(te.InstructionError[1]), tostring(ie.Custom))
+    end
+  end
+  return hint and (text .. ": " .. hint) or text
+end
+
 --- A Solana node's verdict on a transaction -> the error with a code the pipeline acts on:
 --- blockhash_not_found, already_processed (this transaction landed), insufficient_funds,
 --- simulation_failed (with logs). Other errors are returned as they are.

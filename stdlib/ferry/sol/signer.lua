@@ -207,7 +207,7 @@ local function simulate(ctx, build)
   local v = r.value
   if v.err ~= nil and v.err ~= json.null then
     local e = C.classify(ferry.error("simulation_failed", "simulation failed", { data = { err = v.err, logs = v.logs } }))
-    e.message = ("simulation failed: %s%s"):format(json.encode(v.err), C.log_tail(v.logs))
+    e.message = ("simulation failed: %s%s"):format(C.explain(v.err), C.log_tail(v.logs))
     e.units_consumed = v.unitsConsumed
     error(e, 0)
   end

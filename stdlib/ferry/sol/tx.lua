@@ -224,7 +224,7 @@ function Tx:_step(want, every)
     end
     self.landed = sig
     if st.err ~= nil and st.err ~= json.null then
-      raise("reverted", ("transaction %s landed in slot %s but failed: %s"):format(sig, tostring(st.slot), json.encode(st.err)),
+      raise("reverted", ("transaction %s landed in slot %s but failed: %s"):format(sig, tostring(st.slot), C.explain(st.err)),
         { signature = sig, slot = st.slot, tx_error = st.err })
     end
     if reached(self, st, want) then
