@@ -22,6 +22,15 @@ return {
           rps = env("RPC_RATE_LIMIT_PUBLIC", 5), priority = 3 },
       },
     },
+    -- Solana (ferry.sol): SOL_RPC_URL defaults to a local test validator's port
+    solana = {
+      kind = "solana", confirmations = env("MIN_CONFIRMATIONS_SOL", 32),
+      solana = { commitment = "confirmed", compute_margin = 1.05, priority_percentile = 75,
+                 max_priority_fee = env("SOL_MAX_PRIORITY_FEE", 1000000) },
+      providers = {
+        { name = "solana", url = env("SOL_RPC_URL", "http://127.0.0.1:8899"), rps = env("RPC_RATE_LIMIT_SOL", 100) },
+      },
+    },
   },
   redis = { url = env "REDIS_URL" },
   data_dir = env("FERRY_DATA_DIR", ".ferry"),

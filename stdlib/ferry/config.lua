@@ -54,7 +54,7 @@ local provider = S("table", { fields = {
 local chain = S("table", { fields = {
   kind = S("enum", { values = { "evm", "solana" }, default = "evm" }),
   chain_id = S("integer", { min = 1 }),
-  confirmations = S("integer", { min = 0, default = 1 }),
+  confirmations = S("integer", { min = 0 }),  -- default 1 (evm), 32 (solana: stands in for finality)
   simulation_required = S("boolean", { default = false }),
   providers = S("array", { item = provider, required = true }),
   max_lag = S("integer", { min = 0 }),
@@ -77,6 +77,17 @@ local chain = S("table", { fields = {
     error_rate_threshold = S("number", { min = 0 }),
   }}),
   legacy = S("boolean"),
+  -- kind = "solana" only (defaults in ferry.sol.chain.DEFAULTS)
+  solana = S("table", { fields = {
+    commitment = S("enum", { values = { "processed", "confirmed", "finalized" } }), -- what tx:wait waits for
+    compute_margin = S("number", { min = 1 }),        -- compute-unit limit = simulated units x this
+    priority_percentile = S("number", { min = 0 }),   -- of getRecentPrioritizationFees, for the unit price
+    max_priority_fee = S("integer", { min = 0 }),     -- cap on the unit price, micro-lamports per CU
+    blockhash_max_age = S("number", { min = 0.001 }), -- seconds a cached blockhash is used (60 at most)
+    blockhash_margin = S("integer", { min = 0 }),     -- blocks before lastValidBlockHeight to refresh it
+    poll = S("number", { min = 0.001 }),              -- seconds between status reads in tx:wait
+    rebroadcast = S("number", { min = 0.001 }),       -- seconds between sends of unconfirmed bytes
+  }}),
 }})
 
 M.schema = S("table", { fields = {
@@ -314,6 +325,7 @@ local function finish(cfg)
       end
       p.burst = p.burst or math.max(1, math.ceil(p.rps / 5))
     end
+    if c.confirmations == nil then c.confirmations = c.kind == "solana" and 32 or 1 end
     if c.kind == "evm" and not c.chain_id then
       error({ config_error = "chains." .. name .. ".chain_id: missing (required for evm chains)" }, 0)
     end

@@ -274,6 +274,55 @@ function Redis:restart()
   end
   error("redis-server could not get its port back: " .. self.port, 0)
 end
+--- The Solana peer (tests/peers/solana.js: litesvm behind JSON-RPC, supervised) on a free port.
+--- opts: slot_ms (default 50), valid_blocks (a blockhash's life in blocks, default 150).
+--- peer:advance(n), peer:expire() (every blockhash so far expires), peer:fault{mode =, count =,
+--- slots =}, peer:priority_fees{...}, peer:stats(); peer.rpc is a ferry.rpc client.
+local Sol = setmetatable({}, { __index = Peer })
+Sol.__index = Sol
+
+-- stop, then let the reader of its output see the end before the process handle is closed
+-- (closing it under a parked read_line leaves the read pointing at freed memory)
+function Sol:stop()
+  if self.proc and self.proc:running() then
+    self.proc:kill("TERM")
+    if self.proc:wait(3) == nil then self.proc:kill("KILL"); self.proc:wait(3) end
+  end
+  if self.drain then self.drain:wait(3) end
+  Peer.stop(self)
+end
+Sol.__close = Sol.stop
+
+function M.solana(opts)
+  opts = opts or {}
+  local p = assert(proc.spawn{ M.bin.node, root .. "/solana.js", "--port", "0", "--slot-ms", tostring(opts.slot_ms or 50),
+                               "--valid-blocks", tostring(opts.valid_blocks or 150), stdout = "pipe", stderr = "pipe" })
+  local port = await_line(p, "listening on 127%.0%.0%.1:(%d+)", 30, "solana peer")
+  local url = "http://127.0.0.1:" .. port
+  local self = setmetatable({ proc = p, pid = p:pid(), port = tonumber(port), url = url, kind = "solana" }, Sol)
+  self.rpc = rpc.http(url, { timeout = 10, name = "solana" })
+  self.restarts = 0
+  self.drain = ferry.spawn(function()
+    while p:running() do
+      local line = p:read_line()
+      if not line then break end
+      if line:find("worker restarted", 1, true) then self.restarts = self.restarts + 1 end
+    end
+  end):detach()
+  return self
+end
+
+local function sol_admin(self, method, params)
+  local r, err = self.rpc:call(method, params or {})
+  if err then error(("solana peer %s: %s"):format(method, tostring(err)), 2) end
+  return r
+end
+function Sol:advance(n) return sol_admin(self, "peer_advanceSlots", { n or 1 }) end
+function Sol:expire() return sol_admin(self, "peer_expireBlockhashes") end
+function Sol:fault(f) return sol_admin(self, "peer_fault", { f }) end
+function Sol:priority_fees(list) return sol_admin(self, "peer_setPrioritizationFees", { ferry.json.array(list) }) end
+function Sol:stats() return sol_admin(self, "peer_stats") end
+function Sol:airdrop(addr, lamports) return sol_admin(self, "requestAirdrop", { addr, lamports }) end
 
 local Proxy = setmetatable({}, { __index = Peer })
 Proxy.__index = Proxy
