@@ -91,3 +91,26 @@ describe("four processes, one address, one Redis", function()
     paid_once(chain, batches)
   end)
 end)
+
+describe("a process on shared nonces SIGKILLed mid-batch and started again on the same data dir", function()
+  it("resumes its journal, frees what it had reserved, and every recipient is paid exactly once", function()
+    local anvil, redis = peers.anvil({ "--block-time", "1" }), peers.redis()
+    local chain = evm.chain_at(anvil.url)
+    local dir, batch = child.tmpdir(), ("redis-killed-%d"):format(math.random(1e9))
+    local env = { LOCAL_RPC_URL = anvil.url, REDIS_URL = redis.url, FERRY_DATA_DIR = dir, PAYER_KEY = evm.KEY0,
+                  FERRY_LOG = "info,text" }
+    local p = assert(proc.spawn{ "./ferry", "examples/batch_payouts.lua", tostring(EACH), "local", batch, env = env,
+                                 stdout = "pipe", stderr = "pipe" })
+    assert.matches("paying", p:read_line(20) or "")
+    ferry.sleep(1.2)
+    p:kill("KILL")
+    p:wait(10)
+    local code, out, err = child.ferry({ "examples/batch_payouts.lua", tostring(EACH), "local", batch }, env, 120)
+    assert.equal(0, code, out .. err)
+    for i, r in ipairs(recipients(batch)) do
+      assert.equal(r.amount, chain:balance(r.address, "latest", { fresh = true }), "recipient " .. i)
+    end
+    assert.equal(EACH, chain:nonce(evm.ADDR0, "latest"))
+    redis:stop(); anvil:stop()
+  end)
+end)
