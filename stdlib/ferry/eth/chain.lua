@@ -102,6 +102,8 @@ end
 function Chain:pool_status() return self.pool:status() end
 function Chain:stats() return self.pool:stats() end
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
+--- chain:subscribe("heads" | "logs" | "pending", filter, opts) -> subscription (ferry.subscribe)
+function Chain:subscribe(kind, filter, opts) return require("ferry.subscribe").subscribe(self, kind, filter, opts) end
 --- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
 --- A closed chain still answers calls; eth.chain(name) makes a new one.
 function Chain:close()
