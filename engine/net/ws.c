@@ -52,7 +52,7 @@ struct fy_ws_conn {
   char close_reason[64];
   char *rx;                     /* the message being reassembled */
   size_t rx_len, rx_cap;
-  int rx_binary;
+  int rx_binary, rx_drop;
   msg_t *out_head, *out_tail;
   fy_ws_conn_t *prev, *next;
 };
@@ -153,7 +153,10 @@ static void timer_cb(uv_timer_t *t) {
       }
       break;
     case S_CLOSING:
-      if (now >= c->close_at) { conn_kill(c, c->why ? c->why : FY_WS_ELOCAL, 1006, "closed"); return; }
+      if (now >= c->close_at) {
+        conn_kill(c, c->why ? c->why : FY_WS_ELOCAL, c->why == FY_WS_ETOOLARGE ? 1009 : 1006, "closed");
+        return;
+      }
       break;
     default:
       return;
@@ -175,6 +178,18 @@ static void arm(fy_ws_conn_t *c) {
   }
   double ms = (at - now_s(c)) * 1000.0;
   uv_timer_start(&c->timer, timer_cb, ms > 0 ? (uint64_t)ms + 1 : 0, 0);
+}
+
+/* Send a close frame from the next writeable callback; the socket goes within the grace. */
+static void begin_close(fy_ws_conn_t *c, int why, int code, const char *reason) {
+  c->why = why;
+  c->state = S_CLOSING;
+  c->want_close = 1;
+  c->close_code = code;
+  snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
+  c->close_at = now_s(c) + CLOSE_GRACE_S;
+  arm(c);
+  lws_callback_on_writable(c->wsi);
 }
 
 static int write_one(fy_ws_conn_t *c, struct lws *wsi) {
@@ -209,10 +224,14 @@ static int on_receive(fy_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
     c->rx_len = 0;
     c->rx_binary = lws_frame_is_binary(wsi);
   }
+  if (c->rx_drop) return 0;                            /* the rest of an oversized message */
   if (c->rx_len + len > c->o.max_message) {
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"too large", 9);
-    conn_end(c, FY_WS_ETOOLARGE, 1009, "message larger than max_message");
-    return -1;
+    /* closed from the writeable callback, the one place lws takes a close well: returning
+     * -1 here, in the middle of a frame, crashed lws 4.1.6 */
+    c->rx_drop = 1;
+    c->rx_len = 0;
+    begin_close(c, FY_WS_ETOOLARGE, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+    return 0;
   }
   if (c->rx_len + len > c->rx_cap) {
     size_t cap = c->rx_cap ? c->rx_cap : 4096;
@@ -275,7 +294,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
-      conn_end(c, c->why ? c->why : FY_WS_CLOSED, c->peer_code ? c->peer_code : 1006, c->peer_reason);
+      /* the peer's code as it sent it; 1006 when none came (anvil never answers a close).
+       * An oversized message is reported with the 1009 we closed it with. */
+      conn_end(c, c->why ? c->why : FY_WS_CLOSED,
+               c->why == FY_WS_ETOOLARGE ? 1009 : c->peer_code ? c->peer_code : 1006,
+               c->why == FY_WS_ETOOLARGE ? "message larger than max_message" : c->peer_reason);
       return 0;
     default:
       return 0;
@@ -459,14 +482,7 @@ int fy_ws_send(fy_ws_conn_t *c, const char *p, size_t n, int binary) {
 void fy_ws_close(fy_ws_conn_t *c, int code, const char *reason) {
   if (c->state == S_CLOSED || c->state == S_CLOSING) return;
   if (c->state == S_CONNECTING || !c->wsi) { conn_kill(c, FY_WS_ELOCAL, 1006, "closed before it opened"); return; }
-  c->why = FY_WS_ELOCAL;
-  c->state = S_CLOSING;
-  c->want_close = 1;
-  c->close_code = code ? code : 1000;
-  snprintf(c->close_reason, sizeof c->close_reason, "%s", reason ? reason : "");
-  c->close_at = now_s(c) + CLOSE_GRACE_S;
-  arm(c);
-  lws_callback_on_writable(c->wsi);
+  begin_close(c, FY_WS_ELOCAL, code ? code : 1000, reason);
 }
 
 void fy_ws_release(fy_ws_conn_t *c) {

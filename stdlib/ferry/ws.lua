@@ -121,8 +121,8 @@ end
 --- dispatch(client, text) -> nil | why the frame breaks the connection. A reply goes to the
 --- call waiting on its id; a notification to its subscription's function.
 function M.dispatch(self, text)
-  local ok, v = pcall(json.decode, text)
-  if not ok then return "a frame that is not JSON" end
+  local ok, v = pcall(json.decode, text)           -- decode raises or answers nil, err
+  if not ok or v == nil then return "a frame that is not JSON" end
   if type(v) == "table" and v[1] ~= nil then
     for _, x in ipairs(v) do
       local e = one(self, x)
