@@ -498,5 +498,6 @@ function Feed:close()
   if self.processor then self.processor:cancel("feed closed") end
   if self.pool.feed == self then self.pool.feed = nil end
 end
+Feed.__close = Feed.close
 
 return M
