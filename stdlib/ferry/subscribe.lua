@@ -414,6 +414,9 @@ function Feed:_deliver(b, reorg, polled, backfilled)
     return self.pool:call("eth_getBlockByNumber", json.array({ hex(k), false }), { fresh = true })
   end)
   if reorg then
+    -- the transactions this process saw mined in replaced blocks (ferry.eth.tx)
+    local Tx = package.loaded["ferry.eth.tx"]
+    if Tx and Tx.reverify then reorg.transactions = Tx.reverify(self.pool, reorg) end
     for _, fn in ipairs(self.listeners) do
       local ok, err = pcall(fn, reorg)
       if not ok then ferry.log.error("reorg listener failed", { chain = self.name, err = tostring(err) }) end
