@@ -228,6 +228,7 @@ function M.feed(chain, opts)
            pending = 0, protocol_errors = 0, by_provider = {} },
   }, Feed)
   pool.feed = self
+  ferry.register_stats("feed:" .. chain.name, function() return self:stats() end)
   self.processor = ferry.spawn(self._process, self):daemon()
   if #self.providers > 0 then self.connector = ferry.spawn(self._connect_loop, self):daemon() end
   return self
@@ -247,10 +248,20 @@ end
 local function provider_stats(self, name)
   local s = self.st.by_provider[name]
   if not s then
-    s = { ws_state = "down", connects = 0, reconnects = 0, drops = 0 }
+    s = { ws_state = "down", connects = 0, reconnects = 0, drops = 0, backfilled_blocks = 0, backfilled_logs = 0,
+          reorgs = 0, deepest_reorg = 0 }
     self.st.by_provider[name] = s
   end
   return s
+end
+
+-- count n more of `what` for the provider whose socket is (or was last) up
+function Feed:_count(what, n)
+  self.st[what] = self.st[what] + (n or 1)
+  if self.current then
+    local ps = provider_stats(self, self.current)
+    ps[what] = ps[what] + (n or 1)
+  end
 end
 
 -- The connector: one socket at a time, to the next provider after each failure.
@@ -281,6 +292,7 @@ function Feed:_connect_loop()
       ps.connects = ps.connects + 1
       if self.st.connects > 1 then self.st.reconnects = self.st.reconnects + 1; ps.reconnects = ps.reconnects + 1 end
       self.client, self.subscribed, self.with_pending = client, true, #self.subs.pending > 0
+      self.current = p.name
       self.st.ws_state, ps.ws_state = "up", "up"
       -- what happened while no socket was up is fetched now, before anything new
       self.inbox:put({ kind = "connected" })
@@ -368,7 +380,7 @@ function Feed:advance(b, polled)
   end
   for i, x in ipairs(chain) do
     local backfilled = i < #chain
-    if backfilled then self.st.backfilled_blocks = self.st.backfilled_blocks + 1 end
+    if backfilled then self:_count("backfilled_blocks") end
     self:_deliver(x, i == 1 and reorg or nil, polled, backfilled)
   end
 end
@@ -376,7 +388,7 @@ end
 -- A reorg back to `fork`: logs of the replaced blocks delivered again as removed, newest
 -- first; the hashes above the fork forgotten.
 function Feed:_unwind(fork)
-  self.st.reorgs = self.st.reorgs + 1
+  self:_count("reorgs")
   for k = self.last.number, fork + 1, -1 do
     local h = self.hashes[k]
     local per = h and self.logs_at[h]
@@ -407,6 +419,10 @@ function Feed:_deliver(b, reorg, polled, backfilled)
   self.st.heads = self.st.heads + 1
   if reorg then
     self.st.deepest_reorg = math.max(self.st.deepest_reorg, reorg.depth)
+    if self.current then
+      local ps = provider_stats(self, self.current)
+      ps.deepest_reorg = math.max(ps.deepest_reorg, reorg.depth)
+    end
     ferry.log.warn("reorg", { chain = self.name, fork_point = reorg.fork, depth = reorg.depth, new_head = n })
   end
   -- pool.heads: the cache and tx:wait's waiters (it finds the same reorg itself)
@@ -446,7 +462,7 @@ function Feed:_logs(b, backfilled)
       for _, l in ipairs(logs) do
         l.number = num(l.blockNumber)
         l.removed = false
-        if backfilled then self.st.backfilled_logs = self.st.backfilled_logs + 1 end
+        if backfilled then self:_count("backfilled_logs") end
         self.st.logs = self.st.logs + 1
         local copy = {}
         for k, v in pairs(l) do copy[k] = v end
@@ -499,7 +515,10 @@ function Feed:close()
   if self.connector then self.connector:cancel("feed closed") end
   if self.client then self.client:close() end
   if self.processor then self.processor:cancel("feed closed") end
-  if self.pool.feed == self then self.pool.feed = nil end
+  if self.pool.feed == self then
+    self.pool.feed = nil
+    ferry.register_stats("feed:" .. self.name, nil)
+  end
 end
 Feed.__close = Feed.close
 

@@ -85,7 +85,7 @@ describe("reorgs through the live feed", function()
   end)
 
   it("random reorgs (depth 1-5): every affected transaction re-verified, every dropped one mined again", function()
-    local heads <close> = chain:subscribe("heads")
+    local _ <close> = chain:subscribe("heads")
     local feed = chain.pool.feed
     until_true("the feed up", function() return feed:live() and feed.last end)
     -- blocks deeper than any reorg below hold only our own transactions from here on (a
@@ -154,7 +154,7 @@ describe("reorgs through the live feed", function()
   end)
 
   it("tx:wait{confirmations = 3} never returns a receipt from a replaced block", function()
-    local heads <close> = chain:subscribe("heads")
+    local _ <close> = chain:subscribe("heads")
     local feed = chain.pool.feed
     until_true("the feed up", function() return feed:live() and feed.last end)
     node.rpc:call("anvil_mine", { "0x6" })

@@ -99,7 +99,15 @@ function Chain:view()
   return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
 end
 
-function Chain:pool_status() return self.pool:status() end
+function Chain:pool_status()
+  local out = self.pool:status()
+  -- with a live feed (chain:subscribe): each provider's ws state, reconnects, backfills, reorgs
+  local feed = self.pool.feed
+  if feed then
+    for _, s in ipairs(out) do s.ws = feed.st.by_provider[s.name] end
+  end
+  return out
+end
 function Chain:stats() return self.pool:stats() end
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
 --- chain:subscribe("heads" | "logs" | "pending", filter, opts) -> subscription (ferry.subscribe)
