@@ -279,9 +279,8 @@ function Feed:_connect_loop()
       local id
       id, err = client:subscribe({ "newHeads" }, function(h) self.inbox:put({ kind = "head", block = h }) end)
       if id and #self.subs.pending > 0 then
-        id, err = client:subscribe({ "newPendingTransactions" }, function(hash)
-          self.inbox:put({ kind = "pending", hash = hash })
-        end)
+        id, err = client:subscribe({ "newPendingTransactions" }, function(hash) self:_pending(hash) end)
+        self.pending_id = id
       end
       ok = id ~= nil
       if not ok then client:close() end
@@ -318,6 +317,13 @@ function Feed:_connect_loop()
   end
 end
 
+-- A pending transaction goes straight to the bounded queues (no order to keep with blocks):
+-- a flood of them never piles up in the processor's inbox.
+function Feed:_pending(hash)
+  self.st.pending = self.st.pending + 1
+  for _, s in ipairs(self.subs.pending) do s:_push({ hash = hash }) end
+end
+
 -- The processor: the one task that delivers, so delivery is in order.
 function Feed:_process()
   while true do
@@ -330,9 +336,6 @@ function Feed:_process()
         self:advance(ev.block)
       elseif ev.kind == "connected" then
         self:_latest()
-      elseif ev.kind == "pending" then
-        self.st.pending = self.st.pending + 1
-        for _, s in ipairs(self.subs.pending) do s:_push({ hash = ev.hash }) end
       end
     end)
     if not ok then ferry.log.warn("ws feed", { chain = self.name, err = tostring(err) }) end
@@ -488,9 +491,8 @@ function M.subscribe(chain, kind, filter, opts)
   if kind == "pending" and feed.client and not feed.with_pending then
     feed.with_pending = true
     local client = feed.client
-    local id, err = client:subscribe({ "newPendingTransactions" }, function(hash)
-      feed.inbox:put({ kind = "pending", hash = hash })
-    end)
+    local id, err = client:subscribe({ "newPendingTransactions" }, function(hash) feed:_pending(hash) end)
+    feed.pending_id = id
     if not id then ferry.log.warn("ws pending subscribe", { chain = feed.name, err = tostring(err) }) end
   end
   return sub

@@ -201,9 +201,35 @@ describe("chain:subscribe: stalls, bad frames, failover, fallback to polling", f
 end)
 
 describe("chain:subscribe: bounded queues", function()
-  local node
-  setup(function() node = peers.anvil() end)
-  teardown(function() node:stop() end)
+  local node, proxy
+  setup(function()
+    node = peers.anvil()
+    proxy = peers.proxy(node.url)
+  end)
+  teardown(function() proxy:stop(); node:stop() end)
+
+  it("100,000 pending notifications into a subscription nobody reads: RSS flat, loss = sent - kept", function()
+    local chain = chain_over({ provider(proxy) })
+    local pending <close> = chain:subscribe("pending", nil, { max_queue = 1000 })
+    local feed = chain.pool.feed
+    while not (feed:live() and feed.pending_id) do ferry.sleep(0.02) end
+    local N = tonumber(os.getenv("FERRY_FLOOD_N")) or 100000
+    collectgarbage()
+    local rss0 = rss_kb()
+    proxy:fault{ mode = "ws_flood", subscription = feed.pending_id, count = N }
+    while feed:stats().pending < N do ferry.sleep(0.05) end
+    collectgarbage()
+    local st = pending:stats()
+    local grown = rss_kb() - rss0
+    print(("\n  flood: %d notifications, %d kept, %d lost, RSS grew %d KB"):format(N, st.queued, st.lost, grown))
+    assert.equal(1000, st.queued)
+    assert.equal(N - 1000, st.lost)
+    local first = pending:next()
+    assert.equal(N - 1000, first.gap)
+    assert.equal(("0x%064x"):format(N - 1000), first.hash)       -- the oldest kept one
+    assert.is_true(grown < 16 * 1024)
+    feed:close()
+  end)
 
   it("a reader that never reads: memory stays bounded, the loss is counted and reported as gap", function()
     local chain = chain_over({ provider(node) })

@@ -39,7 +39,7 @@ const target = new URL(args.target);
 const host = args.host || '127.0.0.1';
 const MODES = ['pass', 'refuse', 'hang', '429', '500', 'garbage', 'truncated', 'delay', 'stale_head', 'wrong_chain',
                'wrong_id', 'huge', 'deep', 'reply', 'forward_then_reply',
-               'ws_drop', 'ws_stall', 'ws_garbage', 'ws_binary', 'ws_huge', 'ws_close', 'ws_refuse'];
+               'ws_drop', 'ws_stall', 'ws_garbage', 'ws_binary', 'ws_huge', 'ws_close', 'ws_refuse', 'ws_flood'];
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -202,6 +202,9 @@ function forward(f, req, body, calls, ms, answer) {
 //                       text frame that is not JSON | a binary frame | a text frame that long |
 //                       a close frame with that code (then back to pass)
 //   ws_refuse           answer upgrades with HTTP 403 (until the mode changes)
+//   ws_flood {subscription, count}: send each open connection `count` eth_subscription
+//                       notifications for that subscription id, each a distinct tx hash
+//                       (a node's newPendingTransactions at a rate no test node reaches)
 // A frame is injected between the node's frames only when the connection is idle between
 // them; tests inject while the node is quiet.
 const wsConns = new Set();
@@ -221,6 +224,14 @@ function applyWsFault(f) {
     else if (f.mode === 'ws_garbage') c.socket.write(wsFrame(1, Buffer.from('{"jsonrpc":"2.0", this is not json')));
     else if (f.mode === 'ws_binary') c.socket.write(wsFrame(2, Buffer.from([1, 2, 3, 4])));
     else if (f.mode === 'ws_huge') c.socket.write(wsFrame(1, Buffer.alloc(Number(f.bytes || 1 << 20), 'a')));
+    else if (f.mode === 'ws_flood') {
+      const chunks = [];
+      for (let i = 0; i < Number(f.count || 1000); i++) {
+        const hash = '0x' + i.toString(16).padStart(64, '0');
+        chunks.push(wsFrame(1, Buffer.from(`{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"${f.subscription}","result":"${hash}"}}`)));
+      }
+      c.socket.write(Buffer.concat(chunks));
+    }
     else if (f.mode === 'ws_close') { const b = Buffer.alloc(2); b.writeUInt16BE(Number(f.code || 1000)); c.socket.write(wsFrame(8, b)); }
   }
   if (!['ws_stall', 'ws_refuse'].includes(f.mode)) fault = { mode: 'pass' };
