@@ -414,6 +414,9 @@ end
 
 function Feed:_deliver(b, reorg, polled, backfilled)
   local n = num(b.number)
+  -- the logs first: a failure to read them leaves the block undelivered (the next head
+  -- backfills it), never delivered without its logs
+  local logs = #self.subs.logs > 0 and self:_fetch_logs(b) or nil
   self.hashes[n] = b.hash
   self.hashes[n - KEEP] = nil
   local old = self.last and self.hashes[self.last.number - KEEP + 1]
@@ -449,28 +452,43 @@ function Feed:_deliver(b, reorg, polled, backfilled)
     for k, v in pairs(item) do copy[k] = v end
     s:_push(copy)
   end
-  if #self.subs.logs > 0 then self:_logs(b, backfilled) end
+  if logs then self:_push_logs(b, logs, backfilled) end
 end
 
-function Feed:_logs(b, backfilled)
-  local per = {}
-  self.logs_at[b.hash] = per
+-- {sub -> logs of block b it wants}, sorted by logIndex. A block the node no longer knows
+-- (replaced while we read it: the next head says how) has none; any other failure raises.
+function Feed:_fetch_logs(b)
+  local out = {}
   for _, s in ipairs(self.subs.logs) do
     if may_match(b.logsBloom, s.filter) then
       local f = { blockHash = b.hash, address = s.filter.rpc.address, topics = s.filter.rpc.topics }
       local logs, err = self.pool:call("eth_getLogs", json.array({ f }), { fresh = true })
-      if type(logs) ~= "table" then error(ferry.error("provider_down", "eth_getLogs: " .. tostring(err))) end
-      table.sort(logs, function(a, c) return num(a.logIndex) < num(c.logIndex) end)
-      per[s] = logs
-      for _, l in ipairs(logs) do
-        l.number = num(l.blockNumber)
-        l.removed = false
-        if backfilled then self:_count("backfilled_logs") end
-        self.st.logs = self.st.logs + 1
-        local copy = {}
-        for k, v in pairs(l) do copy[k] = v end
-        s:_push(copy)
+      if type(logs) ~= "table" then
+        if err and err.code == "rpc_error" and tostring(err.message):lower():find("unknown block", 1, true) then
+          ferry.log.debug("logs of a block replaced meanwhile", { chain = self.name, block = b.hash })
+          logs = {}
+        else
+          error(ferry.error("provider_down", "eth_getLogs: " .. tostring(err)))
+        end
       end
+      table.sort(logs, function(a, c) return num(a.logIndex) < num(c.logIndex) end)
+      out[s] = logs
+    end
+  end
+  return out
+end
+
+function Feed:_push_logs(b, per, backfilled)
+  self.logs_at[b.hash] = per
+  for s, logs in pairs(per) do
+    for _, l in ipairs(logs) do
+      l.number = num(l.blockNumber)
+      l.removed = false
+      if backfilled then self:_count("backfilled_logs") end
+      self.st.logs = self.st.logs + 1
+      local copy = {}
+      for k, v in pairs(l) do copy[k] = v end
+      s:_push(copy)
     end
   end
 end
