@@ -91,6 +91,21 @@ describe("ferry.core.ws", function()
     assert.equal(1009, err.close_code)
   end)
 
+  it("a peer that dies in the middle of a message: closed, the partial message dropped", function()
+    local c <close> = core.open(ws_url(proxy))
+    assert.is_true(c:wait_open())
+    proxy:fault{ mode = "ws_huge", bytes = 8 * 1024 * 1024 }   -- still on its way when cut
+    proxy:fault{ mode = "ws_drop" }
+    local msg, err = c:recv(5)
+    if msg then                                                -- it made it whole before the cut
+      assert.equal(8 * 1024 * 1024, #msg)
+      msg, err = c:recv(5)
+    end
+    assert.is_nil(msg)
+    assert.equal("closed", err.why)
+    assert.equal(1006, err.close_code)
+  end)
+
   it("a reader that never reads: the backlog is capped and the connection closed", function()
     local c <close> = core.open(anvil.ws, { max_backlog = 4000 })
     assert.is_true(c:wait_open())
