@@ -115,6 +115,7 @@ function Chain:subscribe(kind, filter, opts) return require("ferry.subscribe").s
 --- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
 --- A closed chain still answers calls; eth.chain(name) makes a new one.
 function Chain:close()
+  if self.pool.feed then self.pool.feed:close() end   -- its sockets and tasks (chain:subscribe)
   self.pool:close()
   if chains[self.name] == self then
     chains[self.name] = nil
