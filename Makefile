@@ -51,7 +51,7 @@ deps:
 
 peers: tests/peers/node_modules/.package-lock.json
 tests/peers/node_modules/.package-lock.json: tests/peers/package.json tests/peers/package-lock.json
-	cd tests/peers && npm ci --no-audit --no-fund
+	./tests/peers/npm-install.sh
 
 # the C cores' own tests (under ASan+UBSan), then every busted spec inside ./ferry
 test: ferry peers ctest

@@ -22,11 +22,23 @@ return {
           rps = env("RPC_RATE_LIMIT_PUBLIC", 5), priority = 3 },
       },
     },
+    -- Solana (ferry.sol): SOL_RPC_URL defaults to a local test validator's port
+    solana = {
+      kind = "solana", confirmations = env("MIN_CONFIRMATIONS_SOL", 32),
+      solana = { commitment = "confirmed", compute_margin = 1.05, priority_percentile = 75,
+                 max_priority_fee = env("SOL_MAX_PRIORITY_FEE", 1000000) },
+      providers = {
+        { name = "solana", url = env("SOL_RPC_URL", "http://127.0.0.1:8899"), rps = env("RPC_RATE_LIMIT_SOL", 100) },
+      },
+    },
   },
   redis = { url = env "REDIS_URL" },
   data_dir = env("FERRY_DATA_DIR", ".ferry"),
   cache = { max_entries = 100000, ttl = { eth_getBalance = 30, eth_blockNumber = 12, eth_gasPrice = 15 } },
-  policies = { dir = "policies" },
+  -- policies/*.lua, hot-reloaded (docs/policies.md); settings: per policy, as ctx.settings
+  policies = { dir = "policies", settings = { simulation = { required = env("SIMULATION_REQUIRED", false) } } },
   limits = { max_gas_price_gwei = env("MAX_GAS_PRICE_GWEI", 500), max_slippage_percent = env("MAX_SLIPPAGE_PERCENT", 2.0) },
   rpc = { timeout = env("RPC_TIMEOUT", 10) },
+  -- simulation through Tenderly first when these are set (ferry.simulate); the node otherwise
+  tenderly = { account = env "TENDERLY_ACCOUNT", project = env "TENDERLY_PROJECT", access_key = env "TENDERLY_API_KEY" },
 }

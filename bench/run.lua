@@ -1,6 +1,6 @@
 -- bench/run.lua -- `make bench`: ferry's numbers and the Node libraries' in one run, as ratios.
 --
---   ./ferry bench/run.lua [only...]     e.g. ./ferry bench/run.lua parallel cache
+--   ./ferry bench/run.lua [only...]     e.g. ./ferry bench/run.lua parallel cache journal
 -- Each line: what was measured, ferry, the other side, the ratio, the target. The machine is
 -- shared and has 2 cores: expect ±20% between runs; the ratios are what matters.
 package.path = "tests/?.lua;" .. package.path
@@ -8,6 +8,13 @@ local ferry = require "ferry"
 local proc = require "ferry.core.proc"
 local peers = require "helpers.peers"
 local workflow = require "ferry.workflow"
+
+-- the bench's sends journal into a store of their own, never the checkout's ./.ferry
+local STORE = os.tmpname()
+os.remove(STORE)
+STORE = STORE .. "-bench.db"
+local store = require "ferry.store"
+store.configure({ backend = "sqlite", path = STORE })
 
 local only = {}
 for _, a in ipairs(arg) do only[a] = true end
@@ -197,7 +204,16 @@ if wanted("transfers") then
   -- a single ~200 ms run moves by 20% from one fresh anvil to the next (the floor read 137-166 ms
   -- in three runs in a row): each side gets its best of three rounds, the sides taking turns,
   -- each run on a fresh anvil
-  local runs = { { "ferry", ferry_run }, { "floor", floor_run }, { "ethers", ethers_run }, { "node floor", node_floor_run } }
+  -- the same pipeline with the journal in memory: what writing it to disk costs
+  local function memory_run(a)
+    store.configure({ backend = "memory" })
+    local ok, v, bumped = pcall(ferry_run, a)
+    store.configure({ backend = "sqlite", path = STORE })
+    if not ok then error(v, 0) end
+    return v, bumped
+  end
+  local runs = { { "ferry", ferry_run }, { "floor", floor_run }, { "ethers", ethers_run }, { "node floor", node_floor_run },
+                 { "memory", memory_run } }
   local best = {}
   for _ = 1, 3 do
     for _, r in ipairs(runs) do best[r[1]] = math.min(best[r[1]] or math.huge, with_anvil(r[1], r[2])) end
@@ -210,6 +226,46 @@ if wanted("transfers") then
     ("%.2fx"):format(r), "<= 1.5x", r <= 1.5)
   row("  ... (the same floor sent from Node)", "", ("node floor %.0f ms"):format(node_floor * 1000),
     ("%.2fx"):format(ours / node_floor), "", nil)
+  row("  ... journal in SQLite vs in memory", ("%.0f ms"):format(ours * 1000), ("memory %.0f ms"):format(best.memory * 1000),
+    ("%.2fx"):format(ours / best.memory), "", nil)
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("journal") then
+  -- what one transaction's journal costs: claim an id, reserved, signed (waited for: on disk
+  -- before the broadcast), sent, confirmed, and its 13 step events; 32 transactions at once
+  local N = 2000
+  local function journal_run(backend)
+    store.configure(backend == "memory" and { backend = "memory" } or { backend = "sqlite", path = STORE })
+    local j = store.get().journal
+    local raw = "0x" .. ("ab"):rep(110)
+    local items = {}
+    for i = 1, N do items[i] = i end
+    local tag = tostring(math.random(1e9))
+    local t0 = ferry.now()
+    workflow.parallel(items, { max_concurrent = 32, progress = false }, function(i)
+      local id = ("bench-%s-%d"):format(tag, i)
+      j:claim(id, { chain = "bench", chain_id = 1, chain_key = "1:bench", address = "0xabc", fields = { to = "0xdef", value = i } })
+      for _, step in ipairs({ "validate", "claim", "fill_fees", "cap", "fill_gas", "policy", "preflight", "simulate" }) do
+        j:event(id, { step = step, outcome = "ok" })
+      end
+      j:record(id, "reserved", { nonce = i })
+      j:event(id, { step = "reserve", outcome = "ok", nonce = i })
+      j:save(id, "signed", { raw = raw, hash = "0x" .. ("cd"):rep(32), hashes = { "0x" .. ("cd"):rep(32) } })
+      j:record(id, "sent", {})
+      j:record(id, "confirmed", { block = i })
+    end)
+    local s = ferry.now() - t0
+    store.configure({ backend = "sqlite", path = STORE })
+    return s
+  end
+  local sq, mem = math.huge, math.huge
+  for _ = 1, 2 do
+    sq = math.min(sq, journal_run("sqlite"))
+    mem = math.min(mem, journal_run("memory"))
+  end
+  row("journal per transaction (SQLite, WAL)", ("%.0f us"):format(sq / N * 1e6), ("memory %.0f us"):format(mem / N * 1e6),
+    "-", "", nil)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -324,6 +380,138 @@ if wanted("cache") then
   row("cache bytes per entry (1e6 small entries)", ("%.0f B"):format(per), ("node-cache %.0f B"):format(nc.bytes_per_entry),
     ("%.1fx"):format(nc.bytes_per_entry / per), "<= 100 B", per <= 100)
   big:close()
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("nonces") then
+  -- ferry.store.redis's reserve against an ioredis Lua-script nonce manager doing the same
+  -- (bench/compare/ioredis_nonces.js): one script per reservation, 64 awaiting at once on one
+  -- connection, against one local redis-server; both count duplicates
+  local redis = require "ferry.redis"
+  local server = peers.redis()
+  local client = redis.connect{ url = server.url, timeout = 10 }
+  local N, INFLIGHT = 20000, 64
+  local round, dups = 0, 0
+  local function ours()
+    return (function()
+      round = round + 1
+      local rstore = require("ferry.store.redis").new(client, { prefix = "bench" .. round .. ":", recover_window = 0.01 })
+      local a = rstore:nonces(31337, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266")
+      a:reserve(0, "warm", 30)                             -- the first contact's window, not timed
+      local seen, left = {}, N
+      local t0 = ferry.now()
+      local tasks = {}
+      for i = 1, INFLIGHT do
+        tasks[i] = ferry.spawn(function()
+          while left > 0 do
+            left = left - 1
+            local n = a:reserve(0, "ferry", 30)
+            if seen[n] then dups = dups + 1 end
+            seen[n] = true
+          end
+        end)
+      end
+      for _, t in ipairs(tasks) do assert(t:wait()) end
+      local dt = ferry.now() - t0
+      rstore:close()
+      return dt
+    end)()
+  end
+  local s, nr = turns(function() return math.min(ours(), ours()) end,
+                      function() return node("ioredis_nonces.js", tostring(server.port), tostring(N), tostring(INFLIGHT)) end)
+  client:close()
+  server:stop()
+  local rate = N / s
+  local r = rate / nr.reserves_per_s
+  row("nonce reservations/s, 64 in flight", fmt(rate) .. "/s", "ioredis " .. fmt(nr.reserves_per_s) .. "/s",
+    ("%.2fx"):format(r), ">= 2x", r >= 2 and dups == 0 and nr.duplicates == 0)
+  row(("  ... duplicates: ferry %d, ioredis %d"):format(dups, nr.duplicates), "", "", "", "0", dups + nr.duplicates == 0)
+end
+
+---------------------------------------------------------------------------------------------
+-- the policies: time per decision of each shipped one, reload latency (bench/policy.lua)
+if wanted("policy") then
+  for _, r in ipairs(dofile("bench/policy.lua")()) do row(table.unpack(r, 1, 6)) end
+end
+
+---------------------------------------------------------------------------------------------
+if wanted("sol") then
+  -- Solana: compile + sign + serialize of a transfer through signer:sign (base58 keys in,
+  -- base64 wire out) against @solana/web3.js's TransactionMessage + VersionedTransaction
+  local sol = require "ferry.sol"
+  local core = require "ferry.core.sol"
+  local chain = sol.connect{ providers = { { url = "http://127.0.0.1:9" } } }
+  local payer = chain:signer(sol.raw(("\1"):rep(32)))
+  local to = sol.address(core.key(("\2"):rep(32)))
+  local hashes, keys = {}, {}
+  for i = 1, 256 do
+    keys[i] = core.key(string.char(i - 1):rep(32)):public()
+    hashes[i] = core.b58encode(keys[i])
+  end
+  local N, K = 20000, 1000000
+  local ss, bs = math.huge, math.huge
+  local _, w = turns(function()
+    ss = math.min(ss, best_of(3, function()
+      for i = 1, N do
+        payer:sign{ recent_blockhash = hashes[i % 256 + 1],
+                    instructions = { sol.system.transfer{ from = payer.address, to = to, lamports = 1000 + i } } }
+      end
+    end))
+    local enc = core.b58encode
+    bs = math.min(bs, best_of(3, function() for i = 1, K do enc(keys[i % 256 + 1]) end end))
+    return 0
+  end, function() return node("sol_web3.js") end)
+  local r1, r2 = (N / ss) / w.signs_per_s, (K / bs) / w.b58_per_s
+  row("Solana transfer compile+sign+serialize", fmt(N / ss) .. "/s", "web3.js " .. fmt(w.signs_per_s) .. "/s",
+    ("%.1fx"):format(r1), ">= 10x", r1 >= 10)
+  row("base58 encode of a 32-byte key", fmt(K / bs) .. "/s", "web3.js " .. fmt(w.b58_per_s) .. "/s", ("%.1fx"):format(r2), "", nil)
+
+  -- 500 transfers through the whole pipeline (blockhash cache, simulation, priority fee, send,
+  -- status until confirmed) against the floor: the same 500 payments pre-signed, sent and
+  -- confirmed with bare calls. Each on a fresh litesvm peer.
+  local wf = require "ferry.workflow"
+  local T = 500
+  local function on_peer(fn)
+    local peer <close> = peers.solana()
+    local c = sol.connect{ providers = { { url = peer.url, rps = 100000 } }, solana = { poll = 0.02 } }
+    local p = c:signer(sol.raw(("\9"):rep(32)))
+    peer:airdrop(p.address, 10000 * sol.LAMPORTS_PER_SOL)
+    local dest = {}
+    for i = 1, T do dest[i] = sol.address(core.key(string.pack(">I4", i) .. ("\7"):rep(28))) end
+    local t0 = ferry.now()
+    fn(c, p, dest)
+    return ferry.now() - t0
+  end
+  local pipe = on_peer(function(_, p, dest)
+    wf.parallel(dest, { max_concurrent = 32, progress = false }, function(d, i)
+      return p:transfer{ to = d, lamports = 1000000 + i }:wait{ timeout = 60 }
+    end)
+  end)
+  local floor = on_peer(function(c, p, dest)
+    local bh = c:blockhash()
+    local wires, sigs = {}, {}
+    for i = 1, T do
+      wires[i], sigs[i] = p:sign{ recent_blockhash = bh.blockhash,
+                                  instructions = { sol.system.transfer{ from = p.address, to = dest[i], lamports = 1000000 + i } } }
+    end
+    wf.parallel(wires, { max_concurrent = 32, progress = false }, function(wire)
+      return c:call("sendTransaction", { wire, { encoding = "base64", skipPreflight = true } })
+    end)
+    local left = T
+    while left > 0 do
+      left = 0
+      for i = 1, T, 256 do
+        local batch = { table.unpack(sigs, i, math.min(T, i + 255)) }
+        local st = c:statuses(batch)
+        for _, s in ipairs(batch) do
+          if not (st[s] and st[s].confirmationStatus ~= "processed") then left = left + 1 end
+        end
+      end
+      if left > 0 then ferry.sleep(0.02) end
+    end
+  end)
+  row(("%d Solana transfers, pipeline vs pre-signed"):format(T), ("%.2f s"):format(pipe), ("floor %.2f s"):format(floor),
+    ("%.1fx"):format(pipe / floor), "", nil)
 end
 
 ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 **   ferry -e 'code'                           run a string
 **   ferry -                                   run stdin
 **   ferry repl                                interactive prompt on a fresh engine
+**   ferry repl --attach SOCKET                the prompt of a running engine (ferry.repl.attach)
+**   ferry --repl SOCKET script.lua            serve that socket while the script runs
 **   ferry COMMAND [args]                      a command of stdlib/ferry/cli.lua (balance, send ...):
 **                                             a first argument that is no file, has no '/' and
 **                                             does not end in .lua
@@ -34,6 +36,9 @@ static const luaL_Reg modules[] = {
 static const char usage[] =
   "usage: ferry [options] [script.lua [args...]]\n"
   "       ferry repl [--config FILE]\n"
+  "       ferry repl --attach SOCKET        evaluate in a running engine (one started with --repl\n"
+  "                                         SOCKET, or `ferry serve` with repl.socket)\n"
+  "       ferry [--repl SOCKET] script.lua  serve the REPL on SOCKET while the script runs\n"
   "       ferry COMMAND [args...] [--chain NAME] [--json]\n"
   "\n"
   "commands (cast-style; --chain NAME: default the config's only chain, or \"local\"):\n"
@@ -45,6 +50,7 @@ static const char usage[] =
   "  block [N|latest]          a block's header\n"
   "  chain-id                  the chain id the node reports\n"
   "  init                      write a starter config.lua and .env.example here\n"
+  "  serve                     run until SIGTERM: policies (hot-reloaded), the REPL socket (repl.socket)\n"
   "\n"
   "options:\n"
   "  --config FILE  configuration to load (default ./config.lua, or $FERRY_CONFIG)\n"
@@ -82,9 +88,13 @@ static char *slurp_stdin(size_t *n) {
   return b;
 }
 
+/* A path that fits in a Lua long string [==[...]==] and a 4 KiB buffer. */
+static int lua_quotable(const char *s) { return strlen(s) < 4000 && !strstr(s, "]==]") && !strchr(s, '\n'); }
+
 int main(int argc, char **argv) {
   const char *config = NULL, *script = NULL;
-  int script_idx = argc, repl = 0, from_stdin = 0, command = 0;
+  int script_idx = argc, repl = 0, from_stdin = 0, command = 0, attach = 0;
+  static char attach_code[4096 + 64], serve_code[4096 + 64];
   const char *pre[64];
   char pre_kind[64];
   int npre = 0;
@@ -101,6 +111,15 @@ int main(int argc, char **argv) {
       config = argv[i];
       continue;
     }
+    if (strcmp(a, "--repl") == 0) {
+      /* this engine serves its REPL on a Unix socket while the script runs (ferry.repl.server) */
+      if (++i >= argc || !lua_quotable(argv[i])) { fprintf(stderr, "ferry: --repl needs a socket path\n"); return 1; }
+      if (npre == 64) { fprintf(stderr, "ferry: too many -e/-l\n"); return 1; }
+      snprintf(serve_code, sizeof serve_code, "require('ferry.repl.server').start([==[%s]==])", argv[i]);
+      pre_kind[npre] = 'e';
+      pre[npre++] = serve_code;
+      continue;
+    }
     if ((strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0)) {
       if (++i >= argc) { fprintf(stderr, "ferry: %s needs an argument\n", a); return 1; }
       if (npre == 64) { fprintf(stderr, "ferry: too many -e/-l\n"); return 1; }
@@ -113,9 +132,14 @@ int main(int argc, char **argv) {
     if (strcmp(a, "repl") == 0 && !script && !repl) { repl = 1; script_idx = i; continue; }
     if (repl) {
       if (strcmp(a, "--attach") == 0) {
-        fprintf(stderr, "ferry repl: --attach needs the engine's REPL socket, which `ferry serve` "
-                        "does not offer in this version\n");
-        return 1;
+        /* the client of a running engine's REPL socket (ferry.repl.attach), on a fresh loop */
+        if (++i >= argc || !lua_quotable(argv[i])) { fprintf(stderr, "ferry repl: --attach needs a socket path\n"); return 1; }
+        if (npre == 64) { fprintf(stderr, "ferry: too many -e/-l\n"); return 1; }
+        snprintf(attach_code, sizeof attach_code, "require('ferry.repl').attach([==[%s]==])", argv[i]);
+        pre_kind[npre] = 'e';
+        pre[npre++] = attach_code;
+        attach = 1;
+        continue;
       }
       fprintf(stderr, "ferry repl: unexpected argument '%s'\n", a);
       return 1;
@@ -156,7 +180,8 @@ int main(int argc, char **argv) {
   lua_pushliteral(L, "ferry.boot");
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "main");
-  if (repl) { lua_pushliteral(L, "repl"); lua_pushnil(L); lua_pushnil(L); }
+  if (attach) { lua_pushliteral(L, "none"); lua_pushnil(L); lua_pushnil(L); }
+  else if (repl) { lua_pushliteral(L, "repl"); lua_pushnil(L); lua_pushnil(L); }
   else if (from_stdin) {
     size_t n;
     char *src = slurp_stdin(&n);

@@ -249,6 +249,68 @@ static int l_readline(lua_State *L) {
   return fy_op_yield(L, op);
 }
 
+/* Tab completion: complete(fn) makes fn(line_to_cursor, word) -> {candidate...} the source of
+ * the candidates (ferry.repl.complete, or a remote engine's over attach). libedit calls it from
+ * the stdin poll callback, outside any task: fn runs on the main thread and may not yield. */
+static int complete_ref = LUA_NOREF;
+static lua_State *complete_L;
+static char **matches;
+static size_t nmatches, match_next;
+
+static void drop_matches(void) {
+  for (size_t i = 0; i < nmatches; i++) free(matches[i]);
+  free(matches);
+  matches = NULL;
+  nmatches = match_next = 0;
+}
+
+static char *next_match(const char *text, int state) {
+  (void)text;
+  if (state == 0) match_next = 0;
+  return match_next < nmatches ? strdup(matches[match_next++]) : NULL;
+}
+
+static char **attempt_completion(const char *text, int start, int end) {
+  (void)start;
+  rl_attempted_completion_over = 1;      /* no file names when there is nothing to offer */
+  rl_completion_append_character = '\0'; /* a name is often followed by . : or ( */
+  drop_matches();
+  if (complete_ref == LUA_NOREF || !complete_L) return NULL;
+  lua_State *L = complete_L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, complete_ref);
+  lua_pushlstring(L, rl_line_buffer, end > 0 ? (size_t)end : 0);
+  lua_pushstring(L, text);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    size_t n = lua_rawlen(L, -1);
+    matches = n ? calloc(n, sizeof *matches) : NULL;
+    for (size_t i = 1; matches && i <= n; i++) {
+      const char *m = (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+      if (m && (matches[nmatches] = strdup(m))) nmatches++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  return nmatches ? rl_completion_matches(text, next_match) : NULL;
+}
+
+static int l_complete(lua_State *L) {
+  fy_engine_t *E = fy_engine(L);
+  if (complete_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, complete_ref);
+  complete_ref = LUA_NOREF;
+  if (lua_isfunction(L, 1)) {
+    lua_pushvalue(L, 1);
+    complete_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    complete_L = E->L;
+    rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]";   /* '.' and ':' stay in a word */
+    rl_attempted_completion_function = attempt_completion;
+  } else {
+    rl_attempted_completion_function = NULL;
+    drop_matches();
+  }
+  return 0;
+}
+
 static int l_add_history(lua_State *L) {
   add_history(luaL_checkstring(L, 1));
   return 0;
@@ -302,7 +364,7 @@ int luaopen_ferry_core_term(lua_State *L) {
   static const luaL_Reg f[] = {
     {"readline", l_readline}, {"add_history", l_add_history}, {"load_history", l_load_history},
     {"save_history", l_save_history}, {"isatty", l_isatty}, {"width", l_width},
-    {"interrupts", l_interrupts}, {"watch", l_watch}, {NULL, NULL}};
+    {"interrupts", l_interrupts}, {"watch", l_watch}, {"complete", l_complete}, {NULL, NULL}};
   luaL_newlib(L, f);
   return 1;
 }

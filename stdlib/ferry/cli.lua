@@ -381,6 +381,45 @@ C.init = { usage = "init   (writes config.lua and .env.example in the current di
   out("wrote config.lua and .env.example: copy .env.example to .env and fill it in, then try `ferry chain-id`")
 end }
 
+C.serve = { usage = "serve   (runs until SIGTERM or Ctrl-C: the policies and their watcher, the REPL socket of "
+  .. "repl.socket, the scripts of serve.scripts)",
+  run = function(args)
+  local pos = parse("serve", args, {})
+  too_many(pos, 0, C.serve.usage)
+  local signal = require "ferry.core.signal"
+  local cfg = ferry.config()
+  local policy = require "ferry.policy"
+  if cfg.policies then
+    policy.start{ dir = cfg.policies.dir, enabled = cfg.policies.enabled, watch = cfg.policies.watch }
+  end
+  local srv = cfg.repl and cfg.repl.socket and require("ferry.repl.server").start(cfg.repl.socket)
+  -- signal watchers and sockets never keep the loop alive: this task's timer does, until a
+  -- signal cancels it
+  local keep = ferry.spawn(function() while true do ferry.sleep(3600) end end)
+  for _, name in ipairs({ "TERM", "INT" }) do
+    local w = signal.watch(name)
+    ferry.spawn(function()
+      if w:wait() then ferry.log.info("stopping", { signal = name }); keep:cancel() end
+    end):daemon()
+  end
+  -- the scripts the config names, each a task of its own: one that fails is logged, the rest go on
+  for _, path in ipairs(cfg.serve and cfg.serve.scripts or {}) do
+    local chunk, lerr = loadfile(path, "t")
+    if not chunk then ferry.log.error("serve: cannot load a script", { script = path, err = lerr })
+    else
+      ferry.spawn(function()
+        local ok, e = pcall(chunk)
+        if ok then ferry.log.info("serve: script done", { script = path })
+        else ferry.log.error("serve: script failed", { script = path, err = tostring(e) }) end
+      end)
+    end
+  end
+  ferry.log.info("serving", { policies = cfg.policies and cfg.policies.dir, repl = srv and srv.path })
+  keep:wait()
+  if srv then srv.close() end
+  policy.stop()
+end }
+
 --- main(name, args...): run one command; exits 1 with a one-line error on failure.
 function M.main(name, ...)
   local args = table.pack(...)

@@ -54,7 +54,7 @@ local provider = S("table", { fields = {
 local chain = S("table", { fields = {
   kind = S("enum", { values = { "evm", "solana" }, default = "evm" }),
   chain_id = S("integer", { min = 1 }),
-  confirmations = S("integer", { min = 0, default = 1 }),
+  confirmations = S("integer", { min = 0 }),  -- default 1 (evm), 32 (solana: stands in for finality)
   simulation_required = S("boolean", { default = false }),
   providers = S("array", { item = provider, required = true }),
   max_lag = S("integer", { min = 0 }),
@@ -69,6 +69,7 @@ local chain = S("table", { fields = {
   head_poll = S("number", { min = 0 }),
   stuck_after = S("number", { min = 0 }),
   gap_fill_after = S("number", { min = 0 }),
+  floor_every = S("number", { min = 0 }),
   breaker = S("table", { fields = {
     failure_threshold = S("integer", { min = 1 }),
     cooldown = S("number", { min = 0.001 }),
@@ -76,18 +77,54 @@ local chain = S("table", { fields = {
     error_rate_threshold = S("number", { min = 0 }),
   }}),
   legacy = S("boolean"),
+  -- kind = "solana" only (defaults in ferry.sol.chain.DEFAULTS)
+  solana = S("table", { fields = {
+    commitment = S("enum", { values = { "processed", "confirmed", "finalized" } }), -- what tx:wait waits for
+    compute_margin = S("number", { min = 1 }),        -- compute-unit limit = simulated units x this
+    priority_percentile = S("number", { min = 0 }),   -- of getRecentPrioritizationFees, for the unit price
+    max_priority_fee = S("integer", { min = 0 }),     -- cap on the unit price, micro-lamports per CU
+    blockhash_max_age = S("number", { min = 0.001 }), -- seconds a cached blockhash is used (60 at most)
+    blockhash_margin = S("integer", { min = 0 }),     -- blocks before lastValidBlockHeight to refresh it
+    poll = S("number", { min = 0.001 }),              -- seconds between status reads in tx:wait
+    rebroadcast = S("number", { min = 0.001 }),       -- seconds between sends of unconfirmed bytes
+  }}),
 }})
 
 M.schema = S("table", { fields = {
   chains = S("map", { item = chain, default = {} }),
-  redis = S("table", { fields = { url = S("string"), prefix = S("string") } }),
+  redis = S("table", { fields = {
+    -- a hidden value like a provider's URL: it prints as redis://host:port, never the password
+    url = S("url", { pattern = "^redis://[^/]", what = "a redis://[[user]:password@]host[:port][/db] URL" }),
+    prefix = S("string"),
+    -- absent: true when url is set (pool.lua)
+    shared_rate_limits = S("boolean", { description = "one rate budget per provider for every "
+      .. "process on this Redis (each process's own bucket while Redis is unreachable); default "
+      .. "true when url is set" }),
+  } }),
   data_dir = S("string", { default = ".ferry" }),
+  -- the journal, idempotency ids and address leases (ferry.store): SQLite in data_dir unless
+  -- redis.url is set; "memory" keeps nothing past the process
+  store = S("table", { default = {}, fields = {
+    backend = S("enum", { values = { "sqlite", "redis", "memory" } }),
+    path = S("string"),
+    sync = S("enum", { values = { "normal", "full" }, default = "normal" }),
+    lease_ttl = S("number", { min = 1, default = 30 }),
+  }}),
+  -- SIGINT / SIGTERM: how long broadcasts in flight may settle before the engine exits
+  shutdown = S("table", { default = {}, fields = { grace = S("number", { min = 0, default = 10 }) } }),
   cache = S("table", { default = {}, fields = {
     max_entries = S("integer", { min = 1, default = 100000 }),
     max_bytes = S("integer", { min = 1024, default = 64 * 1024 * 1024 }),
     ttl = S("map", { item = S("number", { min = 0 }) }),
   }}),
-  policies = S("table", { fields = { dir = S("string", { default = "policies" }) } }),
+  -- hot-reloaded before_send rules (ferry.policy, docs/policies.md)
+  policies = S("table", { fields = {
+    dir = S("string", { default = "policies" }),          -- one policy per *.lua file
+    enabled = S("array", { item = S("string") }),         -- file names (no .lua), asked in this order; absent: all, sorted
+    max_queue_wait = S("number", { min = 0, default = 600 }),  -- seconds a "queue" verdict may hold a send
+    watch = S("boolean", { default = true }),             -- reload on a change in dir (SIGHUP and policy.reload() always)
+    settings = S("map", { item = S("any") }),             -- per policy, plain data it reads as ctx.settings
+  } }),
   limits = S("table", { default = {}, fields = {
     -- a number, or false / "off" for no cap at all (validate() warns)
     max_gas_price_gwei = S("cap", { min = 0, default = M.DEFAULT_MAX_GAS_PRICE_GWEI }),
@@ -104,7 +141,11 @@ M.schema = S("table", { fields = {
     retries = S("integer", { min = 0, default = 2 }),
   }}),
   repl = S("table", { fields = { socket = S("string") } }),
-  tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string") } }),
+  -- `ferry serve`: scripts it runs, each as a task, while it serves
+  serve = S("table", { fields = { scripts = S("array", { item = S("string") }) } }),
+  -- simulation first through Tenderly when set (ferry.simulate); url: its API base, for a test or a proxy
+  tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string", { hide = true }),
+                                     url = S("string") } }),
   flashbots = S("table", { fields = { relay = S("string"), auth_key = S("string") } }),
 }})
 
@@ -284,6 +325,7 @@ local function finish(cfg)
       end
       p.burst = p.burst or math.max(1, math.ceil(p.rps / 5))
     end
+    if c.confirmations == nil then c.confirmations = c.kind == "solana" and 32 or 1 end
     if c.kind == "evm" and not c.chain_id then
       error({ config_error = "chains." .. name .. ".chain_id: missing (required for evm chains)" }, 0)
     end

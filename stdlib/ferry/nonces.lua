@@ -6,15 +6,32 @@
 ---   nonces:   reserve() -> n, settle(n), wait_below(n, timeout), release(n, fill), bind(tx), resync()
 ---   funds:    hold(amount) -> h, funds(h) -> balance, held, n, assign(h, nonce), sent(h),
 ---             resize(h, amount) -> before, done(h)
---- In-process only (the memory backend): the store issue puts SQLite and Redis behind the same
---- methods, and tests/helpers/nonce_contract.lua is the contract each backend must pass.
+---   store:    ready(signer, fill): the address's lease, and what a process before this one
+---             left on its way resumed from the journal (ferry.store), before the first nonce
+--- Two allocators:
+---   * in this process (the default): the lease (ferry.store) makes this process the only one
+---     sending from the address with this store, so nothing else hands out its nonces;
+---   * on Redis (config redis.url): every process on that Redis reserves, settles and frees
+---     through ferry.store.redis, one script per step. While Redis is unreachable a send
+---     waits for it (up to order_wait) and says so: no process hands out a nonce meanwhile.
+--- tests/helpers/nonce_contract.lua is the contract a backend must pass.
 local ferry = require "ferry"
 local u256 = require "ferry.core.u256"
 local task = require "ferry.core.task"
+local store = require "ferry.store"
 
 local U = u256.new
 local Nonces = {}
 Nonces.__index = Nonces
+
+-- What every address's allocator did in this process, for ferry.stats().nonces
+local totals = { reserved = 0, released = 0, gaps_filled = 0, resumed = 0, interrupted = 0, lease_waits = 0,
+                 leases_lost = 0 }
+ferry.register_stats("nonces", function()
+  local t = {}
+  for k, v in pairs(totals) do t[k] = v end
+  return t
+end)
 
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)
@@ -54,12 +71,20 @@ function Nonces:_sync(fresh)
     local n = view:nonce(self.addr, "pending")
     local ahead = self.chain.cfg.max_pending_ahead or 64
     local ours = self:_in_flight(mined)
+    if self.alloc and n > mined + ours + ahead then
+      -- other processes' sends are in flight too: what the shared allocator handed out counts
+      local ok, st = pcall(self.alloc.state, self.alloc)
+      if ok and st.next then ours = math.max(ours, st.next - mined) end
+    end
     if n < mined or n > mined + ours + ahead then
       ferry.raise("bad_response", ("the provider says the next nonce of %s is %d, but %d are mined and this process has %d"
         .. " in flight (at most %d more are believed: max_pending_ahead)"):format(self.addr, n, mined, ours, ahead),
         { address = self.addr, pending = n, mined = mined })
     end
     if not self.next or n > self.next then self.next = n end
+    if not self.floor or n > self.floor then self.floor = n end
+    self.synced_at = ferry.now()
+    if self.alloc then self.alloc:raise(n) end
     -- released nonces below the chain's count were used by someone else
     local keep = {}
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
@@ -71,9 +96,215 @@ function Nonces:_sync(fresh)
   if not ok then error(err, 0) end
 end
 
+-- Leases and recovery ------------------------------------------------------------------------
+
+-- Take the address's lease, waiting while another live process holds it.
+function Nonces:_lease(st, key)
+  local deadline = ferry.now() + 2 * st.lease_ttl + 5
+  local said
+  while true do
+    local ok, holder, left = st:lease(key)
+    if ok then
+      if said then ferry.log.info("address lease taken; sending", { address = self.addr }) end
+      return
+    end
+    if ferry.now() >= deadline then
+      ferry.raise("lease_held", ("%s is being sent from by another process (%s) with the store %s; waited %ds for its lease")
+        :format(self.addr, holder, st.path, math.floor(2 * st.lease_ttl + 5)), { address = self.addr, holder = holder })
+    end
+    if not said then
+      said = true
+      totals.lease_waits = totals.lease_waits + 1
+      ferry.log.warn("another process holds this address's lease; waiting for it", { address = self.addr,
+        holder = holder, expires_in = ("%.0fs"):format(left) })
+    end
+    ferry.sleep(math.max(0.2, math.min(1, left)))
+  end
+end
+
+-- Renew the lease while the process lives; a lease lost (this process stalled past its TTL
+-- and another took it) stops this process's sends from the address.
+function Nonces:_renew(st, key)
+  local _ <close> = setmetatable({}, { __close = function() st:unlease(key) end })
+  while true do
+    ferry.sleep(st.lease_ttl / 3)
+    local ok, a, b = pcall(st.lease, st, key)
+    if ok and not a then
+      self.lease_lost = b
+      totals.leases_lost = totals.leases_lost + 1
+      ferry.log.error("lost this address's lease to another process: no more sends from it here",
+        { address = self.addr, holder = b })
+      return
+    elseif not ok then
+      ferry.log.warn("could not renew this address's lease; trying again", { address = self.addr, err = tostring(a) })
+    end
+  end
+end
+
+-- Resume what the journal says a process before this one left on its way: signed bytes are
+-- sent again and tracked (bound to their nonce: never signed again at another), a send
+-- stopped before its signature is marked failed and its nonce given back.
+function Nonces:_recover(st, signer, fill)
+  local rows = st.journal:find({ chain_key = self.chain_key, address = self.addr, pending = true, limit = 100000 })
+  local resumed, dropped, top, gaps = 0, 0, nil, {}
+  local from_row = require("ferry.eth.send").from_row
+  for _, row in ipairs(rows) do
+    -- with a lease every other owner is gone; with shared nonces only those that died here
+    if row.owner ~= store.owner and (not self.alloc or store.dead(row.owner)) then
+      if not row.raw then
+        st.journal:record(row.id, "failed", { error = "interrupted before it was signed: nothing was sent" })
+        if row.nonce then gaps[#gaps + 1] = row.nonce end
+        dropped = dropped + 1
+      else
+        local tx = from_row(signer, row)
+        tx.unsure = "resumed from the journal"
+        local _, err = self.chain:call("eth_sendRawTransaction", { row.raw })
+        ferry.log.info("resuming a transaction from the journal", { id = row.id, hash = row.hash, nonce = row.nonce,
+          state = row.state, rebroadcast = err and err.code or "sent" })
+        st.journal.live[row.id] = tx
+        st.journal:record(row.id, "unsure", { error = "resumed from the journal" })
+        if self.alloc then self.alloc:settle(row.nonce) end     -- ours now: not reclaimed as a dead one's
+        self:bind(tx)
+        if not top or row.nonce > top then top = row.nonce end
+        resumed = resumed + 1
+      end
+    end
+  end
+  totals.resumed, totals.interrupted = totals.resumed + resumed, totals.interrupted + dropped
+  if resumed + dropped > 0 then
+    ferry.log.warn("resumed what a previous run left in the journal", { address = self.addr, resent = resumed,
+      interrupted_before_signing = dropped })
+  end
+  self:_sync()
+  if self.alloc then return end        -- shared: a dead process's reservations are freed by owner (_free_the_dead)
+  if top and top + 1 > self.next then self.next = top + 1 end
+  for _, n in ipairs(gaps) do
+    if n < self.next and not self.bound[n] then self:release(n, fill) end
+  end
+end
+
+-- Shared nonces: reservations held by processes of this host that died are freed at once
+-- (other hosts' are freed when their reservation lease runs out: _reclaimer).
+function Nonces:_free_the_dead()
+  local ok, st = pcall(self.alloc.state, self.alloc)
+  if not ok then return end
+  for n, owner in pairs(st.reserved or {}) do
+    if owner ~= store.owner and store.dead(owner) and not self.bound[n] then
+      ferry.log.info("freeing a nonce reserved by a process that died", { address = self.addr, nonce = n, owner = owner })
+      self.alloc:release(n)
+    end
+  end
+end
+
+-- Shared nonces: every few seconds, reservations whose lease ran out (their process died
+-- elsewhere, or stalled past RESERVATION_LEASE) are freed, so nobody waits on their gap.
+function Nonces:_reclaimer()
+  while true do
+    ferry.sleep(5)
+    local ok, gone = pcall(self.alloc.reclaim, self.alloc)
+    if ok and #gone > 0 then
+      ferry.log.warn("freed nonces whose reservation lease ran out", { address = self.addr, nonces = table.concat(gone, ",") })
+    end
+  end
+end
+
+-- The chain as the store knows it: its id and genesis hash. Two dev chains (two anvils) share
+-- chain id 31337; a payment journaled on one must never be resumed on the other.
+function Nonces:_chain_key()
+  local chain = self.chain.base or self.chain
+  if not chain.genesis then
+    local b, err = chain:call("eth_getBlockByNumber", { "0x0", false })
+    if err then error(err, 0) end
+    if type(b) ~= "table" or type(b.hash) ~= "string" then
+      ferry.raise("bad_response", "eth_getBlockByNumber(0): no genesis block hash", { method = "eth_getBlockByNumber" })
+    end
+    chain.genesis = b.hash:lower()
+  end
+  return ("%d:%s"):format(self.chain.chain_id, chain.genesis:sub(1, 18))
+end
+
+--- ready(signer, fill): the lease, then recovery; once per process and address (callers at
+--- once share it). fill(n) closes a nonce gap (see release).
+function Nonces:ready(signer, fill)
+  if self.is_ready then
+    if self.lease_lost then
+      ferry.raise("lease_lost", ("%s: this process lost the address's lease to %s"):format(self.addr, self.lease_lost),
+        { address = self.addr })
+    end
+    return
+  end
+  if not self.readying then
+    self.readying = ferry.spawn(function()
+      local st = store.get()
+      self.chain_key = self:_chain_key()
+      local key = self.chain_key .. ":" .. self.addr:lower()
+      if st.redis_nonces then
+        self.alloc = st.redis_nonces:nonces(self.chain_key, self.addr)
+        self:_recover(st, signer, fill)
+        self:_free_the_dead()
+        self.renewer = ferry.spawn(self._reclaimer, self):daemon()
+      else
+        self:_lease(st, key)
+        self.renewer = ferry.spawn(self._renew, self, st, key):daemon()
+        self:_recover(st, signer, fill)
+      end
+    end):detach()
+  end
+  local readying = self.readying
+  local ok, err = readying:wait()
+  if self.readying == readying then self.readying = nil end
+  if not ok then error(err, 0) end
+  self.is_ready = true
+end
+
+-- The floor: a transaction another tool sent from this address raises the chain's pending
+-- count above ours. Before handing out a new nonce, the count is read again when the last
+-- read is older than `floor_every` seconds (the chain's setting, default 1; concurrent
+-- reservers share one read), so such a send costs at most one refusal, usually none. A read
+-- that fails keeps the floor we have.
+function Nonces:_floor()
+  local every = self.chain.cfg.floor_every or 1
+  if #self.free == 0 and ferry.now() - (self.synced_at or 0) >= every then
+    local ok, err = pcall(self._sync, self)
+    if not ok then ferry.log.debug("nonce floor not read; keeping ours", { address = self.addr, err = tostring(err) }) end
+  end
+end
+
+-- How long a reservation on Redis lasts without its settle: above the longest a send holds
+-- one (order_wait, 30 s, plus its broadcast); one older than this belongs to a dead process.
+local RESERVATION_LEASE = 90
+
+-- Shared nonces: the allocator on Redis; while it is unreachable, wait (and say so once).
+function Nonces:_reserve_shared()
+  while not self.floor do self:_sync() end
+  self:_floor()
+  local deadline, said = ferry.now() + (self.chain.cfg.order_wait or 30), false
+  while true do
+    local ok, n = pcall(self.alloc.reserve, self.alloc, self.floor, store.owner, RESERVATION_LEASE)
+    if ok then
+      if said then ferry.log.info("nonce store reachable again; sending", { address = self.addr }) end
+      return n
+    end
+    if type(n) ~= "table" or n.code ~= "store_unavailable" or ferry.now() >= deadline then error(n, 0) end
+    if not said then
+      said = true
+      ferry.log.warn("the nonce store (Redis) is unreachable: sends from this address wait for it, as no process "
+        .. "may hand out its nonces meanwhile", { address = self.addr, err = tostring(n.message) })
+    end
+    ferry.sleep(0.25)
+  end
+end
+
 function Nonces:reserve()
+  if self.alloc then
+    local n = self:_reserve_shared()
+    self.out[n] = true
+    totals.reserved = totals.reserved + 1
+    return n
+  end
   -- a loop: between a sync and this task's turn another resync may be under way
   while not self.next do self:_sync() end
+  self:_floor()
   local n
   if #self.free > 0 then
     table.sort(self.free)
@@ -84,6 +315,7 @@ function Nonces:reserve()
     self.next = n + 1
   end
   self.out[n] = true                          -- handed out, its broadcast not settled yet
+  totals.reserved = totals.reserved + 1
   return n
 end
 
@@ -94,9 +326,19 @@ end
 -- bytes again (ferry.eth.send, broadcast step).
 
 --- settle(n): the broadcast at n is over, whichever way (sent, bound, freed).
+-- Shared nonces: a step on Redis that no caller waits for (settle and release also run from
+-- <close> handlers, which cannot yield); a failure only delays the nonce's reclaim.
+function Nonces:_tell(what, n)
+  ferry.spawn(function()
+    local ok, err = pcall(self.alloc[what], self.alloc, n)
+    if not ok then ferry.log.debug("nonce store step failed", { step = what, nonce = n, err = tostring(err) }) end
+  end):detach()
+end
+
 function Nonces:settle(n)
   if not self.out[n] then return end
   self.out[n] = nil
+  if self.alloc and not self.releasing then self:_tell("settle", n) end
   for q in pairs(self.settling) do q:put(n) end
 end
 
@@ -132,6 +374,14 @@ end
 --- release(n, fill): the broadcast at n was refused by every node; fill(n) closes the gap if
 --- no send takes n first (see _watch_gaps).
 function Nonces:release(n, fill)
+  totals.released = totals.released + 1
+  if self.alloc then
+    self.releasing = true
+    self:settle(n)
+    self.releasing = nil
+    self:_tell("release", n)     -- the next reserve of any process takes it first
+    return
+  end
   self:settle(n)
   self.free[#self.free + 1] = n
   table.sort(self.free)
@@ -177,6 +427,7 @@ end
 function Nonces:_fill(fill, n)
   local ok, tx = pcall(fill, n)
   if ok then
+    totals.gaps_filled = totals.gaps_filled + 1
     ferry.log.warn("nonce gap filled with a 0-value transfer to self",
       { address = self.addr, nonce = n, hash = tx.hash })
     ferry.spawn(function()                     -- see it mined (and bumped if it gets stuck)

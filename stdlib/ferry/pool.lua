@@ -46,6 +46,19 @@ local function head_bound(method, params)
   return false
 end
 
+-- A provider's token bucket: the process's own, or with redis.url set (and
+-- redis.shared_rate_limits not false) one budget shared by every process on that Redis,
+-- keyed by chain and provider name (docs/redis.md).
+local function make_limiter(chain, p, rcfg)
+  local burst = p.burst and p.burst > 1 and p.burst - 1 or p.burst
+  local own = ratelimit.new{ rate = p.rps, burst = burst }
+  if not (rcfg and rcfg.url) or rcfg.shared_rate_limits == false then return own end
+  local redis = require "ferry.redis"
+  local tag = tostring(chain.chain_id or "?") .. ":" .. tostring(p.name)
+  return redis.limiter(redis.shared(rcfg.url, "ratelimit"), { key = redis.key(rcfg.prefix or "ferry:", tag, "rate"),
+    rate = p.rps, burst = burst, fallback = own, name = tag })
+end
+
 --- A pool for one chain. chain: the validated config.chains[name]; cfg: the whole config;
 --- check: check(method, result) -> nil | why, the shape each answer must have (a reply of the
 --- wrong shape is a bad_response of that provider, like one that is not JSON).
@@ -77,7 +90,7 @@ function M.new(name, chain, cfg, check)
       -- one token of the burst is held back for the network: the provider counts arrivals,
       -- and requests admitted in order can arrive bunched up; with a token in hand a burst
       -- that arrives up to 1/rps late still stays within rps x t + burst at the provider
-      limiter = ratelimit.new{ rate = p.rps, burst = p.burst and p.burst > 1 and p.burst - 1 or p.burst },
+      limiter = make_limiter(chain, p, cfg.redis),
       timeout = p.timeout or self.timeout,
       verified = false, -- chain id checked since the breaker last closed
     }

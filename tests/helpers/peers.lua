@@ -5,6 +5,7 @@
 --   local hh = peers.hardhat()                       -- hardhat's node: the same object, ~10 s to start
 --   local proxy = peers.proxy(anvil.url)            -- fault proxy: proxy:fault{mode = "500"}
 --   anvil:stop()
+--   local r = peers.redis{ password = "pw" }       -- {url, port, pid, stop(), signal(name), restart()}
 -- Binaries come from tests/peers/node_modules (make peers / npm ci there).
 -- Both nodes answer the same dev calls under one name (node:mine(), node:automine(false),
 -- node:next_base_fee(wei), node:drop(hash), node:snapshot(), node:revert(id)): see DEV below.
@@ -21,6 +22,7 @@ M.bin = {
   cast = os.getenv("CAST") or (root .. "/node_modules/.bin/cast"),
   node = os.getenv("NODE") or "node",
   hardhat = os.getenv("HARDHAT") or (root .. "/node_modules/.bin/hardhat"),
+  redis = os.getenv("REDIS_SERVER") or "redis-server",
 }
 
 local function exists(path)
@@ -31,6 +33,12 @@ end
 
 function M.have(name)
   if name == "node" then return true end
+  if name == "redis" then
+    for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+      if exists(dir .. "/" .. M.bin.redis) then return true end
+    end
+    return exists(M.bin.redis)
+  end
   if name == "hardhat" and not exists(root .. "/hardhat.config.js") then return false end
   return M.bin[name] ~= nil and exists(M.bin[name])
 end
@@ -200,6 +208,121 @@ function Peer:revert(id)
     if err then error("anvil anvil_dropAllTransactions: " .. tostring(err), 2) end
   end
 end
+
+local Redis = setmetatable({}, { __index = Peer })
+Redis.__index = Redis
+Redis.__close = Peer.stop
+
+-- Start redis-server on self.port; nil and why when it did not (the port was taken, ...).
+local function redis_start(self)
+  local argv = { M.bin.redis, "--port", tostring(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--enable-debug-command", "local", "--logfile", "" }
+  if self.password then argv[#argv + 1] = "--requirepass"; argv[#argv + 1] = self.password end
+  for _, a in ipairs(self.extra) do argv[#argv + 1] = a end
+  argv.stdout, argv.stderr = "pipe", "pipe"
+  local p = assert(proc.spawn(argv))
+  local got, why = try_line(p, "(Ready to accept connections)", 10, "redis-server")
+  if not got then
+    if p:running() then p:kill("KILL") end
+    p:wait(3)
+    p:close()
+    return nil, why
+  end
+  self.proc, self.pid = p, p:pid()
+  self.drain = ferry.spawn(function() while p:running() and p:read_line() do end end):detach()
+  return true
+end
+
+--- redis-server on a free port, no persistence, DEBUG allowed (DEBUG SLEEP for stalls).
+--- opts: { password = "pw", "--more", "flags" }. The port is picked at random (redis cannot
+--- be given port 0 and report it) and picked again when it turns out taken.
+function M.redis(opts)
+  opts = opts or {}
+  assert(M.have("redis"), "redis-server not installed: run `make deps`")
+  local extra = {}
+  for _, a in ipairs(opts) do extra[#extra + 1] = a end
+  local self = setmetatable({ password = opts.password, extra = extra, kind = "redis" }, Redis)
+  local why
+  for _ = 1, 5 do
+    repeat self.port = math.random(20000, 59999) until not port_taken(self.port)
+    local ok
+    ok, why = redis_start(self)
+    if ok then
+      self.url = ("redis://%s127.0.0.1:%d"):format(self.password and (":" .. self.password .. "@") or "", self.port)
+      return self
+    end
+    if not why:find("in use", 1, true) then break end
+  end
+  error(why, 0)
+end
+
+--- signal("STOP" | "CONT" | "KILL" | ...): STOP waits until the kernel reports it stopped.
+function Redis:signal(name)
+  if name == "STOP" then return self:freeze() end
+  self.proc:kill(name)
+  if name == "KILL" then self.proc:wait(3) end
+end
+
+--- stop it (if it runs) and start it again on the same port: with no persistence, empty.
+function Redis:restart()
+  self:stop()
+  for _ = 1, 50 do
+    local ok, why = redis_start(self)
+    if ok then return self end
+    if not why:find("in use", 1, true) then error(why, 0) end
+    ferry.sleep(0.1) -- the old socket may linger an instant
+  end
+  error("redis-server could not get its port back: " .. self.port, 0)
+end
+--- The Solana peer (tests/peers/solana.js: litesvm behind JSON-RPC, supervised) on a free port.
+--- opts: slot_ms (default 50), valid_blocks (a blockhash's life in blocks, default 150).
+--- peer:advance(n), peer:expire() (every blockhash so far expires), peer:fault{mode =, count =,
+--- slots =}, peer:priority_fees{...}, peer:stats(); peer.rpc is a ferry.rpc client.
+local Sol = setmetatable({}, { __index = Peer })
+Sol.__index = Sol
+
+-- stop, then let the reader of its output see the end before the process handle is closed
+-- (closing it under a parked read_line leaves the read pointing at freed memory)
+function Sol:stop()
+  if self.proc and self.proc:running() then
+    self.proc:kill("TERM")
+    if self.proc:wait(3) == nil then self.proc:kill("KILL"); self.proc:wait(3) end
+  end
+  if self.drain then self.drain:wait(3) end
+  Peer.stop(self)
+end
+Sol.__close = Sol.stop
+
+function M.solana(opts)
+  opts = opts or {}
+  local p = assert(proc.spawn{ M.bin.node, root .. "/solana.js", "--port", "0", "--slot-ms", tostring(opts.slot_ms or 50),
+                               "--valid-blocks", tostring(opts.valid_blocks or 150), stdout = "pipe", stderr = "pipe" })
+  local port = await_line(p, "listening on 127%.0%.0%.1:(%d+)", 30, "solana peer")
+  local url = "http://127.0.0.1:" .. port
+  local self = setmetatable({ proc = p, pid = p:pid(), port = tonumber(port), url = url, kind = "solana" }, Sol)
+  self.rpc = rpc.http(url, { timeout = 10, name = "solana" })
+  self.restarts = 0
+  self.drain = ferry.spawn(function()
+    while p:running() do
+      local line = p:read_line()
+      if not line then break end
+      if line:find("worker restarted", 1, true) then self.restarts = self.restarts + 1 end
+    end
+  end):detach()
+  return self
+end
+
+local function sol_admin(self, method, params)
+  local r, err = self.rpc:call(method, params or {})
+  if err then error(("solana peer %s: %s"):format(method, tostring(err)), 2) end
+  return r
+end
+function Sol:advance(n) return sol_admin(self, "peer_advanceSlots", { n or 1 }) end
+function Sol:expire() return sol_admin(self, "peer_expireBlockhashes") end
+function Sol:fault(f) return sol_admin(self, "peer_fault", { f }) end
+function Sol:priority_fees(list) return sol_admin(self, "peer_setPrioritizationFees", { ferry.json.array(list) }) end
+function Sol:stats() return sol_admin(self, "peer_stats") end
+function Sol:airdrop(addr, lamports) return sol_admin(self, "requestAirdrop", { addr, lamports }) end
 
 local Proxy = setmetatable({}, { __index = Peer })
 Proxy.__index = Proxy

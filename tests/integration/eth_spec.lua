@@ -500,7 +500,7 @@ end)
 
 describe("the send pipeline's steps", function()
   it("are listed in one place, and a send emits each one's event in order with its outcome", function()
-    assert.equal("validate -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate -> reserve"
+    assert.equal("validate -> claim -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate -> reserve"
       .. " -> sign -> journal -> broadcast -> track", tostring(eth.steps()))
     local anvil, _, signer = on_anvil()
     local seen = {}
@@ -515,7 +515,7 @@ describe("the send pipeline's steps", function()
       assert.is_true(i == 1 or ev.at >= tx.events[i - 1].at)
     end
     assert.same(eth.steps(), steps)
-    assert.same({ "ok", "ok", "ok", "ok", "skipped", "ok", "skipped", "ok", "ok", "skipped", "sent", "sent" }, outcomes)
+    assert.same({ "ok", "skipped", "ok", "ok", "ok", "skipped", "ok", "skipped", "ok", "ok", "ok", "sent", "sent" }, outcomes)
     assert.equal(tx.hash, tx.events[#tx.events].hash)
     assert.equal(tx.nonce, tx.events[#tx.events].nonce)
     assert.same(tx.events, seen)
@@ -526,10 +526,10 @@ describe("the send pipeline's steps", function()
     off()
     assert.is_false(ok)
     assert.equal("policy_rejected", err.code)
-    assert.same({ "validate", "fill_fees", "cap" }, { failed[1].step, failed[2].step, failed[3].step })
-    assert.equal("given", failed[2].outcome)
-    assert.equal("policy_rejected", failed[3].outcome)
-    assert.equal(3, #failed)
+    assert.same({ "validate", "claim", "fill_fees", "cap" }, { failed[1].step, failed[2].step, failed[3].step, failed[4].step })
+    assert.equal("given", failed[3].outcome)
+    assert.equal("policy_rejected", failed[4].outcome)
+    assert.equal(4, #failed)
     tx:wait{ timeout = 10 }
     anvil:stop()
   end)

@@ -16,7 +16,12 @@ local function deploy_emitter(node)
   local runtime = "366000600037" .. "7f" .. TOPIC:sub(3) .. "3660" .. "00a100"
   local init = "602c8060" .. "0b" .. "6000396000f3" .. runtime
   local hash = assert(node.rpc:call("eth_sendTransaction", { { from = FROM, data = "0x" .. init, gas = "0x100000" } }))
-  return assert(node.rpc:call("eth_getTransactionReceipt", { hash })).contractAddress
+  for _ = 1, 500 do                                     -- automine answers before the receipt is there
+    local rc = node.rpc:call("eth_getTransactionReceipt", { hash })
+    if rc then return rc.contractAddress end
+    ferry.sleep(0.01)
+  end
+  error("the emitter was not mined")
 end
 
 local function block_hash(node, n)

@@ -227,7 +227,8 @@ describe("chain:subscribe: bounded queues", function()
     local first = pending:next()
     assert.equal(N - 1000, first.gap)
     assert.equal(("0x%064x"):format(N - 1000), first.hash)       -- the oldest kept one
-    assert.is_true(grown < 16 * 1024)
+    -- (under ASan freed memory sits in its quarantine: RSS says nothing there)
+    if not os.getenv("ASAN_OPTIONS") then assert.is_true(grown < 16 * 1024) end
     feed:close()
   end)
 
@@ -264,7 +265,7 @@ describe("chain:subscribe: bounded queues", function()
     local first = pending:next()
     assert.equal(N - 100, first.gap)
     assert.is_nil(pending:next().gap)
-    assert.is_true(grown < 4096)
+    assert.is_true(grown < 4096)                           -- the Lua heap, ASan or not
     node:automine(true)
     node:mine()
     feed:close()

@@ -56,5 +56,5 @@ fi
 # npm ci wipes and reinstalls node_modules, so only run it when the lockfile changed.
 stamp="$here/node_modules/.package-lock.json"
 if [ ! -f "$stamp" ] || [ "$here/package-lock.json" -nt "$stamp" ] || [ "$here/package.json" -nt "$stamp" ]; then
-  (cd "$here" && run npm ci --no-audit --no-fund --loglevel=error)
+  run "$here/npm-install.sh"
 fi

@@ -117,6 +117,7 @@ A.SEND_FIELDS = { to = true, value = true, data = true, gas = true, max_fee = tr
                       max_priority_fee = true, gas_price = true, nonce = true, access_list = true }
 A.SIGN_FIELDS = { chain_id = true, type = true }
 for k in pairs(A.SEND_FIELDS) do A.SIGN_FIELDS[k] = true end
+A.SEND_FIELDS.id = true        -- signer:send's idempotency id (not a transaction field)
 
 --- check_fields(t, allowed, what): a table of transaction fields with no unknown key (a
 --- misspelt one, valeu = 1, would otherwise be dropped and a transaction sent without it).

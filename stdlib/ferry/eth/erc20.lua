@@ -46,6 +46,18 @@ local function write(tok, signer, name, who, addr, amount, extra)
 end
 
 function Token:transfer(signer, to, amount, extra) return write(self, signer, "transfer", "to", to, amount, extra) end
-function Token:approve(signer, spender, amount, extra) return write(self, signer, "approve", "spender", spender, amount, extra) end
+-- A new non-zero allowance over a non-zero one goes through 0 first, mined before the new
+-- amount is sent: USDT-style tokens revert the direct change (policies/approvals.lua refuses
+-- it too). Not with an explicit nonce: the caller orders its own transactions then.
+function Token:approve(signer, spender, amount, extra)
+  local a = A.u256(amount, "token:approve: amount")
+  if a > A.U(0) and not (extra and extra.nonce) then
+    local current = self:allowance(signer.address, spender)
+    if current > A.U(0) then
+      write(self, signer, "approve", "spender", spender, 0, extra):wait{ timeout = 120 }
+    end
+  end
+  return write(self, signer, "approve", "spender", spender, amount, extra)
+end
 
 return Token

@@ -1,6 +1,6 @@
 --- ferry.eth.events -- what the send pipeline's steps report: one event per step of every
 --- send, fee bump and gap fill, {id, step, outcome, at, dt, nonce, hash}. The journal (stores
---- issue) will record them and the REPL show them; eth.on_step(fn) listens today.
+--- journal (ferry.store.journal) keeps them with the send's row; eth.on_step(fn) listens.
 local ferry = require "ferry"
 
 local M = {}
@@ -21,6 +21,7 @@ function M.emit(ctx, step, outcome, t0)
   local ev = { id = ctx.id, step = step, outcome = outcome, at = t0, dt = ferry.now() - t0,
                nonce = ctx.nonce, hash = ctx.hash }
   ctx.events[#ctx.events + 1] = ev
+  if ctx.journal then ctx.journal:event(ctx.id, ev) end
   for fn in pairs(listeners) do
     local ok, err = pcall(fn, ev)
     if not ok then ferry.log.warn("eth.on_step listener failed", { err = tostring(err) }) end

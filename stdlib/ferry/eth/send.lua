@@ -1,7 +1,12 @@
 --- ferry.eth.send -- signer:send{}: the send pipeline, a list of named steps over one context.
 ---
----   validate -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate -> reserve
----   -> sign -> journal -> broadcast -> track
+---   validate -> claim -> fill_fees -> cap -> fill_gas -> policy -> preflight -> simulate
+---   -> reserve -> sign -> journal -> broadcast -> track
+---
+--- Every send is a row of the journal (ferry.store.journal), written before each step that
+--- matters is taken: reserved (its nonce), signed (its raw bytes, on disk before they leave),
+--- then sent / unsure / failed / taken, and confirmed by tx:wait. A send with an `id` claims
+--- it first: a second send with the same id returns the first transaction (ferry.store).
 ---
 --- Each step is a small function of the send's context (ctx): it fills fields in, or raises
 --- an error table, and nothing after it runs. A fee bump runs fill_fees (raised), cap, sign
@@ -21,6 +26,9 @@ local A = require "ferry.eth.args"
 local Signer = require("ferry.eth.signer").Signer
 local Tx = require "ferry.eth.tx"
 local events = require "ferry.eth.events"
+local store = require "ferry.store"
+local shutdown = require "ferry.shutdown"
+local gate = require "ferry.policy.gate"
 
 local M = {}
 local U, raise = A.U, ferry.raise
@@ -36,9 +44,14 @@ local seq = 0
 ---------------------------------------------------------------------------------------------
 
 local S = {}
+local run                 -- the step runner (below)
+
+-- A fill(n) for the gap filler: a 0-value transfer to self at nonce n (see M.fill).
+local function filler(ctx) return function(n) return M.fill(ctx.signer, n) end end
 
 -- Fields, addresses and amounts, before any I/O.
 function S.validate(ctx)
+  shutdown.check()                             -- Ctrl-C: nothing new starts
   local t = ctx.t
   A.check_fields(t, A.SEND_FIELDS, "signer:send")
   if t.to == nil and (t.data == nil or t.data == "" or t.data == "0x") then
@@ -56,6 +69,51 @@ function S.validate(ctx)
   ctx.gas = t.gas
   ctx.explicit_nonce = t.nonce
   ctx.explicit_fees = t.max_fee ~= nil or t.gas_price ~= nil    -- the caller's price is not raised
+end
+
+-- The payment as the journal keeps it (and an id's second send is compared with).
+local function payment(ctx)
+  return { to = ctx.to, value = ctx.value, data = ctx.data, gas = ctx.gas, legacy = ctx.legacy or nil,
+           max_fee = ctx.max_fee, max_priority_fee = ctx.tip, gas_price = ctx.gas_price }
+end
+
+local function same_payment(row, ctx)
+  local f = row.fields or {}
+  local function norm(v) return v ~= nil and tostring(v):lower() or nil end
+  return norm(f.to) == norm(ctx.to) and tostring(f.value or "0") == tostring(ctx.value)
+    and norm(f.data or "0x") == norm(ctx.data or "0x")
+end
+
+-- An id given by the caller is claimed before anything else: a second send with the same id
+-- (another task, a run after a crash) returns the first transaction instead of paying again;
+-- one that paid nothing (failed, taken) is sent again.
+function S.claim(ctx)
+  local id = ctx.t.id
+  if id == nil then return "skipped" end
+  ctx.nonces:ready(ctx.signer, filler(ctx))   -- the address's lease; a journal left by a crash is resumed first
+  local journal = ctx.journal
+  while true do
+    local row = journal:claim(id, { chain = ctx.base.name, chain_id = ctx.base.chain_id, address = ctx.from,
+                                    chain_key = ctx.nonces.chain_key, fields = payment(ctx) })
+    if row == nil then
+      ctx.claimed = true
+      return "ok"
+    end
+    if not same_payment(row, ctx) then
+      raise("invalid_argument", ("signer:send: id %q was already used for another payment (to %s, value %s)")
+        :format(id, tostring(row.fields and row.fields.to), tostring(row.fields and row.fields.value)),
+        { argument = "id", id = id, state = row.state })
+    end
+    local live = journal.live[id]
+    if live then ctx.tx = live; ctx.done = true; return "duplicate" end
+    if row.raw and row.state ~= "new" and row.state ~= "reserved" then
+      ctx.tx = M.from_row(ctx.signer, row)
+      ctx.done = true
+      return "duplicate"
+    end
+    -- claimed by a send of this process still before its signature: wait for it to settle
+    ferry.sleep(0.05)
+  end
 end
 
 -- What the chain asks now, for the fees the caller left out.
@@ -92,8 +150,18 @@ function S.fill_gas(ctx)
   ctx.simulated = true
 end
 
--- before_send policies: the policy issue fills this step.
-function S.policy(_) return "skipped" end
+-- before_send policies (ferry.policy.gate): allow, reject, queue until a later head, route.
+-- After a queue the fees are filled again and capped (validate re-reads the caller's own
+-- fees; the gas estimated before stays).
+function S.policy(ctx)
+  return gate.run(ctx, function()
+    local gas, simulated = ctx.gas, ctx.simulated
+    S.validate(ctx)
+    ctx.gas, ctx.simulated = gas, simulated
+    S.fill_fees(ctx)
+    S.cap(ctx)
+  end)
+end
 
 -- Pre-flight funds check: the mined balance, read fresh, less what this address's sends that
 -- committed before this one still hold (ferry.nonces, "Funds").
@@ -112,25 +180,42 @@ function S.preflight(ctx)
   end
 end
 
--- eth_call when the gas was given (estimation already ran the call otherwise).
+-- eth_call when the gas was given (estimation already ran the call otherwise). On a chain
+-- with simulation_required, ferry.simulate (traces, state changes; Tenderly when configured)
+-- must have run, here or for the policies, and found no revert: no simulation, no send.
 function S.simulate(ctx)
+  if ctx.base.cfg.simulation_required then
+    local sim = gate.simulate(ctx)
+    if not sim then
+      local e = ctx.simulation_error
+      raise("simulation_failed", ("simulation_required, and the transaction could not be simulated: %s")
+        :format(type(e) == "table" and tostring(e.message or e.code) or tostring(e)), { cause = e })
+    end
+    if sim.reverted then
+      raise("reverted", "execution reverted: " .. tostring(sim.reason), { reason = sim.reason, simulation = sim })
+    end
+    return sim.via
+  end
+  if ctx.simulation then return "done" end
   if ctx.simulated then return "skipped" end
   ctx.chain:eth_call({ from = ctx.from, to = ctx.to, value = ctx.value, data = ctx.data, gas = ctx.gas }, "pending")
 end
 
 function S.reserve(ctx)
+  shutdown.check()
+  shutdown.begin(ctx)                          -- from here a shutdown waits for it to settle
   if ctx.explicit_nonce then
     ctx.nonce = ctx.explicit_nonce
     if ctx.hold then ctx.nonces:assign(ctx.hold, ctx.nonce) end
     return "given"
   end
+  ctx.nonces:ready(ctx.signer, filler(ctx))   -- the address's lease; a journal left by a crash is resumed first
   ctx.nonce = ctx.nonces:reserve()
   ctx.reserved = true
   ctx.nonces:assign(ctx.hold, ctx.nonce)
+  ctx.journal:record(ctx.id, "reserved", { chain = ctx.base.name, chain_id = ctx.base.chain_id,
+    chain_key = ctx.nonces.chain_key, address = ctx.from, nonce = ctx.nonce })
 end
-
--- A fill(n) for the gap filler: a 0-value transfer to self at nonce n (see M.fill).
-local function filler(ctx) return function(n) return M.fill(ctx.signer, n) end end
 
 function S.sign(ctx)
   local fields = { type = ctx.legacy and 0 or 2, chain_id = ctx.base.chain_id, nonce = ctx.nonce, gas = ctx.gas,
@@ -145,8 +230,20 @@ function S.sign(ctx)
   ctx.fields, ctx.raw, ctx.hash = fields, raw, hash
 end
 
--- The signed bytes, recorded before they leave: the stores issue fills this step.
-function S.journal(_) return "skipped" end
+-- The signed bytes, on disk before they leave: a crash from here on is resumed by sending
+-- these same bytes again, never by signing another payment.
+function S.journal(ctx)
+  if not ctx.nonces.chain_key then ctx.nonces:ready(ctx.signer, filler(ctx)) end   -- a send with its own nonce
+  local hashes = { ctx.hash }
+  if ctx.tx then                                   -- a fee bump: every version so far
+    hashes = {}
+    for i, h in ipairs(ctx.tx.hashes) do hashes[i] = h end
+    hashes[#hashes + 1] = ctx.hash
+  end
+  ctx.journal:save(ctx.id, "signed", { chain = ctx.base.name, chain_id = ctx.base.chain_id,
+    chain_key = ctx.nonces.chain_key, address = ctx.from,
+    nonce = ctx.nonce, hash = ctx.hash, raw = ctx.raw, hashes = hashes, fields = payment(ctx) })
+end
 
 -- Fees raised to out-bid what the node refused as underpriced at this nonce (an occupant we
 -- do not know of, or a base fee that rose since fill_fees): +12.5% (the replacement rule) or
@@ -177,6 +274,10 @@ local function resign(ctx)
   end
   S.sign(ctx)
   ctx.versions[#ctx.versions + 1] = { raw = ctx.raw, hash = ctx.hash }
+  local hashes = {}
+  for i, v in ipairs(ctx.versions) do hashes[i] = v.hash end
+  ctx.journal:save(ctx.id, "signed", { nonce = ctx.nonce, hash = ctx.hash, raw = ctx.raw, hashes = hashes,
+    fields = payment(ctx) })
 end
 
 -- From here on the payment is bound to its nonce and hash (ferry.eth.delivery). Two refusals
@@ -232,7 +333,21 @@ local function make_tx(ctx)
                         raw = ctx.raw, chain = ctx.base, gas = ctx.gas, max_fee = ctx.max_fee,
                         max_priority_fee = ctx.tip, gas_price = ctx.gas_price, sent_at = ferry.now(),
                         hashes = { ctx.hash }, bumps = 0, signer = ctx.signer, _hold = ctx.hold,
-                        id = ctx.id, events = ctx.events }, Tx)
+                        id = ctx.id, events = ctx.events, journal = ctx.journal }, Tx)
+end
+
+--- from_row(signer, row) -> the Tx a journal row describes (a send by id answered from the
+--- journal, a transaction resumed after a restart)
+function M.from_row(signer, row)
+  local f = row.fields or {}
+  local chain = signer.chain
+  local function u(v) return v ~= nil and U(v) or nil end
+  return setmetatable({ hash = row.hash, nonce = row.nonce, from = row.address, to = f.to, value = u(f.value) or U(0),
+                        data = f.data, legacy = f.legacy, raw = row.raw, chain = chain, gas = f.gas,
+                        max_fee = u(f.max_fee), max_priority_fee = u(f.max_priority_fee), gas_price = u(f.gas_price),
+                        sent_at = ferry.now(), hashes = row.hashes or { row.hash }, bumps = 0, signer = signer,
+                        id = row.id, events = {}, journal = store.get().journal, state = row.state,
+                        block = row.block }, Tx)
 end
 
 function S.track(ctx)
@@ -242,11 +357,14 @@ function S.track(ctx)
     ctx.tx = tx
     if ctx.hold then nonces:sent(ctx.hold) end            -- held until mined (Nonces:ahead_of)
     if ctx.reserved then nonces:settle(ctx.nonce) end
+    ctx.journal.live[ctx.id] = tx
     if outcome == "unsure" then
       tx.unsure = err
+      ctx.journal:record(ctx.id, "unsure", { hash = ctx.hash, error = err })
       nonces:bind(tx)
       return "bound"
     end
+    ctx.journal:record(ctx.id, "sent", { hash = ctx.hash })
     return "sent"
   end
   if outcome == "taken" then
@@ -256,6 +374,8 @@ function S.track(ctx)
     nonces:release(ctx.nonce, filler(ctx))                 -- refused: no node will mine these bytes
   end
   err.nonce, err.hash, err.raw = ctx.nonce, ctx.hash, ctx.raw
+  ctx.journal:record(ctx.id, outcome == "taken" and "taken" or "failed", { error = err })
+  ctx.settled = true
   if err.code == "reverted" then error(A.revert_error(err), 0) end
   error(err, 0)
 end
@@ -264,7 +384,7 @@ end
 -- Running them
 ---------------------------------------------------------------------------------------------
 
-local NAMES = { "validate", "fill_fees", "cap", "fill_gas", "policy", "preflight", "simulate", "reserve",
+local NAMES = { "validate", "claim", "fill_fees", "cap", "fill_gas", "policy", "preflight", "simulate", "reserve",
                 "sign", "journal", "broadcast", "track" }
 local SEND, FILL = {}, {}
 for i, name in ipairs(NAMES) do SEND[i] = { name = name, run = S[name] } end
@@ -272,19 +392,25 @@ for _, name in ipairs({ "fill_fees", "cap", "sign", "journal", "broadcast", "tra
   FILL[#FILL + 1] = { name = name, run = S[name] }
 end
 
+-- A send's journal id when the caller gave none: unique across processes and restarts.
+local ID_PREFIX = "tx-" .. store.owner:match("(%x+)$") .. "-"
+
 local function context(signer, t)
   seq = seq + 1
   local base = signer.chain
-  return { id = ("send-%d"):format(seq), signer = signer, base = base, chain = base:view(),
-           from = signer.address, t = t, events = {}, nonces = base:_nonces(signer.address) }
+  return { id = t.id ~= nil and tostring(t.id) or (ID_PREFIX .. seq), signer = signer, base = base,
+           chain = base:view(), from = signer.address, t = t, events = {}, nonces = base:_nonces(signer.address),
+           journal = store.get().journal }
 end
 
 -- Run steps over ctx in order; each one's event is emitted however it ends.
-local function run(ctx, steps)
+run = function(ctx, steps)
   for _, step in ipairs(steps) do
+    if ctx.done then break end
     local t0 = ferry.now()
     local ok, outcome = pcall(step.run, ctx)
     if not ok then
+      ctx.failure = outcome
       emit(ctx, step.name, type(outcome) == "table" and outcome.code or "error", t0)
       error(outcome, 0)
     end
@@ -297,22 +423,30 @@ end
 -- may arrive); then its hold is given back unless the tx was sent.
 local function closer(ctx)
   return setmetatable({}, { __close = function()
-    local nonces = ctx.nonces
+    local nonces, journal = ctx.nonces, ctx.journal
     if ctx.reserved and nonces.out[ctx.nonce] then
       if ctx.broadcasting then
         if ctx.hold then nonces:sent(ctx.hold) end
-        nonces:bind(make_tx(ctx))
+        local tx = make_tx(ctx)
+        journal.live[ctx.id] = tx
+        journal:record(ctx.id, "unsure", { hash = ctx.hash, error = "the send was stopped during its broadcast" })
+        nonces:bind(tx)
       else
         nonces:release(ctx.nonce, filler(ctx))
+        journal:record(ctx.id, "failed", { error = ctx.failure or "stopped before its broadcast: nothing was sent" })
       end
+    elseif (ctx.claimed or ctx.reserved) and not ctx.tx and not ctx.settled then
+      journal:record(ctx.id, "failed", { error = ctx.failure or "stopped before its broadcast: nothing was sent" })
     end
     if ctx.hold then nonces:done(ctx.hold) end
+    shutdown.finish(ctx)
   end })
 end
 
 --- signer:send{to, value, data, gas?, max_fee?, max_priority_fee? | gas_price?, nonce?,
 --- access_list?} -> tx (raises). The steps above, on one provider's view of the chain.
 function Signer:send(t)
+  shutdown.arm()
   local ctx = context(self, t)
   local _ <close> = closer(ctx)
   run(ctx, SEND)
@@ -364,6 +498,7 @@ function Tx:_bump_once()
   -- receipt for it ends the wait like one for the original
   if ctx.outcome == "refused" or ctx.outcome == "taken" then
     if hold then ctx.nonces:resize(hold, held) end
+    ctx.journal:record(self.id, self.unsure and "unsure" or "sent", { raw = self.raw, hash = self.hash })
     ferry.log.warn("fee bump refused", { hash = self.hash, nonce = self.nonce, err = tostring(ctx.err) })
     return false
   end
@@ -371,6 +506,7 @@ function Tx:_bump_once()
     max_fee_gwei = u256.format_units(ctx.price, 9) })
   self.raw, self.hash, self.bumps = ctx.raw, ctx.hash, self.bumps + 1
   self.hashes[#self.hashes + 1] = ctx.hash
+  ctx.journal:record(self.id, ctx.outcome == "unsure" and "unsure" or "sent", { hash = self.hash, hashes = self.hashes })
   if self.legacy then self.gas_price = ctx.gas_price
   else self.max_fee, self.max_priority_fee = ctx.max_fee, ctx.tip end
   return true

@@ -11,6 +11,12 @@ Tx.__index = Tx
 Tx.__name = "ferry.Tx"
 Tx.__tostring = function(t) return ("ferry.Tx %s (nonce %d)"):format(t.hash, t.nonce) end
 
+-- The journal's row of this transaction moves to state (a Tx made outside a send has none).
+function Tx:_journal(state, fields)
+  if self.journal and self.id then self.journal:record(self.id, state, fields or {}) end
+  self.state = state
+end
+
 -- Fee bump (Tx:_bump_once: the send pipeline's steps over a replacement, ferry.eth.send)
 -- -> true if a replacement may be out.
 function Tx:_bump()
@@ -91,6 +97,7 @@ function Tx:_nudge(w)
     -- its nonce is used: by one of its versions (a receipt will say so), or by another
     -- transaction, and then none of its receipts will ever come
     if err and err.code == "nonce_too_low" and self:_taken() then
+      self:_journal("taken", { error = "its nonce was used by another transaction" })
       raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
         :format(self.hash, self.nonce, self.from), { hash = self.hash, hashes = self.hashes, nonce = self.nonce })
     end
@@ -113,6 +120,7 @@ function Tx:_confirmed(rc, conf)
   self.receipt = rc
   self:_remember()
   if A.qty(rc.status) ~= 1 then
+    self:_journal("reverted", { block = bn, hash = self.hash })
     raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
       { receipt = rc, hash = self.hash })
   end
@@ -199,7 +207,10 @@ function Tx:wait(opts)
     end
     if rc then
       local done, err = self:_confirmed(rc, conf)
-      if done then return done end
+      if done then
+        if self.state ~= "confirmed" then self:_journal("confirmed", { block = A.qty(done.blockNumber), hash = self.hash }) end
+        return done
+      end
       last_err = err or last_err
     else
       self:_nudge(w)

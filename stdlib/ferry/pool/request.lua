@@ -214,13 +214,23 @@ end
 
 -- Nobody left this round: back off (exponential, half of it jittered) before trying everyone
 -- again; a provider blocked by Retry-After sets the wait if that is longer.
+--
+-- A wait longer than the backoff is looked at again every PROBE_LOOK seconds: it may be a
+-- half-open breaker's probe in flight (retry_in counts its whole probe timeout, 10 s), which
+-- usually settles in milliseconds and frees the provider for everyone.
+local PROBE_LOOK = 0.05
+
 function Pool:_backoff(round, deadline)
   self.st.retries = self.st.retries + 1
-  local wait = self.health:retry_in({})        -- a look only: pick would take a half-open probe
   local backoff = math.min(2, 0.05 * 2 ^ round) * (0.5 + math.random() * 0.5)
-  if wait and wait > backoff then backoff = wait end
-  backoff = math.min(backoff, deadline - ferry.now())
-  if backoff > 0 then ferry.sleep(backoff) end
+  local left = deadline - ferry.now()
+  if left > 0 then ferry.sleep(math.min(backoff, left)) end
+  while true do
+    local wait = self.health:retry_in({})      -- a look only: pick would take a half-open probe
+    left = deadline - ferry.now()
+    if not wait or wait <= 0 or left <= 0 then return end
+    ferry.sleep(math.min(PROBE_LOOK, wait, left))
+  end
 end
 
 -- The providers a request tried, as errors show them.

@@ -1,0 +1,574 @@
+--- ferry.store.redis -- the nonce allocator on Redis: processes on many machines share an
+--- address's nonces, and every atomic step is one script (EVALSHA, EVAL after NOSCRIPT).
+---
+---   local store = require("ferry.store.redis").new(client, { prefix = "ferry:" })
+---   local a = store:nonces(chain_id, address)
+---   a:reserve(floor, owner, lease_s) -> n
+---   a:settle(n)  a:release(n)  a:raise(floor)  a:reclaim() -> {n...}  a:state()
+---   a:lease(owner, ttl_s) -> true, token, expires | false, holder, ttl_left
+---
+--- Every call may yield, and raises {code = "store_unavailable"} when Redis cannot be
+--- reached. Keys: prefix .. "{" .. chain_id .. ":" .. lower(address) .. "}:" .. part, one
+--- hash tag per address so a Redis Cluster keeps them on one slot (every script touches one
+--- address only). Times (lease expiries) are Redis's TIME, one clock for every process.
+---
+--- A Redis that restarted empty (no persistence, or a failover that lost writes) has
+--- forgotten which nonces are reserved and not yet broadcast. Handing them out again would
+--- send two transactions with one nonce, so each address's state carries an epoch:
+---   * the first script to find the state missing makes a new epoch and opens a
+---     re-registration window (recover_window, 2 s by default);
+---   * every process that holds reservations of that address notices the new epoch (each
+---     reply carries it, and a watcher asks every recover_window / 8 while it holds some) and
+---     registers them again: they are reserved by it, and next moves above them;
+---   * reserve waits while the window is open, then seals it: nonces in [floor, next) that no
+---     one registered are free (reserved by processes that died, or whose reply was lost with
+---     the old Redis) and are handed out first, so no gap is left; floor is the chain's
+---     pending count, which the caller passes, so what was broadcast is never handed out;
+---   * a registration after the seal takes a nonce back if it is still free, and reports a
+---     conflict if another process has it (its caller must not broadcast it).
+--- The window is the one price: the first reserve of an address after Redis lost it (or the
+--- first ever) waits recover_window.
+local ferry = require "ferry"
+local redis = require "ferry.redis"
+local task = require "ferry.core.task"
+
+local M = {}
+
+-- Shared by every script: KEYS = meta, free, res, lease, used; ARGV[1] = the epoch the caller
+-- saw, ARGV[2] = a new epoch should the state be missing, ARGV[3] = the window (ms); the op's
+-- own arguments from ARGV[4]. Every reply starts with the current epoch.
+local PROLOGUE = [[
+-- res: n -> "<expires ms>:<owner>" (one hash, no sorted set of expiries: a ZADD per
+-- reservation cost more than the rest of the script, and only reclaim reads expiries)
+local meta, free, res, lease, used = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function owner_of(v) return v and string.match(v, '^%d+:(.*)$') end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', meta, 'epoch', epoch, 'next', 0, 'recover_until', now + tonumber(ARGV[3]), 'sealed', 0)
+end
+local function nxt() return tonumber(redis.call('HGET', meta, 'next')) end
+-- the highest free nonces that touch next are not free: they are next's own
+local function trim()
+  local n = nxt()
+  while true do
+    local top = redis.call('ZREVRANGE', free, 0, 0)[1]
+    if not top or tonumber(top) ~= n - 1 then break end
+    redis.call('ZREM', free, top)
+    n = n - 1
+  end
+  redis.call('HSET', meta, 'next', n)
+end
+]]
+
+local SCRIPTS = {
+  -- ARGV[4] floor, [5] owner, [6] lease_ms, [7] seal cap
+  -- ARGV[4] floor, [5] seal cap; then count, owner, lease_ms triples: count reservations
+  -- each (a process sends its concurrent reserves of one address as one script)
+  reserve = [[
+local floor = tonumber(ARGV[4])
+-- the highest floor any caller passed: a floor read before a wait may be stale
+local m = redis.call('HMGET', meta, 'floor', 'sealed', 'next')
+floor = math.max(floor, tonumber(m[1] or '0'))
+redis.call('HSET', meta, 'floor', floor)
+if m[2] == '0' then
+  local left = tonumber(redis.call('HGET', meta, 'recover_until')) - now
+  if left > 0 then return { epoch, 'RECOVERING', left } end
+  local n = tonumber(m[3])
+  for i = math.max(floor, n - tonumber(ARGV[5])), n - 1 do
+    if redis.call('HEXISTS', res, i) == 0 and redis.call('SISMEMBER', used, i) == 0 then
+      redis.call('ZADD', free, i, i)
+    end
+  end
+  redis.call('HSET', meta, 'sealed', 1)
+  redis.call('DEL', used)
+end
+redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
+local nx, took = math.max(tonumber(m[3]), floor), false
+local out, hs = {}, {}
+local total = 0
+for i = 6, #ARGV, 3 do total = total + tonumber(ARGV[i]) end
+local popped = redis.call('ZPOPMIN', free, total)  -- the lowest free ones: member, score, ...
+local k, o = 1, 0
+for i = 6, #ARGV, 3 do
+  local v = string.format('%d', now + tonumber(ARGV[i + 2])) .. ':' .. ARGV[i + 1]
+  for _ = 1, tonumber(ARGV[i]) do
+    local n = popped[k]
+    if n then
+      n, k = tonumber(n), k + 2
+    else
+      n, nx, took = nx, nx + 1, true
+    end
+    o = o + 1
+    out[o] = n
+    hs[2 * o - 1], hs[2 * o] = n, v
+  end
+end
+if took then redis.call('HSET', meta, 'next', nx) end
+redis.call('HSET', res, unpack(hs))
+return { epoch, 'OK', out }
+]],
+  settle = [[
+redis.call('HDEL', res, ARGV[4])
+return { epoch, 'OK' }
+]],
+  release = [[
+local n = tonumber(ARGV[4])
+redis.call('HDEL', res, n)
+if n < nxt() then
+  redis.call('ZADD', free, n, n)
+  trim()
+end
+return { epoch, 'OK' }
+]],
+  raise = [[
+local floor = math.max(tonumber(ARGV[4]), tonumber(redis.call('HGET', meta, 'floor') or '0'))
+redis.call('HSET', meta, 'floor', floor)
+if floor > nxt() then redis.call('HSET', meta, 'next', floor) end
+redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
+return { epoch, 'OK' }
+]],
+  reclaim = [[
+-- the reservations in flight are few (settle and release remove them): a scan is cheap
+local all, gone = redis.call('HGETALL', res), {}
+for i = 1, #all, 2 do
+  if tonumber(string.match(all[i + 1], '^(%d+):')) <= now then
+    local n = all[i]
+    gone[#gone + 1] = n
+    redis.call('HDEL', res, n)
+    redis.call('ZADD', free, n, n)
+  end
+end
+if #gone > 0 then trim() end
+return { epoch, 'OK', gone }
+]],
+  state = [[
+return { epoch, 'OK', nxt(), redis.call('ZRANGE', free, 0, -1), redis.call('HGETALL', res),
+         redis.call('HGET', meta, 'sealed') }
+]],
+  -- ARGV[4] owner, [5] ttl_ms. A new holder's token is above the last one and above the
+  -- time in microseconds, so tokens keep growing even across a Redis that lost the record.
+  lease = [[
+local owner, ttl = ARGV[4], tonumber(ARGV[5])
+local h = redis.call('HMGET', lease, 'owner', 'token', 'expires')
+local holder, token, expires = h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
+if holder and holder ~= owner and expires > now then
+  return { epoch, 'HELD', holder, expires - now }
+end
+if holder ~= owner or expires <= now then
+  token = math.max(token + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+end
+redis.call('HSET', lease, 'owner', owner, 'token', string.format('%d', token), 'expires', now + ttl)
+redis.call('PEXPIRE', lease, ttl * 2 + 60000)
+return { epoch, 'OK', string.format('%d', token), now + ttl }
+]],
+  -- ARGV[4] owner, [5] the highest floor it knew; then n, lease_ms pairs (lease 0: used,
+  -- i.e. settled, not reserved). Only when the epoch is not the one the caller saw (the state
+  -- was lost): register them again. -> conflicts (nonces another owner has)
+  register = [[
+if epoch == ARGV[1] then return { epoch, 'SAME' } end
+local owner, conflicts = ARGV[4], {}
+redis.call('HSET', meta, 'floor', math.max(tonumber(ARGV[5]), tonumber(redis.call('HGET', meta, 'floor') or '0')))
+for i = 6, #ARGV, 2 do
+  local n, lease_ms = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local cur = owner_of(redis.call('HGET', res, n))
+  if cur and (cur ~= owner or lease_ms == 0) then
+    conflicts[#conflicts + 1] = n
+  else
+    redis.call('ZREM', free, n)
+    if lease_ms > 0 then
+      redis.call('HSET', res, n, string.format('%d', now + lease_ms) .. ':' .. owner)
+    elseif redis.call('HGET', meta, 'sealed') == '0' then
+      redis.call('SADD', used, n)           -- the seal must not free it
+    end
+    if n >= nxt() then redis.call('HSET', meta, 'next', n + 1) end
+  end
+end
+return { epoch, 'OK', conflicts }
+]],
+}
+
+local Store = {}
+Store.__index = Store
+local Alloc = {}
+Alloc.__index = Alloc
+
+-- A candidate epoch, used only by a script that finds the state missing: unique per call
+-- (random per process, then a counter), so a second loss is never taken for the first.
+local epoch_base, epoch_seq
+local function new_epoch()
+  if not epoch_base then
+    local f = io.open("/dev/urandom", "rb")
+    local b = f and f:read(8) or tostring(os.time() + math.random())
+    if f then f:close() end
+    epoch_base, epoch_seq = (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end)), 0
+  end
+  epoch_seq = epoch_seq + 1
+  return epoch_base .. "." .. epoch_seq
+end
+
+--- new(client, {prefix = "ferry:", recover_window = 2, timeout = client's}) -> store
+function M.new(client, opts)
+  opts = opts or {}
+  if type(client) ~= "table" or type(client.script) ~= "function" then
+    ferry.raise("invalid_argument", "store.redis.new: expects a ferry.redis client")
+  end
+  local self = setmetatable({
+    client = client, prefix = opts.prefix or "ferry:", window = opts.recover_window or 2,
+    -- strong: an allocator holding reservations must stay known to the watcher
+    timeout = opts.timeout, scripts = {}, allocs = {},
+    st = { reserves = 0, batches = 0, settles = 0, releases = 0, reclaimed = 0, recoveries = 0, reregistered = 0,
+           conflicts = 0 },
+  }, Store)
+  for name, body in pairs(SCRIPTS) do self.scripts[name] = client:script(PROLOGUE .. body) end
+  return self
+end
+
+--- store:nonces(chain_id, address) -> the allocator of that address (one per address per store)
+function Store:nonces(chain_id, address)
+  if (type(chain_id) ~= "number" and type(chain_id) ~= "string") or type(address) ~= "string" then
+    ferry.raise("invalid_argument", ("store:nonces: expects (chain_id, address: string), got (%s, %s)")
+      :format(type(chain_id), type(address)))
+  end
+  local tag = tostring(chain_id) .. ":" .. address:lower()
+  local a = self.allocs[tag]
+  if a then return a end
+  local function k(part) return redis.key(self.prefix, tag, part) end
+  a = setmetatable({ store = self, tag = tag, keys = { k("meta"), k("free"), k("res"), k("lease"), k("used") },
+                     held = {}, nheld = 0, used = {}, nused = 0, max_floor = 0, waiting = {}, senders = 0, conflicts = {} }, Alloc)
+  self.allocs[tag] = a
+  return a
+end
+
+local function unavailable(self, err)
+  ferry.raise("store_unavailable", ("nonce store %s: %s"):format(self.tag, err and err.message or "no reply"),
+    { cause = err and err.code })
+end
+
+-- Run one script; its epoch is checked on the way. -> the reply after the epoch
+function Alloc:_run(name, ...)
+  local s = self.store
+  local r, err = s.scripts[name]:run(self.keys, { self.epoch or "", new_epoch(), math.floor(s.window * 1000), ... },
+    s.timeout)
+  if r == nil and err and err.code == "redis_error" then
+    -- a script that failed is a bug here, not an outage: say it as it is
+    ferry.raise("internal", ("nonce store %s: %s failed: %s"):format(self.tag, name, err.message))
+  end
+  if r == nil then unavailable(self, err) end
+  self.generation = s.client.generation
+  if r[1] ~= self.epoch then
+    local was = self.epoch
+    self.epoch = r[1]
+    if was ~= nil then self:_lost_state(was) end
+  end
+  return r
+end
+
+-- The state this allocator knew is gone (Redis restarted empty): register what it holds.
+function Alloc:_lost_state(was)
+  self:_register(was)
+end
+
+-- Register the reservations held here if the epoch is no longer `seen` (one script per
+-- owner; it does nothing while the epoch is still the one seen).
+function Alloc:_register(seen)
+  local s = self.store
+  local args = { seen or "", new_epoch(), math.floor(s.window * 1000) }
+  local by_owner = {}
+  for n, h in pairs(self.held) do
+    local list = by_owner[h.owner] or {}
+    by_owner[h.owner] = list
+    list[#list + 1] = n
+    list[#list + 1] = math.max(1, math.floor(h.lease * 1000))
+  end
+  -- settled nonces the chain's floor has not passed yet: a gapped broadcast is not in the
+  -- chain's pending count, so without them a recovery would hand them out again
+  for n, owner in pairs(self.used) do
+    local list = by_owner[owner] or {}
+    by_owner[owner] = list
+    list[#list + 1] = n
+    list[#list + 1] = 0
+  end
+  -- nothing held: still say which floor this process knew (it forgot what is below it)
+  if next(by_owner) == nil then by_owner[self.last_owner or "?"] = {} end
+  for owner, list in pairs(by_owner) do
+    local argv = { table.unpack(args) }
+    argv[4], argv[5] = owner, self.max_floor
+    for _, v in ipairs(list) do argv[#argv + 1] = v end
+    local gen = s.client.generation
+    local r, err = s.scripts.register:run(self.keys, argv, s.timeout)
+    if r == nil then unavailable(self, err) end
+    self.epoch, self.generation = r[1], gen
+    if r[2] == "OK" and #list > 0 then
+      s.st.recoveries = s.st.recoveries + 1
+      ferry.log.warn("nonce store: Redis lost this address's state; the reservations held here are registered again",
+        { address = self.tag, owner = owner, held = #list // 2, conflicts = #r[3] })
+      s.st.reregistered = s.st.reregistered + #list // 2
+      for _, n in ipairs(r[3]) do
+        s.st.conflicts = s.st.conflicts + 1
+        if self.held[n] then self.conflicts[n] = true end
+        ferry.log.error("nonce store: a nonce held here was handed to another process while Redis "
+          .. "was being recovered; it must not be broadcast", { address = self.tag, nonce = n })
+      end
+    end
+  end
+end
+
+local function check_int(v, what)
+  if math.type(v) ~= "integer" or v < 0 then
+    ferry.raise("invalid_argument", ("nonces: %s must be an integer >= 0, got %s"):format(what, tostring(v)))
+  end
+end
+
+local function forget(self, n)
+  local h = self.held[n]
+  if h then
+    self.held[n] = nil
+    self.conflicts[n] = nil
+    self.nheld = self.nheld - 1
+  end
+  return h
+end
+
+-- Forget the settled nonces below the chain's floor: the chain itself vouches for them now.
+local function prune_used(self, floor)
+  if self.nused == 0 or floor <= (self.used_min or 0) then return end
+  local min
+  for n in pairs(self.used) do
+    if n < floor then
+      self.used[n] = nil
+      self.nused = self.nused - 1
+    elseif not min or n < min then
+      min = n
+    end
+  end
+  self.used_min = min or floor
+end
+
+-- A process's concurrent reserves of one address go to Redis as batches of up to BATCH, with
+-- up to SENDERS batches in flight: Redis runs one while this process hands out the other's.
+local BATCH, SENDERS = 32, 2
+
+-- Reserve one nonce for each waiter of `batch` in one script (waiting out a recovery window).
+function Alloc:_reserve_batch(batch)
+  local s = self.store
+  -- runs of one owner and lease go as (count, owner, lease_ms): the usual batch is one run
+  local argv = { self.max_floor, 100000 }
+  local last
+  for _, w in ipairs(batch) do
+    if last and w.owner == last.owner and w.lease == last.lease then
+      argv[#argv - 2] = argv[#argv - 2] + 1
+    else
+      argv[#argv + 1] = 1
+      argv[#argv + 1] = w.owner
+      argv[#argv + 1] = math.max(1, math.floor(w.lease * 1000))
+      last = w
+    end
+  end
+  local first_contact = self.epoch == nil
+  local waited_since
+  while true do
+    local r = self:_run("reserve", table.unpack(argv))
+    if r[2] == "OK" then
+      local held, h = self.held, nil
+      for i, n in ipairs(r[3]) do
+        local w = batch[i]
+        w.n = n
+        -- one record per run of owner and lease (never changed, only replaced)
+        if not (h and h.owner == w.owner and h.lease == w.lease) then h = { owner = w.owner, lease = w.lease } end
+        held[n] = h
+      end
+      self.last_owner = batch[#batch].owner
+      self.nheld = self.nheld + #batch
+      s.st.reserves = s.st.reserves + #batch
+      s.st.batches = s.st.batches + 1
+      s:_watch()
+      return
+    end
+    -- RECOVERING: wait for the window to close (r[3] ms left)
+    if not waited_since then
+      waited_since = ferry.now()
+      -- a first contact (no epoch seen) is the usual first use of an address: not news
+      ferry.log[first_contact and "debug" or "info"]("nonce store: waiting for live owners to register their reservations again",
+        { address = self.tag, seconds = r[3] / 1000 })
+    elseif ferry.now() - waited_since > s.window + (s.timeout or s.client.timeout) then
+      ferry.raise("store_unavailable", ("nonce store %s: still recovering after %.1fs"):format(self.tag,
+        ferry.now() - waited_since))
+    end
+    ferry.sleep(math.min(r[3] / 1000 + 0.005, 0.25))
+    argv[1] = self.max_floor                   -- callers meanwhile may have raised it
+  end
+end
+
+-- The task that sends the waiting reserves, as many as are waiting in one script. A waiter
+-- whose caller was cancelled meanwhile is skipped, or its nonce released if it got one.
+local function send_batch(self, batch)
+  local ok, err = pcall(self._reserve_batch, self, batch)
+  for _, w in ipairs(batch) do
+    if ok and w.abandoned then
+      pcall(self.release, self, w.n)
+    else
+      w.q:put(ok and w.n or err)
+    end
+  end
+end
+
+local pump
+
+local function sender(self, batch)
+  send_batch(self, batch)
+  self.senders = self.senders - 1
+  if #self.waiting > 0 then pump(self) end
+end
+
+-- Start batches for what is waiting, as long as fewer than SENDERS are out.
+function pump(self)
+  while #self.waiting > 0 and self.senders < SENDERS do
+    local batch, rest = {}, {}
+    for _, w in ipairs(self.waiting) do
+      if not w.abandoned then                  -- else its caller is gone: nothing to do
+        if #batch < BATCH then batch[#batch + 1] = w else rest[#rest + 1] = w end
+      end
+    end
+    self.waiting = rest
+    if #batch > 0 then
+      self.senders = self.senders + 1
+      ferry.spawn(sender, self, batch):detach()
+    end
+  end
+end
+
+-- One waiting reserve. Its caller may be cancelled while it waits: then it is abandoned
+-- (closed before done), and a nonce reserved for it is released. Its queue is reused.
+local Waiter = {}
+local queues = {}
+local function take_queue()
+  local n = #queues
+  if n == 0 then return task.queue() end
+  local q = queues[n]
+  queues[n] = nil
+  return q
+end
+Waiter.__close = function(w)
+  if w.done then
+    queues[#queues + 1] = w.q
+  else
+    w.abandoned = true
+  end
+end
+
+function Alloc:reserve(floor, owner, lease_s)
+  check_int(floor, "floor")
+  if type(owner) ~= "string" or owner == "" or type(lease_s) ~= "number" or lease_s <= 0 then
+    ferry.raise("invalid_argument", "nonces:reserve: expects (floor, owner: string, lease_s > 0)")
+  end
+  if floor > self.max_floor then self.max_floor = floor end
+  prune_used(self, self.max_floor)
+  local w <close> = setmetatable({ owner = owner, lease = lease_s, q = take_queue() }, Waiter)
+  self.waiting[#self.waiting + 1] = w
+  -- the batch goes out from the next tick: the other tasks ready now may join it
+  if not self.pump_at_tick then
+    self.pump_at_tick = true
+    ferry.spawn(function() self.pump_at_tick = nil; pump(self) end):detach()
+  end
+  local r = w.q:get()
+  w.done = true
+  if math.type(r) ~= "integer" then error(r, 0) end
+  return r
+end
+
+-- settle and release forget n here first: were the state lost meanwhile, n must not be
+-- registered again by this process (it is broadcast, or free).
+function Alloc:settle(n)
+  check_int(n, "n")
+  local h = forget(self, n)
+  if h and not self.used[n] then
+    self.used[n] = h.owner
+    self.nused = self.nused + 1
+    if not self.used_min or n < self.used_min then self.used_min = n end
+  end
+  self:_run("settle", n)
+  self.store.st.settles = self.store.st.settles + 1
+end
+
+function Alloc:release(n)
+  check_int(n, "n")
+  forget(self, n)
+  self:_run("release", n)
+  self.store.st.releases = self.store.st.releases + 1
+end
+
+function Alloc:raise(floor)
+  check_int(floor, "floor")
+  if floor > self.max_floor then self.max_floor = floor end
+  self:_run("raise", floor)
+end
+
+function Alloc:reclaim()
+  local gone = {}
+  for i, n in ipairs(self:_run("reclaim")[3]) do gone[i] = tonumber(n) end
+  table.sort(gone)
+  self.store.st.reclaimed = self.store.st.reclaimed + #gone
+  return gone
+end
+
+function Alloc:state()
+  local r = self:_run("state")
+  local free, reserved = {}, {}
+  for i, n in ipairs(r[4]) do free[i] = tonumber(n) end
+  for i = 1, #r[5], 2 do reserved[tonumber(r[5][i])] = r[5][i + 1]:match("^%d+:(.*)$") end
+  return { next = r[3], free = free, reserved = reserved, recovering = r[6] == "0" }
+end
+
+function Alloc:lease(owner, ttl_s)
+  if type(owner) ~= "string" or owner == "" or type(ttl_s) ~= "number" or ttl_s <= 0 then
+    ferry.raise("invalid_argument", "nonces:lease: expects (owner: string, ttl_s > 0)")
+  end
+  local r = self:_run("lease", owner, math.max(1, math.floor(ttl_s * 1000)))
+  if r[2] == "OK" then return true, math.tointeger(tonumber(r[3])), r[4] / 1000 end
+  return false, r[3], r[4] / 1000
+end
+
+--- a:conflicted(n) -> true when n was handed to another process during a recovery
+function Alloc:conflicted(n) return self.held[n] ~= nil and self.conflicts[n] == true end
+
+-- One daemon per store (from its first reservation until store:close): every window / 8,
+-- after the client connected again, it asks whether the epoch changed and, if so,
+-- registers what is held here and the floor known here (register does nothing when the
+-- epoch is the one seen). So owners busy signing still register again within the window.
+function Store:_watch()
+  if self.watcher or self.closed then return end
+  self.watcher = ferry.spawn(function()
+    while not self.closed do
+      ferry.sleep(self.window / 8)
+      for _, a in pairs(self.allocs) do
+        -- a Redis that lost its state was restarted or replaced: the connection was made
+        -- again (generation), so only then is there anything to ask
+        if a.epoch and a.generation ~= self.client.generation then
+          local ok, err = pcall(a._register, a, a.epoch)
+          if not ok and not (type(err) == "table" and err.code == "store_unavailable") then error(err, 0) end
+        end
+      end
+    end
+  end)
+  self.watcher:detach()
+  self.watcher:daemon()
+end
+
+--- store:close(): stop the watcher; the allocators forget what they hold (the client stays open)
+function Store:close()
+  self.closed = true
+  if self.watcher then self.watcher:cancel() end
+  self.watcher = nil
+  for _, a in pairs(self.allocs) do a.held, a.nheld, a.used, a.nused = {}, 0, {}, 0 end
+end
+
+function Store:stats()
+  local s = {}
+  for k, v in pairs(self.st) do s[k] = v end
+  return s
+end
+
+return M
