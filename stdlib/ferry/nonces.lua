@@ -36,7 +36,7 @@ end)
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)
   return setmetatable({ chain = chain, addr = addr, next = nil, free = {}, bound = {}, syncing = nil,
-                        out = {}, settling = {},
+                        out = {}, settling = {}, reserving = 0, lost = {},
                         holds = {}, seq = 0, counts = {}, last_count = 0, round = nil, reading = nil }, Nonces)
 end
 
@@ -189,7 +189,7 @@ function Nonces:_free_the_dead()
   local ok, st = pcall(self.alloc.state, self.alloc)
   if not ok then return end
   for n, owner in pairs(st.reserved or {}) do
-    if owner ~= store.owner and store.dead(owner) and not self.bound[n] then
+    if owner:gsub("#%d+$", "") ~= store.owner and store.dead(owner) and not self.bound[n] then
       ferry.log.info("freeing a nonce reserved by a process that died", { address = self.addr, nonce = n, owner = owner })
       self.alloc:release(n)
     end
@@ -198,12 +198,44 @@ end
 
 -- Shared nonces: every few seconds, reservations whose lease ran out (their process died
 -- elsewhere, or stalled past RESERVATION_LEASE) are freed, so nobody waits on their gap.
-function Nonces:_reclaimer()
+--
+-- And two kinds of gap are closed here:
+--  * a reservation of this process whose reply was lost (Redis stalled past the call's
+--    deadline, then ran the script): nobody here uses it, so it is released;
+--  * a free nonce below the allocator's next that no send took for gap_fill_after seconds
+--    (a released one, after the last send of the address): filled with a 0-value transfer.
+function Nonces:_reclaimer(fill)
+  local every = math.min(5, self.chain.cfg.gap_fill_after or 2)
   while true do
-    ferry.sleep(5)
+    ferry.sleep(every)
     local ok, gone = pcall(self.alloc.reclaim, self.alloc)
     if ok and #gone > 0 then
       ferry.log.warn("freed nonces whose reservation lease ran out", { address = self.addr, nonces = table.concat(gone, ",") })
+    end
+    pcall(self._close_gaps, self, fill)
+  end
+end
+
+function Nonces:_close_gaps(fill)
+  local st = self.alloc:state()
+  for n, owner in pairs(st.reserved or {}) do
+    if self.lost[owner] then
+      ferry.log.info("giving back a nonce reserved by an attempt whose reply was lost", { address = self.addr, nonce = n })
+      self.alloc:release(n)
+    end
+  end
+  if not fill or ferry.now() - (self.last_reserve or 0) < (self.chain.cfg.gap_fill_after or 2) then return end
+  for _, n in ipairs(st.free or {}) do
+    if n < st.next and n >= (self.floor or 0) and self.reserving == 0 then
+      local got = self:reserve()
+      if got ~= n then                             -- another process took it meanwhile
+        self:release(got)
+        return
+      end
+      local done, err = self:_fill(fill, got)
+      if not done then self:release(got) ferry.log.warn("nonce gap fill failed", { nonce = got, err = tostring(err) }) end
+      self:settle(got)
+      return
     end
   end
 end
@@ -242,7 +274,7 @@ function Nonces:ready(signer, fill)
         self.alloc = st.redis_nonces:nonces(self.chain_key, self.addr)
         self:_recover(st, signer, fill)
         self:_free_the_dead()
-        self.renewer = ferry.spawn(self._reclaimer, self):daemon()
+        self.renewer = ferry.spawn(self._reclaimer, self, fill):daemon()
       else
         self:_lease(st, key)
         self.renewer = ferry.spawn(self._renew, self, st, key):daemon()
@@ -273,21 +305,33 @@ end
 -- How long a reservation on Redis lasts without its settle: above the longest a send holds
 -- one (order_wait, 30 s, plus its broadcast); one older than this belongs to a dead process.
 local RESERVATION_LEASE = 90
+local attempts = 0
 
 -- Shared nonces: the allocator on Redis; while it is unreachable, wait (and say so once).
 function Nonces:_reserve_shared()
   while not self.floor do self:_sync() end
   self:_floor()
-  local deadline, said = ferry.now() + (self.chain.cfg.order_wait or 30), false
+  local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
+  -- each reserve has its own name, kept by its retries: a retry after a lost reply (Redis
+  -- stalled past the call's deadline, then ran the script) gets the nonce the lost one took,
+  -- and a reserve that gives up is known by it, and its nonce given back (_close_gaps)
+  attempts = attempts + 1
+  local owner = store.owner .. "#" .. attempts
   while true do
-    local ok, n = pcall(self.alloc.reserve, self.alloc, self.floor, store.owner, RESERVATION_LEASE)
+    local ok, n = pcall(self.alloc.reserve, self.alloc, self.floor, owner, RESERVATION_LEASE)
     if ok then
-      if said then ferry.log.info("nonce store reachable again; sending", { address = self.addr }) end
+      if self.store_down then
+        self.store_down = nil
+        ferry.log.info("nonce store reachable again; sending", { address = self.addr })
+      end
       return n
     end
-    if type(n) ~= "table" or n.code ~= "store_unavailable" or ferry.now() >= deadline then error(n, 0) end
-    if not said then
-      said = true
+    if type(n) ~= "table" or n.code ~= "store_unavailable" or ferry.now() >= deadline then
+      self.lost[owner] = true
+      error(n, 0)
+    end
+    if not self.store_down then
+      self.store_down = true
       ferry.log.warn("the nonce store (Redis) is unreachable: sends from this address wait for it, as no process "
         .. "may hand out its nonces meanwhile", { address = self.addr, err = tostring(n.message) })
     end
@@ -297,7 +341,11 @@ end
 
 function Nonces:reserve()
   if self.alloc then
-    local n = self:_reserve_shared()
+    self.reserving = self.reserving + 1
+    local ok, n = pcall(self._reserve_shared, self)
+    self.reserving = self.reserving - 1
+    if not ok then error(n, 0) end
+    self.last_reserve = ferry.now()
     self.out[n] = true
     totals.reserved = totals.reserved + 1
     return n

@@ -147,7 +147,7 @@ end
 
 --- dead(owner) -> true when owner (a store.owner) is a process of this host that is gone
 function M.dead(owner)
-  local host, pid = owner:match("^(.*):(%d+):%x+$")
+  local host, pid = owner:gsub("#%d+$", ""):match("^(.*):(%d+):%x+$")
   local me = M.owner:match("^(.*):%d+:%x+$")
   return host == me and pid ~= nil and not signal.alive(tonumber(pid))
 end

@@ -7,6 +7,10 @@
 ---   a:settle(n)  a:release(n)  a:raise(floor)  a:reclaim() -> {n...}  a:state()
 ---   a:lease(owner, ttl_s) -> true, token, expires | false, holder, ttl_left
 ---
+--- An owner of the form "<process>#<n>" names one reserve and its retries: a retry whose
+--- first reply was lost (Redis stalled past the call's deadline, then ran it) gets the same
+--- nonce instead of a second one (ferry.nonces names each reserve so).
+---
 --- Every call may yield, and raises {code = "store_unavailable"} when Redis cannot be
 --- reached. Keys: prefix .. "{" .. chain_id .. ":" .. lower(address) .. "}:" .. part, one
 --- hash tag per address so a Redis Cluster keeps them on one slot (every script touches one
@@ -40,7 +44,7 @@ local M = {}
 local PROLOGUE = [[
 -- res: n -> "<expires ms>:<owner>" (one hash, no sorted set of expiries: a ZADD per
 -- reservation cost more than the rest of the script, and only reclaim reads expiries)
-local meta, free, res, lease, used = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, free, res, lease, used, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function owner_of(v) return v and string.match(v, '^%d+:(.*)$') end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -88,18 +92,34 @@ end
 redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
 local nx, took = math.max(tonumber(m[3]), floor), false
 local out, hs = {}, {}
+-- a single reserve under a request name ("<owner>#<n>": one reserve and its retries) that
+-- already holds one is a retry whose first reply was lost (the call's deadline passed while
+-- Redis stalled, then the script ran): it gets the same nonce
+local again = {}
 local total = 0
-for i = 6, #ARGV, 3 do total = total + tonumber(ARGV[i]) end
-local popped = redis.call('ZPOPMIN', free, total)  -- the lowest free ones: member, score, ...
+local function named(i) return ARGV[i] == '1' and string.find(ARGV[i + 1], '#', 1, true) end
+for i = 6, #ARGV, 3 do
+  local prev = named(i) and redis.call('HGET', owners, ARGV[i + 1])
+  if prev and owner_of(redis.call('HGET', res, prev)) == ARGV[i + 1] then
+    again[i] = tonumber(prev)
+  else
+    total = total + tonumber(ARGV[i])
+  end
+end
+local popped = total > 0 and redis.call('ZPOPMIN', free, total) or {}  -- the lowest free ones: member, score, ...
 local k, o = 1, 0
 for i = 6, #ARGV, 3 do
   local v = string.format('%d', now + tonumber(ARGV[i + 2])) .. ':' .. ARGV[i + 1]
   for _ = 1, tonumber(ARGV[i]) do
-    local n = popped[k]
-    if n then
-      n, k = tonumber(n), k + 2
-    else
-      n, nx, took = nx, nx + 1, true
+    local n = again[i]
+    if not n then
+      n = popped[k]
+      if n then
+        n, k = tonumber(n), k + 2
+      else
+        n, nx, took = nx, nx + 1, true
+      end
+      if named(i) then redis.call('HSET', owners, ARGV[i + 1], n) end
     end
     o = o + 1
     out[o] = n
@@ -111,11 +131,15 @@ redis.call('HSET', res, unpack(hs))
 return { epoch, 'OK', out }
 ]],
   settle = [[
+local o = owner_of(redis.call('HGET', res, ARGV[4]))
+if o then redis.call('HDEL', owners, o) end
 redis.call('HDEL', res, ARGV[4])
 return { epoch, 'OK' }
 ]],
   release = [[
 local n = tonumber(ARGV[4])
+local o = owner_of(redis.call('HGET', res, n))
+if o then redis.call('HDEL', owners, o) end
 redis.call('HDEL', res, n)
 if n < nxt() then
   redis.call('ZADD', free, n, n)
@@ -137,6 +161,7 @@ for i = 1, #all, 2 do
   if tonumber(string.match(all[i + 1], '^(%d+):')) <= now then
     local n = all[i]
     gone[#gone + 1] = n
+    redis.call('HDEL', owners, owner_of(all[i + 1]))
     redis.call('HDEL', res, n)
     redis.call('ZADD', free, n, n)
   end
@@ -236,7 +261,7 @@ function Store:nonces(chain_id, address)
   local a = self.allocs[tag]
   if a then return a end
   local function k(part) return redis.key(self.prefix, tag, part) end
-  a = setmetatable({ store = self, tag = tag, keys = { k("meta"), k("free"), k("res"), k("lease"), k("used") },
+  a = setmetatable({ store = self, tag = tag, keys = { k("meta"), k("free"), k("res"), k("lease"), k("used"), k("owners") },
                      held = {}, nheld = 0, used = {}, nused = 0, max_floor = 0, waiting = {}, senders = 0, conflicts = {} }, Alloc)
   self.allocs[tag] = a
   return a
