@@ -99,12 +99,23 @@ function Chain:view()
   return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
 end
 
-function Chain:pool_status() return self.pool:status() end
+function Chain:pool_status()
+  local out = self.pool:status()
+  -- with a live feed (chain:subscribe): each provider's ws state, reconnects, backfills, reorgs
+  local feed = self.pool.feed
+  if feed then
+    for _, s in ipairs(out) do s.ws = feed.st.by_provider[s.name] end
+  end
+  return out
+end
 function Chain:stats() return self.pool:stats() end
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
+--- chain:subscribe("heads" | "logs" | "pending", filter, opts) -> subscription (ferry.subscribe)
+function Chain:subscribe(kind, filter, opts) return require("ferry.subscribe").subscribe(self, kind, filter, opts) end
 --- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
 --- A closed chain still answers calls; eth.chain(name) makes a new one.
 function Chain:close()
+  if self.pool.feed then self.pool.feed:close() end   -- its sockets and tasks (chain:subscribe)
   self.pool:close()
   if chains[self.name] == self then
     chains[self.name] = nil
