@@ -453,6 +453,17 @@ static item_t *item_new(lua_State *L, holder_t *h) {
   return it;
 }
 
+/* A job someone waits on: run here with what is deferred when possible (its results returned
+ * at once), else queued for the worker with the task parked until it ran. */
+static int run_or_wait(lua_State *L, conn_t *c, item_t *it) {
+  it->c = c;
+  if (flush(c, it)) return done_here(L, c, it, 0);
+  fy_op_t *op = fy_op_new(L, 0, on_cancel, it);
+  it->op = op;
+  enqueue(c, it);
+  return fy_op_yield(L, op);
+}
+
 static int l_exec(lua_State *L) {
   conn_t *c = check_conn(L);
   int top = lua_gettop(L);
@@ -461,12 +472,7 @@ static int l_exec(lua_State *L) {
   holder_t *h = holder_new(L, 1, 0);
   take_stmt(L, &h->job->stmts[0], 2, top, 2);
   item_t *it = item_new(L, h);
-  it->c = c;
-  if (flush(c, it)) return done_here(L, c, it, 0);
-  fy_op_t *op = fy_op_new(L, 0, on_cancel, it);
-  it->op = op;
-  enqueue(c, it);
-  return fy_op_yield(L, op);
+  return run_or_wait(L, c, it);
 }
 
 static item_t *batch_item(lua_State *L);
@@ -517,12 +523,7 @@ static int l_batch(lua_State *L) {
   fy_checktype(L, 2, LUA_TTABLE);
   fy_task_require(L, "db:batch");
   item_t *it = batch_item(L);
-  it->c = c;
-  if (flush(c, it)) return done_here(L, c, it, 0);
-  fy_op_t *op = fy_op_new(L, 0, on_cancel, it);
-  it->op = op;
-  enqueue(c, it);
-  return fy_op_yield(L, op);
+  return run_or_wait(L, c, it);
 }
 
 static int l_stats(lua_State *L) {
@@ -607,12 +608,7 @@ static int l_ready(lua_State *L) {
   take_stmt(L, &h->job->stmts[0], (lua_pushliteral(L, "SELECT 1"), lua_gettop(L)), lua_gettop(L), 1);
   item_t *it = item_new(L, h);
   it->ready = 1;
-  it->c = c;
-  if (flush(c, it)) return done_here(L, c, it, 0);
-  fy_op_t *op = fy_op_new(L, 0, on_cancel, it);
-  it->op = op;
-  enqueue(c, it);
-  return fy_op_yield(L, op);
+  return run_or_wait(L, c, it);
 }
 
 static int l_tostring(lua_State *L) {
