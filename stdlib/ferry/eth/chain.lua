@@ -12,6 +12,7 @@ local Pool = require "ferry.pool"
 local Nonces = require "ferry.nonces"
 local replies = require "ferry.eth.replies"
 local values = require "ferry.eth.values"
+local decode = require "ferry.eth.decode"
 local A = require "ferry.eth.args"
 
 local M = {}
@@ -133,13 +134,121 @@ end
 function Chain:code(addr, block) return self:_must("eth_getCode", { A.address(addr, "chain:code"), block or "latest" }) end
 function Chain:gas_price() return A.U(self:_must("eth_gasPrice")) end
 
-function Chain:block(n, full)
+-- a block argument as JSON-RPC wants it: nil -> "latest", 17 -> "0x11", tags and 0x as they are
+local function block_tag(n, what)
+  if n == nil then return "latest" end
+  if math.type(n) == "integer" and n >= 0 then return ("0x%x"):format(n) end
+  if type(n) == "string" and (n:match("^0x%x+$") or n == "latest" or n == "earliest" or n == "pending"
+      or n == "safe" or n == "finalized") then
+    return n
+  end
+  raise("invalid_argument", ("%s: expected a block number (integer >= 0, 0x quantity) or a tag (latest, earliest, "
+    .. "pending, safe, finalized), got %s"):format(what, type(n) == "string" and ("%q"):format(n:sub(1, 40)) or tostring(n)),
+    { argument = what })
+end
+
+local function tx_hash(hash, what)
+  if type(hash) ~= "string" or not hash:match("^0x" .. ("%x"):rep(64) .. "$") then
+    raise("invalid_argument", what .. ": expected a transaction hash (0x + 64 hex digits)", { argument = what })
+  end
+  return hash
+end
+
+-- The raw JSON answers, as chain:block and chain:receipt returned them before they decoded:
+-- tx:wait (a money path) and ferry.cli's receipt and block commands read these.
+function Chain:_raw_block(n, full)
   local tag = n == nil and "latest" or (type(n) == "number" and ("0x%x"):format(n) or n)
   return self:_must("eth_getBlockByNumber", { tag, full and true or false })
 end
+function Chain:_raw_receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
 
---- receipt(hash) -> receipt table | nil while not mined
-function Chain:receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
+--- block(n = "latest", full = false) -> the block decoded (ferry.eth.decode), nil when there is
+--- none: number, timestamp, gas_used, gas_limit as integers; base_fee_per_gas, difficulty as
+--- U256; hash, parent_hash ... as 0x text; miner checksummed; transactions: hashes, or decoded
+--- transactions when full. The raw JSON: chain:call("eth_getBlockByNumber", {tag, full}).
+---@param n? integer|string a block number, 0x quantity or tag (latest, earliest, pending, safe, finalized)
+---@param full? boolean whole transactions instead of their hashes
+---@return table|nil block
+function Chain:block(n, full)
+  return decode.block(self:_raw_block(block_tag(n, "chain:block"), full), "eth_getBlockByNumber", self.name)
+end
+
+--- transaction(hash) -> the transaction decoded, nil when the node does not know it: nonce,
+--- gas, type, block_number (nil while pending) as integers; value and fees as U256; from, to
+--- checksummed (to is nil for a contract creation).
+---@param hash string 0x + 64 hex digits
+---@return table|nil transaction
+function Chain:transaction(hash)
+  return decode.transaction(self:_must("eth_getTransactionByHash", { tx_hash(hash, "chain:transaction") }),
+    "eth_getTransactionByHash", self.name)
+end
+
+--- receipt(hash) -> the receipt decoded, nil while not mined: status (1 success, 0 reverted),
+--- block_number, gas_used as integers; effective_gas_price as U256; logs decoded as by
+--- chain:logs. Always asked fresh. (tx:wait returns the raw JSON receipt.)
+---@param hash string 0x + 64 hex digits
+---@return table|nil receipt
+function Chain:receipt(hash)
+  return decode.receipt(self:_raw_receipt(tx_hash(hash, "chain:receipt")), "eth_getTransactionReceipt", self.name)
+end
+
+local LOG_FILTER = { address = true, topics = true, from_block = true, to_block = true, block_hash = true }
+
+-- topics as eth_getLogs wants them: each a hash, a list of hashes (any of), or false/json.null (any)
+local function topic_filter(topics)
+  local out = json.array({})
+  if topics == nil then return out end
+  if type(topics) ~= "table" then raise("invalid_argument", "chain:logs: topics: expected a list", { argument = "topics" }) end
+  local function one(t, i)
+    if type(t) ~= "string" or not t:match("^0x" .. ("%x"):rep(64) .. "$") then
+      raise("invalid_argument", ("chain:logs: topics[%d]: expected a 32-byte 0x hash"):format(i), { argument = "topics" })
+    end
+    return t:lower()
+  end
+  local n = 0
+  for i in pairs(topics) do if math.type(i) == "integer" and i > n then n = i end end
+  for i = 1, n do
+    local t = topics[i]
+    if t == nil or t == false or t == json.null then out[i] = json.null
+    elseif type(t) == "table" then
+      local any = json.array({})
+      for j, x in ipairs(t) do any[j] = one(x, i) end
+      out[i] = any
+    else out[i] = one(t, i) end
+  end
+  return out
+end
+
+--- logs(filter) -> a list of decoded logs (eth_getLogs through the pool): address
+--- checksummed, block_number, log_index, transaction_index as integers, topics and data as 0x
+--- text. filter: {address = addr | {addr...}, topics = {t0, t1...} (each a hash, a list of
+--- hashes, or false for any), from_block =, to_block = (number or tag, default "latest"),
+--- block_hash = (instead of the range)}.
+---@param filter table {address?, topics?, from_block?, to_block?, block_hash?}
+---@return table[] logs
+function Chain:logs(filter)
+  filter = filter or {}
+  A.check_fields(filter, LOG_FILTER, "chain:logs")
+  local f = json.object({})
+  if type(filter.address) == "table" then
+    local list = json.array({})
+    for i, a in ipairs(filter.address) do list[i] = A.address(a, "chain:logs: address") end
+    f.address = list
+  elseif filter.address ~= nil then
+    f.address = A.address(filter.address, "chain:logs: address")
+  end
+  f.topics = topic_filter(filter.topics)
+  if filter.block_hash ~= nil then
+    if filter.from_block ~= nil or filter.to_block ~= nil then
+      raise("invalid_argument", "chain:logs: block_hash or from_block/to_block, not both", { argument = "block_hash" })
+    end
+    f.blockHash = tx_hash(filter.block_hash, "chain:logs: block_hash")
+  else
+    f.fromBlock = block_tag(filter.from_block, "chain:logs: from_block")
+    f.toBlock = block_tag(filter.to_block, "chain:logs: to_block")
+  end
+  return decode.logs(self:_must("eth_getLogs", { f }), "eth_getLogs", self.name)
+end
 
 --- fees({fresh = bool}?) -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the
 --- next block's base fee and the chain's `fees.percentile` (50) of recent tips; max_fee =

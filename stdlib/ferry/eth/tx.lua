@@ -63,7 +63,7 @@ end
 -- The newest receipt among the tx's versions. -> receipt | nil, err (a read failed)
 function Tx:_receipt()
   for i = #self.hashes, 1, -1 do
-    local rc, err = transient(self.chain.receipt, self.chain, self.hashes[i])
+    local rc, err = transient(self.chain._raw_receipt, self.chain, self.hashes[i])
     if err then return nil, err end
     if rc then self.hash = self.hashes[i]; return rc end
   end
