@@ -189,6 +189,26 @@ end
 
 local function md_escape(s) return (s:gsub("|", "\\|")) end
 
+-- Comment lines as markdown, in order: runs of lines indented by two spaces (examples) become
+-- code blocks, the rest prose.
+local function render_text(out, text)
+  local run, code = {}, false
+  local function flush()
+    while run[#run] == "" do run[#run] = nil end
+    if #run == 0 then return end
+    if code then out[#out + 1] = "```lua\n" .. table.concat(run, "\n") .. "\n```\n"
+    else out[#out + 1] = table.concat(run, "\n") .. "\n" end
+    run = {}
+  end
+  for _, t in ipairs(text) do
+    local is_code = t:match("^  ") ~= nil
+    if is_code ~= code and not (t == "" and code) then flush(); code = is_code end
+    if is_code then run[#run + 1] = (t:gsub("^  ", "", 1))
+    elseif t ~= "" or #run > 0 then run[#run + 1] = t end
+  end
+  flush()
+end
+
 local function render_function(out, fn)
   out[#out + 1] = ("### `%s(%s)`\n"):format(display_name(fn.name), table.concat(fn.params, ", "))
   local text, params, returns = {}, {}, {}
@@ -199,15 +219,7 @@ local function render_function(out, fn)
     elseif rt then returns[#returns + 1] = { rt, rd }
     elseif not d:match("^@") then text[#text + 1] = d end
   end
-  if #text > 0 then
-    -- example lines (indented) become a code block, the rest is prose
-    local prose, code = {}, {}
-    for _, t in ipairs(text) do
-      if t:match("^  ") then code[#code + 1] = t:gsub("^  ", "", 1) else prose[#prose + 1] = t end
-    end
-    if #prose > 0 then out[#out + 1] = table.concat(prose, "\n") .. "\n" end
-    if #code > 0 then out[#out + 1] = "```lua\n" .. table.concat(code, "\n") .. "\n```\n" end
-  end
+  render_text(out, text)
   if #params > 0 then
     out[#out + 1] = "| parameter | type | |\n|---|---|---|"
     for _, p in ipairs(params) do out[#out + 1] = ("| `%s` | `%s` | %s |"):format(p[1], md_escape(p[2]), md_escape(p[3])) end
@@ -226,21 +238,15 @@ function M.api_markdown()
     "[guide.md](guide.md). The configuration: [config.md](config.md).\n" }
   out[#out + 1] = "## Modules\n"
   for _, e in ipairs(M.PUBLIC) do
-    out[#out + 1] = ("- [%s](#%s)"):format(e[2], e[2]:gsub("[^%w]+", "-"):gsub("%-$", ""):lower())
+    -- GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens
+    out[#out + 1] = ("- [%s](#%s)"):format(e[2], (e[2]:lower():gsub("[^%w%- ]", ""):gsub(" ", "-")))
   end
   out[#out + 1] = ""
   for _, e in ipairs(M.PUBLIC) do
     local p = M.parse(e[1])
     out[#out + 1] = ("## %s\n"):format(e[2])
     out[#out + 1] = ("`stdlib/ferry/%s`\n"):format(e[1])
-    if #p.header > 0 then
-      local prose, code = {}, {}
-      for _, h in ipairs(p.header) do
-        if h:match("^  ") then code[#code + 1] = h:gsub("^  ", "", 1) elseif #code == 0 then prose[#prose + 1] = h end
-      end
-      out[#out + 1] = table.concat(prose, "\n") .. "\n"
-      if #code > 0 then out[#out + 1] = "```lua\n" .. table.concat(code, "\n") .. "\n```\n" end
-    end
+    render_text(out, p.header)
     for _, fn in ipairs(p.functions) do render_function(out, fn) end
   end
   return table.concat(out, "\n")

@@ -29,6 +29,8 @@ end
 local chains = {}
 
 --- eth.chain(name) -> the chain from config.chains[name] (one per name and config).
+---@param name string a key of config.chains
+---@return Chain
 function M.chain(name)
   local cfg = ferry.config()
   local c = chains[name]
@@ -68,6 +70,9 @@ end
 
 --- A chain over explicit settings (tests, tools): eth.connect{chain_id =, providers = {...}},
 --- with optional top-level config (limits, cache, rpc) as a second table.
+---@param spec table a chain as in config.chains (chain_id, providers, ...), plus an optional name
+---@param root? table top-level config (limits, cache, rpc)
+---@return Chain
 function M.connect(spec, root)
   local tbl = { chains = { adhoc = spec } }
   for k, v in pairs(root or {}) do tbl[k] = v end
@@ -79,6 +84,11 @@ function M.connect(spec, root)
 end
 
 --- chain:call(method, params, opts) -> result | nil, err (rate limit, cache, failover)
+---@param method string a JSON-RPC method
+---@param params? table its params (a list)
+---@param opts? table {fresh = true} skips the cache, {provider = i} pins one provider
+---@return any|nil result the raw JSON result
+---@return table|nil err an error table
 function Chain:call(method, params, opts) return self.pool:call(method, params, opts) end
 
 -- Every read of a chain goes here: through the session when this is a session view (one
@@ -100,8 +110,14 @@ function Chain:view()
   return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
 end
 
+--- pool_status() -> each provider's health, breaker state, lag and rate limit
+---@return table
 function Chain:pool_status() return self.pool:status() end
+--- stats() -> the pool's counters (also ferry.stats()["pool:<name>"]; docs/guide.md)
+---@return table
 function Chain:stats() return self.pool:stats() end
+--- track_heads(interval): follow the head every `interval` seconds (eth.chain does it unless head_poll = 0)
+---@param interval number seconds
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
 --- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
 --- A closed chain still answers calls; eth.chain(name) makes a new one.
@@ -114,7 +130,11 @@ function Chain:close()
 end
 Chain.__close = Chain.close
 
+--- block_number() -> the latest block number (cached until the next head)
+---@return integer
 function Chain:block_number() return A.qty(self:_must("eth_blockNumber")) end
+--- chain_id_remote() -> the chain id the node reports (eth_chainId)
+---@return integer
 function Chain:chain_id_remote() return A.qty(self:_must("eth_chainId")) end
 
 --- balance(addr, block = "latest", {fresh = true}?) -> U256
@@ -122,16 +142,29 @@ function Chain:chain_id_remote() return A.qty(self:_must("eth_chainId")) end
 --- tx:wait moves the head to its receipt's block, so a read after a wait shows the transaction.
 --- fresh = true asks the node whatever the cache holds (a change made elsewhere before the
 --- next head).
+---@param addr string an address
+---@param block? integer|string a block number or tag (default "latest")
+---@param opts? table {fresh = true}
+---@return U256 wei
 function Chain:balance(addr, block, opts)
   return A.U(self:_must("eth_getBalance", { A.address(addr, "chain:balance"), block or "latest" }, opts))
 end
 
 --- nonce(addr, block = "pending") -> integer (always read fresh)
+---@param addr string an address
+---@param block? string a tag (default "pending")
+---@return integer
 function Chain:nonce(addr, block)
   return A.qty(self:_must("eth_getTransactionCount", { A.address(addr, "chain:nonce"), block or "pending" }, { fresh = true }))
 end
 
+--- code(addr, block = "latest") -> the account's code, 0x hex ("0x" for none)
+---@param addr string
+---@param block? string
+---@return string
 function Chain:code(addr, block) return self:_must("eth_getCode", { A.address(addr, "chain:code"), block or "latest" }) end
+--- gas_price() -> the node's eth_gasPrice in wei
+---@return U256
 function Chain:gas_price() return A.U(self:_must("eth_gasPrice")) end
 
 -- a block argument as JSON-RPC wants it: nil -> "latest", 17 -> "0x11", tags and 0x as they are
@@ -253,6 +286,8 @@ end
 --- fees({fresh = bool}?) -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the
 --- next block's base fee and the chain's `fees.percentile` (50) of recent tips; max_fee =
 --- base_multiplier (2) x base + tip. The history is cached until the next head (cache.ttl).
+---@param opts? table {fresh = true} reads the fee history again
+---@return table fees {base_fee, max_priority_fee, max_fee}, U256 wei
 function Chain:fees(opts)
   local fc = self.cfg.fees or {}
   local pct = fc.percentile or 50
@@ -293,6 +328,10 @@ local function call_object(t)
 end
 
 --- eth_call(tx, block = "latest") -> 0x result; raises {code = "reverted", reason =} on revert.
+---@param t table {to, data?, value?, from?, gas?}
+---@param block? string a block tag (default "latest")
+---@param opts? table as for chain:call
+---@return string result 0x hex
 function Chain:eth_call(t, block, opts)
   local r, err = self:_call("eth_call", { call_object(t), block or "latest" }, opts)
   if err then
@@ -303,6 +342,9 @@ function Chain:eth_call(t, block, opts)
 end
 
 --- estimate_gas(tx) -> integer, with the chain's gas_margin (1.2) applied; raises on revert.
+---@param t table {to?, data?, value?, from?}
+---@param opts? table as for chain:call (default {fresh = true})
+---@return integer gas
 function Chain:estimate_gas(t, opts)
   local r, err = self:_call("eth_estimateGas", { call_object(t) }, opts or { fresh = true })
   if err then

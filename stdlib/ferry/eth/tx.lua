@@ -122,6 +122,10 @@ function Tx:_confirmed(rc, conf)
   return rc
 end
 
+--- tx:wait(opts) -> the receipt (raw JSON, as the node sent it); raises reverted, nonce_too_low or
+--- timeout. The options and what happens while it waits: the comment above WAIT_OPTIONS.
+---@param opts? table {confirmations?, timeout? = 120, poll?, rebroadcast? = 3, stuck_after?, max_bumps? = 3}
+---@return table receipt
 function Tx:wait(opts)
   opts = opts or {}
   local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s
