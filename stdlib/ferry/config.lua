@@ -153,7 +153,7 @@ M.schema = S("table", { fields = {
   limits = S("table", { default = {}, doc = "hard limits on what a send may do", fields = {
     -- a number, or false / "off" for no cap at all (validate() warns)
     max_gas_price_gwei = S("cap", { min = 0, default = M.DEFAULT_MAX_GAS_PRICE_GWEI,
-      doc = "no send pays a fee per gas above this (gwei): fee_cap_exceeded; false or \"off\" for no cap (a warning)" }),
+      doc = "no send pays a fee per gas above this (gwei): policy_rejected; false or \"off\" for no cap (a warning)" }),
     max_slippage_percent = S("number", { min = 0, doc = "accepted but not read yet (for swaps)" }),
     max_value_eth = S("number", { min = 0, doc = "accepted but not read yet: use a policy (docs/policies.md) to cap a send's value" }),
   }}),
