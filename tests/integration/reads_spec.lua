@@ -150,6 +150,22 @@ describe("decoded reads", function()
   end)
 end)
 
+describe("decoded reads of a pending transaction", function()
+  it("chain:transaction has no block yet, chain:receipt is nil", function()
+    local anvil, chain, signer = evm.on_anvil(nil, { "--no-mining" })
+    local tx = signer:send{ to = ADDR1, value = 5 }
+    local t = chain:transaction(tx.hash)
+    local rc = chain:receipt(tx.hash)
+    chain:close()
+    anvil:stop()
+    assert.equal(tx.hash, t.hash)
+    assert.equal(u256.new(5), t.value)
+    assert.is_nil(t.block_number)
+    assert.is_nil(t.block_hash)
+    assert.is_nil(rc)
+  end)
+end)
+
 describe("decoded reads from a node that lies", function()
   local anvil, proxy, chain, signer, hash
   setup(function()
