@@ -209,14 +209,34 @@ local function render_text(out, text)
   flush()
 end
 
+-- "fun(item: any): any the function" -> "fun(item: any): any", "the function": a type ends at the
+-- first blank outside brackets, a function type's ": ret" included.
+local function split_type(text)
+  local depth, i, n = 0, 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if c == "(" or c == "{" or c == "<" or c == "[" then depth = depth + 1
+    elseif c == ")" or c == "}" or c == ">" or c == "]" then depth = depth - 1
+    elseif c == ":" and depth == 0 then
+      i = i + 1
+      while text:sub(i, i) == " " do i = i + 1 end
+      i = i - 1
+    elseif c:match("%s") and depth == 0 then break end
+    i = i + 1
+  end
+  return text:sub(1, i - 1), (text:sub(i):gsub("^%s+", ""))
+end
+
 local function render_function(out, fn)
   out[#out + 1] = ("### `%s(%s)`\n"):format(display_name(fn.name), table.concat(fn.params, ", "))
   local text, params, returns = {}, {}, {}
   for _, d in ipairs(fn.doc) do
-    local pn, pt, pd = d:match("^@param%s+([%w_.?]+)%s+(%S+)%s*(.*)$")
-    local rt, rd = d:match("^@return%s+(%S+)%s*(.*)$")
-    if pn then params[#params + 1] = { pn, pt, pd }
-    elseif rt then returns[#returns + 1] = { rt, rd }
+    local pn, prest = d:match("^@param%s+([%w_.?]+)%s+(.*)$")
+    local rrest = d:match("^@return%s+(.*)$")
+    if pn then
+      local pt, pd = split_type(prest)
+      params[#params + 1] = { pn, pt, pd }
+    elseif rrest then returns[#returns + 1] = { split_type(rrest) }
     elseif not d:match("^@") then text[#text + 1] = d end
   end
   render_text(out, text)
@@ -246,7 +266,9 @@ function M.api_markdown()
     local p = M.parse(e[1])
     out[#out + 1] = ("## %s\n"):format(e[2])
     out[#out + 1] = ("`stdlib/ferry/%s`\n"):format(e[1])
-    render_text(out, p.header)
+    local prose = {}
+    for _, h in ipairs(p.header) do if not h:match("^@") then prose[#prose + 1] = h end end
+    render_text(out, prose)
     for _, fn in ipairs(p.functions) do render_function(out, fn) end
   end
   return table.concat(out, "\n")

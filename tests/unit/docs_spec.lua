@@ -76,6 +76,7 @@ describe("make docs", function()
     assert.matches("### `chain:logs(filter)`", api, 1, true)
     assert.matches("### `signer:send(t)`", api, 1, true)
     assert.matches("## ferry.workflow", api, 1, true)
+    assert.matches("| `fn` | `fun(item: any, i: integer): any` |", api, 1, true)   -- a type with blanks stays whole
     local cfg = docs.config_markdown()
     assert.matches("| `rpc.timeout` | number |", cfg, 1, true)
     assert.matches("| `chains.<name>.providers[i].url` |", cfg, 1, true)
