@@ -122,6 +122,7 @@ describe("decoded reads", function()
     assert.equal(2, #chain:logs{ address = { emitter, ADDR1 }, topics = { TOPIC }, from_block = 0, to_block = "latest" })
     assert.equal(2, #chain:logs{ topics = { { TOPIC, "0x" .. ("00"):rep(32) } }, from_block = 0 })
     assert.equal(0, #chain:logs{ address = emitter, topics = { "0x" .. ("00"):rep(32) }, from_block = 0 })
+    assert.equal(2, #chain:logs{ address = emitter, topics = { false }, from_block = 0 })   -- false: any topic
     assert.equal(0, #chain:logs{ address = emitter, topics = { false, TOPIC }, from_block = 0 })
     local only = chain:logs{ address = emitter, block_hash = rcs[1].blockHash }
     assert.equal(1, #only)
