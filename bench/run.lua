@@ -30,7 +30,9 @@ end
 
 -- run a Node comparison script; returns its JSON line decoded
 local function node(script, ...)
-  local argv = { peers.bin.node, "bench/compare/" .. script, ..., stdout = "pipe", stderr = "pipe" }
+  -- (`...` inside a table constructor keeps only its first value unless it comes last)
+  local argv = { peers.bin.node, "bench/compare/" .. script, stdout = "pipe", stderr = "pipe" }
+  for _, a in ipairs({ ... }) do argv[#argv + 1] = a end
   local p = assert(proc.spawn(argv))
   local out = p:read_all(300)
   local code = p:wait(10)
@@ -510,6 +512,52 @@ if wanted("sol") then
   end)
   row(("%d Solana transfers, pipeline vs pre-signed"):format(T), ("%.2f s"):format(pipe), ("floor %.2f s"):format(floor),
     ("%.1fx"):format(pipe / floor), "", nil)
+end
+
+---------------------------------------------------------------------------------------------
+-- the live feed (chain:subscribe, docs/ws.md) against ethers v6 WebSocketProvider, same anvil
+if wanted("ws") then
+  local eth = require "ferry.eth"
+  local rpc = require "ferry.rpc"
+  local N, M = tonumber(os.getenv("FERRY_WS_BLOCKS")) or 1000, 500
+  local anvil = peers.anvil()
+  local http = rpc.http(anvil.url, { timeout = 10 })
+  local chain = eth.connect{ chain_id = 31337, head_poll = 0,
+                             providers = { { name = "anvil", url = anvil.url, ws = anvil.ws, rps = 100000 } } }
+  local heads = chain:subscribe("heads", nil, { max_queue = 100000 })
+  local feed = chain.pool.feed
+  while not (feed:live() and feed.last) do ferry.sleep(0.01) end
+  -- latency: from evm_mine returning (HTTP) to the Lua subscriber waking on that head
+  local woke = {}
+  local reader = ferry.spawn(function()
+    for h in heads:each() do woke[h.number] = ferry.now() end
+  end)
+  local lat = {}
+  for _ = 1, N do
+    assert(http:call("evm_mine", {}))
+    local back = ferry.now()
+    local n = tonumber(http:call("eth_blockNumber", {}))
+    while not woke[n] do ferry.sleep(0) end
+    lat[#lat + 1] = math.max(0, woke[n] - back)
+  end
+  local p50, p99 = percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
+  -- throughput: a burst of M blocks, decoded and delivered to the subscriber
+  local start = tonumber(http:call("eth_blockNumber", {}))
+  local t0 = ferry.now()
+  assert(http:call("anvil_mine", { ("0x%x"):format(M) }) ~= false)
+  while not woke[start + M] do ferry.sleep(0.001) end
+  local per_s = M / (ferry.now() - t0)
+  local e = node("ethers_ws_heads.js", anvil.url, anvil.ws, tostring(N), tostring(M))
+  local r = e.p99_ms / math.max(p99, 1e-3)
+  row(("head latency p50 (%d blocks)"):format(N), ("%.3f ms"):format(p50), ("ethers %.3f ms"):format(e.p50_ms),
+    ("%.1fx"):format(e.p50_ms / math.max(p50, 1e-3)), "", nil)
+  row(("head latency p99 (%d blocks)"):format(N), ("%.3f ms"):format(p99), ("ethers %.3f ms"):format(e.p99_ms),
+    ("%.1fx"):format(r), "<=1ms, 5x", p99 <= 1 and r >= 5)
+  row(("heads delivered/s (burst of %d)"):format(M), fmt(per_s) .. "/s", "ethers " .. fmt(e.per_s) .. "/s",
+    ("%.1fx"):format(per_s / e.per_s), "", nil)
+  reader:cancel()
+  feed:close()
+  anvil:stop()
 end
 
 local misses = 0

@@ -38,7 +38,8 @@ if (!args.target) { console.error('usage: faultproxy.js --target http://HOST:POR
 const target = new URL(args.target);
 const host = args.host || '127.0.0.1';
 const MODES = ['pass', 'refuse', 'hang', '429', '500', 'garbage', 'truncated', 'delay', 'stale_head', 'wrong_chain',
-               'wrong_id', 'huge', 'deep', 'reply', 'forward_then_reply'];
+               'wrong_id', 'huge', 'deep', 'reply', 'forward_then_reply',
+               'ws_drop', 'ws_stall', 'ws_garbage', 'ws_binary', 'ws_huge', 'ws_close', 'ws_refuse', 'ws_flood'];
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 const nowMs = () => performance.timeOrigin + performance.now();
 
@@ -58,6 +59,7 @@ function setFault(f) {
   const wasRefusing = fault.mode === 'refuse';
   fault = { ...f, mode: String(f.mode) };
   if (fault.for_ms > 0) faultTimer = setTimeout(() => setFault({ mode: 'pass' }), fault.for_ms);
+  if (fault.mode.startsWith('ws_')) applyWsFault(fault);
   if (fault.mode === 'refuse' && !wasRefusing) stopListening();
   if (fault.mode !== 'refuse' && wasRefusing) startListening();
 }
@@ -191,9 +193,53 @@ function forward(f, req, body, calls, ms, answer) {
   up.end(body);
 }
 
-// WebSocket (or any upgrade): raw TCP pipe to the target; only `refuse` affects it.
+// WebSocket (or any upgrade): raw TCP pipe to the target. `refuse` affects it, and the ws_*
+// modes act on the open WebSocket connections (the server -> client direction):
+//   ws_drop             destroy every open WS connection now (then back to pass)
+//   ws_stall            stop forwarding both ways on open connections and hang new upgrades
+//                       (until the mode changes; stalled connections stay silent for good)
+//   ws_garbage | ws_binary | ws_huge {bytes} | ws_close {code}: send each open connection a
+//                       text frame that is not JSON | a binary frame | a text frame that long |
+//                       a close frame with that code (then back to pass)
+//   ws_refuse           answer upgrades with HTTP 403 (until the mode changes)
+//   ws_flood {subscription, count}: send each open connection `count` eth_subscription
+//                       notifications for that subscription id, each a distinct tx hash
+//                       (a node's newPendingTransactions at a rate no test node reaches)
+// A frame is injected between the node's frames only when the connection is idle between
+// them; tests inject while the node is quiet.
+const wsConns = new Set();
+function wsFrame(opcode, payload) {
+  const n = payload.length;
+  let h;
+  if (n < 126) h = Buffer.from([0x80 | opcode, n]);
+  else if (n < 65536) { h = Buffer.alloc(4); h[0] = 0x80 | opcode; h[1] = 126; h.writeUInt16BE(n, 2); }
+  else { h = Buffer.alloc(10); h[0] = 0x80 | opcode; h[1] = 127; h.writeBigUInt64BE(BigInt(n), 2); }
+  return Buffer.concat([h, payload]);
+}
+function applyWsFault(f) {
+  stats.ws_faults = (stats.ws_faults || 0) + 1;
+  for (const c of wsConns) {
+    if (f.mode === 'ws_drop') { c.socket.destroy(); c.up.destroy(); }
+    else if (f.mode === 'ws_stall') { c.socket.unpipe(c.up); c.up.unpipe(c.socket); c.up.pause(); c.socket.pause(); }
+    else if (f.mode === 'ws_garbage') c.socket.write(wsFrame(1, Buffer.from('{"jsonrpc":"2.0", this is not json')));
+    else if (f.mode === 'ws_binary') c.socket.write(wsFrame(2, Buffer.from([1, 2, 3, 4])));
+    else if (f.mode === 'ws_huge') c.socket.write(wsFrame(1, Buffer.alloc(Number(f.bytes || 1 << 20), 'a')));
+    else if (f.mode === 'ws_flood') {
+      const chunks = [];
+      for (let i = 0; i < Number(f.count || 1000); i++) {
+        const hash = '0x' + i.toString(16).padStart(64, '0');
+        chunks.push(wsFrame(1, Buffer.from(`{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":"${f.subscription}","result":"${hash}"}}`)));
+      }
+      c.socket.write(Buffer.concat(chunks));
+    }
+    else if (f.mode === 'ws_close') { const b = Buffer.alloc(2); b.writeUInt16BE(Number(f.code || 1000)); c.socket.write(wsFrame(8, b)); }
+  }
+  if (!['ws_stall', 'ws_refuse'].includes(f.mode)) fault = { mode: 'pass' };
+}
 function onUpgrade(req, socket, head) {
   stats.ws_connections++;
+  if (fault.mode === 'ws_refuse') { socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'); return; }
+  if (fault.mode === 'ws_stall') { socket.on('error', () => {}); return; }
   const up = net.connect(Number(target.port), target.hostname, () => {
     let h = `${req.method} ${req.url} HTTP/1.1\r\n`;
     for (let i = 0; i < req.rawHeaders.length; i += 2)
@@ -201,8 +247,10 @@ function onUpgrade(req, socket, head) {
     up.write(h + '\r\n'); up.write(head);
     socket.pipe(up).pipe(socket);
   });
+  const c = { socket, up };
+  wsConns.add(c);
   up.on('error', () => socket.destroy()); socket.on('error', () => up.destroy());
-  socket.on('close', () => up.destroy()); up.on('close', () => socket.destroy());
+  socket.on('close', () => { wsConns.delete(c); up.destroy(); }); up.on('close', () => socket.destroy());
 }
 
 // ---- start ----

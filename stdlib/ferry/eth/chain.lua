@@ -110,18 +110,34 @@ function Chain:view()
   return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
 end
 
---- pool_status() -> each provider's health, breaker state, lag and rate limit
+--- pool_status() -> each provider's health, breaker state, lag and rate limit (and its ws feed's
+--- state with chain:subscribe)
 ---@return table
-function Chain:pool_status() return self.pool:status() end
+function Chain:pool_status()
+  local out = self.pool:status()
+  -- with a live feed (chain:subscribe): each provider's ws state, reconnects, backfills, reorgs
+  local feed = self.pool.feed
+  if feed then
+    for _, s in ipairs(out) do s.ws = feed.st.by_provider[s.name] end
+  end
+  return out
+end
 --- stats() -> the pool's counters (also ferry.stats()["pool:<name>"]; docs/guide.md)
 ---@return table
 function Chain:stats() return self.pool:stats() end
 --- track_heads(interval): follow the head every `interval` seconds (eth.chain does it unless head_poll = 0)
 ---@param interval number seconds
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
+--- chain:subscribe("heads" | "logs" | "pending", filter, opts) -> subscription (ferry.subscribe)
+---@param kind string "heads", "logs" or "pending"
+---@param filter? table {address =, topics =} for logs
+---@param opts? table as for ferry.subscribe
+---@return Subscription
+function Chain:subscribe(kind, filter, opts) return require("ferry.subscribe").subscribe(self, kind, filter, opts) end
 --- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
 --- A closed chain still answers calls; eth.chain(name) makes a new one.
 function Chain:close()
+  if self.pool.feed then self.pool.feed:close() end   -- its sockets and tasks (chain:subscribe)
   self.pool:close()
   if chains[self.name] == self then
     chains[self.name] = nil

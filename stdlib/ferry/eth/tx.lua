@@ -113,13 +113,75 @@ function Tx:_confirmed(rc, conf)
   local top, err = bn, nil
   if conf > 1 then top, err = transient(self.chain.block_number, self.chain) end
   if not (top and top - bn + 1 >= conf) then return nil, err end
+  -- a receipt from a block the head tracker knows was replaced is not an answer (a reorg
+  -- between reading it and now): the next head reads it again
+  local canonical = self.chain.pool.heads.hashes[bn]
+  if canonical and rc.blockHash and canonical ~= rc.blockHash then return nil end
   self.receipt = rc
+  self:_remember()
   if A.qty(rc.status) ~= 1 then
     self:_journal("reverted", { block = bn, hash = self.hash })
     raise("reverted", ("transaction %s was mined but reverted (block %d)"):format(self.hash, bn),
       { receipt = rc, hash = self.hash })
   end
   return rc
+end
+
+-- Reorgs. The live feed (ferry.subscribe) calls Tx.reverify(pool, reorg) on each: every
+-- transaction this process saw mined in a replaced block is read again. Found in the new
+-- chain: its receipt (block, confirmations) is updated. Not found: its signed bytes are sent
+-- again, the same bytes (the money rule: never a new signature at another nonce), and it is
+-- waited for until mined again. Transactions are remembered per pool, weakly.
+local mined = setmetatable({}, { __mode = "k" })          -- pool -> {tx -> true}
+Tx.reorg_stats = { reverified = 0, kept = 0, moved = 0, rebroadcast = 0, remined = 0 }
+ferry.register_stats("reorgs", function() return Tx.reorg_stats end)
+
+function Tx:_remember()
+  local pool = self.chain.pool
+  local set = mined[pool]
+  if not set then
+    set = setmetatable({}, { __mode = "k" })
+    mined[pool] = set
+  end
+  set[self] = true
+end
+
+function Tx:_reverify(reorg)
+  local st = Tx.reorg_stats
+  st.reverified = st.reverified + 1
+  local old = self.receipt
+  local rc, err = self:_receipt()
+  if err then rc = nil end
+  if rc and not err then
+    if old and rc.blockHash ~= old.blockHash then st.moved = st.moved + 1 else st.kept = st.kept + 1 end
+    self.receipt = rc
+    return
+  end
+  if err then return end                                   -- cannot tell now: left as it is
+  self.receipt = nil
+  self.reorged = (self.reorged or 0) + 1
+  local _, serr = self.chain:call("eth_sendRawTransaction", { self.raw })
+  st.rebroadcast = st.rebroadcast + 1
+  ferry.log.warn("reorg dropped a transaction: sent again", { hash = self.hash, nonce = self.nonce,
+    fork_point = reorg.fork, result = serr and serr.code or "sent" })
+  local ok = pcall(self.wait, self, { confirmations = 1, timeout = 120, stuck_after = 0 })
+  if ok then st.remined = st.remined + 1 end
+end
+
+--- Tx.reverify(pool, reorg{fork =}) -> how many transactions are being re-verified
+---@param pool table the chain's pool
+---@param reorg table {fork =, ...}
+---@return integer
+function Tx.reverify(pool, reorg)
+  local n = 0
+  for tx in pairs(mined[pool] or {}) do
+    local rc = tx.receipt
+    if rc and A.qty(rc.blockNumber) > reorg.fork then
+      n = n + 1
+      ferry.spawn(tx._reverify, tx, reorg):daemon()
+    end
+  end
+  return n
 end
 
 --- tx:wait(opts) -> the receipt (raw JSON, as the node sent it); raises reverted, nonce_too_low or

@@ -48,7 +48,9 @@ function Pool:_run_tracker()
       local lag = ferry.now() - lag_at >= (follow > 0 and follow or 1)
       if lag then lag_at = ferry.now() end
       local before = self.heads.hash
-      local ok, err = pcall(self.poll_heads, self, lag)
+      -- a live WebSocket feed (ferry.subscribe) is the head's source: no polling meanwhile
+      local ok, err = true, nil
+      if not (self.feed and self.feed:live()) then ok, err = pcall(self.poll_heads, self, lag) end
       if not ok then ferry.log.warn("head tracker", { chain = self.name, err = tostring(err) }) end
       local every = follow
       if self.head_waiters > 0 then
