@@ -285,7 +285,7 @@ C.receipt = { usage = "receipt HASH [--chain NAME] [--json]", run = function(arg
   too_many(pos, 1, C.receipt.usage)
   local hash = pos[1]
   if not hash:match("^0x" .. ("%x"):rep(64) .. "$") then bad(("%q is not a transaction hash (0x + 64 hex digits)"):format(ferry.redact(hash))) end
-  local rc = chain_of(opt):receipt(hash)
+  local rc = chain_of(opt):_raw_receipt(hash)
   if rc == nil or rc == json.null then
     raise("invalid_argument", "no receipt for that hash: not mined, or unknown to the node")
   end
@@ -310,7 +310,7 @@ C.block = { usage = "block [N|latest] [--chain NAME] [--json]", run = function(a
   elseif which:match("^0x%x+$") or which == "latest" or which == "earliest" or which == "pending"
       or which == "safe" or which == "finalized" then n = which
   else bad(("%q is not a block (a number, 0x quantity, latest, earliest, pending, safe or finalized)"):format(ferry.redact(which))) end
-  local b = chain_of(opt):block(n)
+  local b = chain_of(opt):_raw_block(n)
   if b == nil or b == json.null then raise("invalid_argument", ("no block %s on this chain"):format(which)) end
   if opt.json then out(json.encode(b)) return end
   local eth = require "ferry.eth"

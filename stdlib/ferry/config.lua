@@ -40,113 +40,146 @@ M.RPS_ENV = { alchemy = "RPC_RATE_LIMIT_ALCHEMY", infura = "RPC_RATE_LIMIT_INFUR
 local function S(t, extra) extra = extra or {}; extra.t = t; return extra end
 
 local provider = S("table", { fields = {
-  name = S("string"),
-  url = S("url", { required = true, pattern = "^https?://[^/]", what = "an http(s):// URL" }),
-  ws = S("url", { pattern = "^wss?://[^/]", what = "a ws(s):// URL" }),
-  weight = S("number", { min = 0, default = 1 }),
-  priority = S("integer", { min = 1, default = 1 }),
-  rps = S("number", { min = 0.001 }),
-  burst = S("number", { min = 1 }),
-  timeout = S("number", { min = 0.001 }),
-  headers = S("map", { item = S("string", { hide = true }) }),
+  name = S("string", {
+    doc = "the provider's name in logs, errors and stats; its default rate limit comes from it (alchemy, infura, quicknode, public)" }),
+  url = S("url", { required = true, pattern = "^https?://[^/]", what = "an http(s):// URL",
+    doc = "the JSON-RPC endpoint; shown as scheme://host:port only (its path may hold an API key)" }),
+  ws = S("url", { pattern = "^wss?://[^/]", what = "a ws(s):// URL", doc = "a WebSocket endpoint of the same node" }),
+  weight = S("number", { min = 0, default = 1, doc = "share of requests among healthy providers of the same priority" }),
+  priority = S("integer", { min = 1, default = 1,
+    doc = "tier: 1 is asked first; a higher tier only when every provider of the tiers before it is down" }),
+  rps = S("number", { min = 0.001,
+    doc = "requests per second this provider may be sent (a token bucket); default by name: alchemy 25, infura 10, quicknode 15, public 5,"
+      .. " else 25" }),
+  burst = S("number", { min = 1, doc = "requests the bucket may send at once (default rps / 5)" }),
+  timeout = S("number", { min = 0.001, doc = "seconds one request to this provider may take (default: rpc.timeout)" }),
+  headers = S("map", { item = S("string", { hide = true }), doc = "HTTP headers sent with each request; values never shown" }),
 }})
 
 local chain = S("table", { fields = {
-  kind = S("enum", { values = { "evm", "solana" }, default = "evm" }),
-  chain_id = S("integer", { min = 1 }),
-  confirmations = S("integer", { min = 0 }),  -- default 1 (evm), 32 (solana: stands in for finality)
-  simulation_required = S("boolean", { default = false }),
-  providers = S("array", { item = provider, required = true }),
-  max_lag = S("integer", { min = 0 }),
-  hedge_ms = S("number", { min = 0 }),
-  fees = S("table", { fields = {
-    percentile = S("number", { min = 0 }),
-    base_multiplier = S("number", { min = 1 }),
-    blocks = S("integer", { min = 1 }),
-    max_fee_gwei = S("number", { min = 0 }),
+  kind = S("enum", { values = { "evm", "solana" }, default = "evm", doc = "an EVM chain (ferry.eth) or Solana (ferry.sol)" }),
+  chain_id = S("integer", { min = 1, doc = "the chain id every provider must answer; a provider on another chain is not used" }),
+  confirmations = S("integer", { min = 0,
+    doc = "blocks on top of a receipt before tx:wait returns;"
+      .. " default 1 (evm), 32 (solana)" }), -- default 1 (evm), 32 (solana: stands in for finality)
+  simulation_required = S("boolean", { default = false, doc = "every send is simulated first (ferry.simulate) and refused if it would fail" }),
+  providers = S("array", { item = provider, required = true, doc = "the chain's JSON-RPC providers, failed over in order of priority and health" }),
+  max_lag = S("integer", { min = 0, doc = "blocks a provider may lag the best head before it is skipped (default 5)" }),
+  hedge_ms = S("number", { min = 0, doc = "a read with no answer after this many ms is also sent to a second provider; the first answer wins" }),
+  fees = S("table", { doc = "how chain:fees() and sends price EIP-1559 fees", fields = {
+    percentile = S("number", { min = 0, doc = "the percentile of recent tips (eth_feeHistory) used as the tip (default 50)" }),
+    base_multiplier = S("number", { min = 1, doc = "max_fee = base fee x this + tip (default 2)" }),
+    blocks = S("integer", { min = 1, doc = "blocks of fee history read (default 5)" }),
+    max_fee_gwei = S("number", { min = 0, doc = "accepted but not read yet: the cap on a send's fee is limits.max_gas_price_gwei" }),
   }}),
-  gas_margin = S("number", { min = 1 }),
-  head_poll = S("number", { min = 0 }),
-  stuck_after = S("number", { min = 0 }),
-  gap_fill_after = S("number", { min = 0 }),
-  floor_every = S("number", { min = 0 }),
-  breaker = S("table", { fields = {
-    failure_threshold = S("integer", { min = 1 }),
-    cooldown = S("number", { min = 0.001 }),
-    max_cooldown = S("number", { min = 0.001 }),
-    error_rate_threshold = S("number", { min = 0 }),
+  gas_margin = S("number", { min = 1, doc = "an estimate is multiplied by this (default 1.2; a plain transfer stays 21000)" }),
+  head_poll = S("number", { min = 0, doc = "seconds between head polls while nothing waits (default 1); 0 turns head tracking off" }),
+  stuck_after = S("number", { min = 0, doc = "seconds without a receipt before tx:wait bumps the fees of the same transaction (default 12)" }),
+  gap_fill_after = S("number", { min = 0,
+    doc = "seconds a freed nonce below the next one may stay unused before a 0-value transfer to self fills it (default 2)" }),
+  floor_every = S("number", { min = 0,
+    doc = "seconds after which the pending nonce is read again before a new nonce, so sends by other tools are seen (default 1)" }),
+  breaker = S("table", { doc = "the circuit breaker of each provider", fields = {
+    failure_threshold = S("integer", { min = 1, doc = "failures in a row that open the breaker" }),
+    cooldown = S("number", { min = 0.001, doc = "seconds an open breaker keeps the provider out before one trial request" }),
+    max_cooldown = S("number", { min = 0.001, doc = "the cooldown doubles on each failed trial, up to this many seconds" }),
+    error_rate_threshold = S("number", { min = 0, doc = "a recent error rate (0..1) above which the breaker opens" }),
   }}),
-  legacy = S("boolean"),
+  legacy = S("boolean", { doc = "send legacy (gas_price) transactions instead of EIP-1559 ones" }),
   -- kind = "solana" only (defaults in ferry.sol.chain.DEFAULTS)
-  solana = S("table", { fields = {
-    commitment = S("enum", { values = { "processed", "confirmed", "finalized" } }), -- what tx:wait waits for
-    compute_margin = S("number", { min = 1 }),        -- compute-unit limit = simulated units x this
-    priority_percentile = S("number", { min = 0 }),   -- of getRecentPrioritizationFees, for the unit price
-    max_priority_fee = S("integer", { min = 0 }),     -- cap on the unit price, micro-lamports per CU
-    blockhash_max_age = S("number", { min = 0.001 }), -- seconds a cached blockhash is used (60 at most)
-    blockhash_margin = S("integer", { min = 0 }),     -- blocks before lastValidBlockHeight to refresh it
-    poll = S("number", { min = 0.001 }),              -- seconds between status reads in tx:wait
-    rebroadcast = S("number", { min = 0.001 }),       -- seconds between sends of unconfirmed bytes
+  solana = S("table", { doc = "settings of a kind = \"solana\" chain", fields = {
+    commitment = S("enum", { values = { "processed", "confirmed", "finalized" }, doc = "what tx:wait waits for" }), -- what tx:wait waits for
+    compute_margin = S("number", { min = 1,
+      doc = "compute-unit limit = simulated units x this" }),        -- compute-unit limit = simulated units x this
+    priority_percentile = S("number", { min = 0,
+      doc = "percentile of getRecentPrioritizationFees used for the unit price" }),   -- of getRecentPrioritizationFees, for the unit price
+    max_priority_fee = S("integer", { min = 0,
+      doc = "cap on the unit price, micro-lamports per compute unit" }),     -- cap on the unit price, micro-lamports per CU
+    blockhash_max_age = S("number", { min = 0.001,
+      doc = "seconds a cached blockhash is used (60 at most)" }), -- seconds a cached blockhash is used (60 at most)
+    blockhash_margin = S("integer", { min = 0,
+      doc = "blocks before lastValidBlockHeight at which the blockhash is refreshed" }),     -- blocks before lastValidBlockHeight to refresh it
+    poll = S("number", { min = 0.001, doc = "seconds between status reads in tx:wait" }),              -- seconds between status reads in tx:wait
+    rebroadcast = S("number", { min = 0.001,
+      doc = "seconds between sends of unconfirmed bytes" }),       -- seconds between sends of unconfirmed bytes
   }}),
 }})
 
 M.schema = S("table", { fields = {
-  chains = S("map", { item = chain, default = {} }),
-  redis = S("table", { fields = {
+  chains = S("map", { item = chain, default = {}, doc = "the chains by name: eth.chain(name), sol.chain(name)" }),
+  redis = S("table", { doc = "a shared Redis: nonces and rate limits shared by every process on it (docs/redis.md)", fields = {
     -- a hidden value like a provider's URL: it prints as redis://host:port, never the password
-    url = S("url", { pattern = "^redis://[^/]", what = "a redis://[[user]:password@]host[:port][/db] URL" }),
-    prefix = S("string"),
+    url = S("url", { pattern = "^redis://[^/]", what = "a redis://[[user]:password@]host[:port][/db] URL",
+      doc = "the Redis server; shown as redis://host:port, never the password" }),
+    prefix = S("string", { doc = "prefix of every key ferry writes (default \"ferry:\")" }),
     -- absent: true when url is set (pool.lua)
     shared_rate_limits = S("boolean", { description = "one rate budget per provider for every "
       .. "process on this Redis (each process's own bucket while Redis is unreachable); default "
       .. "true when url is set" }),
   } }),
-  data_dir = S("string", { default = ".ferry" }),
+  data_dir = S("string", { default = ".ferry", doc = "where the journal (ferry.db) and the REPL history are kept" }),
   -- the journal, idempotency ids and address leases (ferry.store): SQLite in data_dir unless
   -- redis.url is set; "memory" keeps nothing past the process
-  store = S("table", { default = {}, fields = {
-    backend = S("enum", { values = { "sqlite", "redis", "memory" } }),
-    path = S("string"),
-    sync = S("enum", { values = { "normal", "full" }, default = "normal" }),
-    lease_ttl = S("number", { min = 1, default = 30 }),
+  store = S("table", { default = {}, doc = "the journal, idempotency ids and address leases (ferry.store)", fields = {
+    backend = S("enum", { values = { "sqlite", "redis", "memory" },
+      doc = "sqlite in data_dir (default), redis when redis.url is set, memory keeps nothing past the process" }),
+    path = S("string", { doc = "the SQLite file (default data_dir/ferry.db)" }),
+    sync = S("enum", { values = { "normal", "full" }, default = "normal", doc = "SQLite synchronous mode: full fsyncs every commit" }),
+    lease_ttl = S("number", { min = 1, default = 30,
+      doc = "seconds an address's lease (one sending process per address and store) lasts unrenewed" }),
   }}),
   -- SIGINT / SIGTERM: how long broadcasts in flight may settle before the engine exits
-  shutdown = S("table", { default = {}, fields = { grace = S("number", { min = 0, default = 10 }) } }),
-  cache = S("table", { default = {}, fields = {
-    max_entries = S("integer", { min = 1, default = 100000 }),
-    max_bytes = S("integer", { min = 1024, default = 64 * 1024 * 1024 }),
-    ttl = S("map", { item = S("number", { min = 0 }) }),
+  shutdown = S("table", { default = {}, doc = "what SIGINT / SIGTERM do while sends are in flight", fields = {
+    grace = S("number", { min = 0, default = 10, doc = "seconds broadcasts under way may settle before the engine exits" }) } }),
+  cache = S("table", { default = {}, doc = "the read cache of each chain's pool", fields = {
+    max_entries = S("integer", { min = 1, default = 100000, doc = "entries kept before the least recently used go" }),
+    max_bytes = S("integer", { min = 1024, default = 64 * 1024 * 1024, doc = "bytes of answers kept" }),
+    ttl = S("map", { item = S("number", { min = 0 }),
+      doc = "seconds an answer is kept, by JSON-RPC method (0: until evicted); head-bound answers also go on a new head" }),
   }}),
   -- hot-reloaded before_send rules (ferry.policy, docs/policies.md)
-  policies = S("table", { fields = {
-    dir = S("string", { default = "policies" }),          -- one policy per *.lua file
-    enabled = S("array", { item = S("string") }),         -- file names (no .lua), asked in this order; absent: all, sorted
-    max_queue_wait = S("number", { min = 0, default = 600 }),  -- seconds a "queue" verdict may hold a send
-    watch = S("boolean", { default = true }),             -- reload on a change in dir (SIGHUP and policy.reload() always)
-    settings = S("map", { item = S("any") }),             -- per policy, plain data it reads as ctx.settings
+  policies = S("table", { doc = "before_send policies, hot-reloaded (docs/policies.md)", fields = {
+    dir = S("string", { default = "policies",               -- one policy per *.lua file
+      doc = "the directory of the policies, one per *.lua file" }),
+    enabled = S("array", { item = S("string"),             -- file names (no .lua), asked in this order; absent: all, sorted
+      doc = "file names (no .lua) asked in this order; absent: all, sorted" }),
+    max_queue_wait = S("number", { min = 0, default = 600,  -- seconds a "queue" verdict may hold a send
+      doc = "seconds a queue verdict may hold a send (then queued_timeout)" }),
+    watch = S("boolean", { default = true,                  -- reload on a change in dir (SIGHUP and policy.reload() always)
+      doc = "reload on a change in dir (SIGHUP and policy.reload() always reload)" }),
+    settings = S("map", { item = S("any"),                 -- per policy, plain data it reads as ctx.settings
+      doc = "per policy: plain data it reads as ctx.settings" }),
   } }),
-  limits = S("table", { default = {}, fields = {
+  limits = S("table", { default = {}, doc = "hard limits on what a send may do", fields = {
     -- a number, or false / "off" for no cap at all (validate() warns)
-    max_gas_price_gwei = S("cap", { min = 0, default = M.DEFAULT_MAX_GAS_PRICE_GWEI }),
-    max_slippage_percent = S("number", { min = 0 }),
-    max_value_eth = S("number", { min = 0 }),
+    max_gas_price_gwei = S("cap", { min = 0, default = M.DEFAULT_MAX_GAS_PRICE_GWEI,
+      doc = "no send pays a fee per gas above this (gwei): policy_rejected; false or \"off\" for no cap (a warning)" }),
+    max_slippage_percent = S("number", { min = 0, doc = "accepted but not read yet (for swaps)" }),
+    max_value_eth = S("number", { min = 0, doc = "accepted but not read yet: use a policy (docs/policies.md) to cap a send's value" }),
   }}),
-  log = S("table", { fields = {
-    level = S("enum", { values = { "error", "warn", "info", "debug" } }),
-    format = S("enum", { values = { "text", "json" } }),
+  log = S("table", { doc = "logging (FERRY_LOG and --log override the level)", fields = {
+    level = S("enum", { values = { "error", "warn", "info", "debug" },
+      doc = "the lowest level written (default info); debug logs each RPC request" }),
+    format = S("enum", { values = { "text", "json" }, doc = "lines of text, or one JSON object per line" }),
   }}),
-  rpc = S("table", { default = {}, fields = {
-    timeout = S("number", { min = 0.001, default = rpc.DEFAULT_TIMEOUT }),
-    max_bytes = S("integer", { min = 1024, default = 32 * 1024 * 1024 }),
-    retries = S("integer", { min = 0, default = 2 }),
+  rpc = S("table", { default = {}, doc = "JSON-RPC requests of every chain", fields = {
+    timeout = S("number", { min = 0.001, default = rpc.DEFAULT_TIMEOUT,
+      doc = "seconds a request may take, over every attempt and provider, before it fails with timeout" }),
+    max_bytes = S("integer", { min = 1024, default = 32 * 1024 * 1024, doc = "the largest reply accepted (bytes)" }),
+    retries = S("integer", { min = 0, default = 2, doc = "rounds over the providers after the first, with backoff, within the timeout" }),
   }}),
-  repl = S("table", { fields = { socket = S("string") } }),
+  repl = S("table", { doc = "the REPL", fields = {
+    socket = S("string", { doc = "the Unix socket `ferry serve` listens on for `ferry repl --attach`" }) } }),
   -- `ferry serve`: scripts it runs, each as a task, while it serves
-  serve = S("table", { fields = { scripts = S("array", { item = S("string") }) } }),
+  serve = S("table", { doc = "`ferry serve`", fields = {
+    scripts = S("array", { item = S("string"), doc = "scripts it runs, each as a task" }) } }),
   -- simulation first through Tenderly when set (ferry.simulate); url: its API base, for a test or a proxy
-  tenderly = S("table", { fields = { account = S("string"), project = S("string"), access_key = S("string", { hide = true }),
-                                     url = S("string") } }),
-  flashbots = S("table", { fields = { relay = S("string"), auth_key = S("string") } }),
+  tenderly = S("table", { doc = "simulation through Tenderly when set (ferry.simulate)", fields = {
+    account = S("string", { doc = "the Tenderly account" }), project = S("string", { doc = "the Tenderly project" }),
+    access_key = S("string", { hide = true, doc = "the API key; never shown" }),
+    url = S("string", { doc = "the API base (a test or a proxy)" }) } }),
+  flashbots = S("table", { doc = "accepted but not read yet", fields = {
+    relay = S("string", { doc = "a relay URL (not used yet)" }), auth_key = S("string", { doc = "a signing key (not used yet)" }) } }),
 }})
 
 -- Levenshtein distance, for "did you mean" on unknown keys

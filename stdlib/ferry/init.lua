@@ -36,10 +36,16 @@ function M.error(code, message, fields)
 end
 
 --- Raise an error table (for high-level calls that raise instead of returning nil, err).
+---@param code string one of the stable error codes (docs/guide.md, "Errors")
+---@param message? string
+---@param fields? table extra fields of the error table
 function M.raise(code, message, fields)
   error(M.error(code, message, fields), 2)
 end
 
+--- is_error(v) -> true when v is a ferry error table (ferry.error, or raised by the engine)
+---@param v any
+---@return boolean
 function M.is_error(v)
   return type(v) == "table" and getmetatable(v) == error_mt
 end
@@ -58,6 +64,9 @@ M.log.enabled = function(name) return logc.enabled(LEVELS[name] or 2) end
 --- engine's too, such as a failed task's, and those of other tasks meanwhile) is kept in
 --- `text` instead of written to stderr: for specs of failures that are expected to log. If
 --- fn raises (or its task is cancelled), what was kept goes to stderr and the error goes on.
+---@param fn function called with the remaining arguments
+---@param ... any
+---@return string logged what fn logged, then fn's own returns
 function M.log.capture(fn, ...)
   local mt = getmetatable(fn)
   if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
@@ -81,6 +90,9 @@ M.redact = logc.redact
 
 -- counters: modules register a function under a name; ferry.stats() calls them all
 local stat_sources = {}
+--- register_stats(name, fn): ferry.stats()[name] is fn()'s result from now on; fn = nil unregisters
+---@param name string
+---@param fn? fun(): table
 function M.register_stats(name, fn)          -- fn = nil unregisters
   if type(name) ~= "string" or (fn ~= nil and type(fn) ~= "function") then
     M.raise("invalid_argument", ("ferry.register_stats: expects (name: string, fn: function?), got (%s, %s)")
@@ -89,6 +101,9 @@ function M.register_stats(name, fn)          -- fn = nil unregisters
   stat_sources[name] = fn
 end
 
+--- stats() -> a table of counters: tasks, memory_kb, http, refs, and one entry per registered
+--- source ("pool:<chain>", "redis", ...); docs/guide.md explains each field
+---@return table
 function M.stats()
   local s = {
     tasks = task.stats(),
@@ -114,6 +129,8 @@ local function apply_log(cfg)
   end
 end
 
+--- config() -> the validated configuration (config.lua, --config or FERRY_CONFIG), loaded on first use
+---@return table config
 function M.config()
   if not config_cache then
     config_cache = require("ferry.config").load(M.options.config)
@@ -123,6 +140,8 @@ function M.config()
 end
 
 --- Replace the configuration (tests, REPL experiments). Validated like a file.
+---@param tbl table a configuration as config.lua would return it
+---@return table config the validated configuration
 function M.set_config(tbl)
   config_cache = require("ferry.config").validate(tbl, "config")
   apply_log(config_cache)

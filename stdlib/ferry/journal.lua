@@ -13,16 +13,27 @@ local M = {}
 local function j() return store.get().journal end
 
 --- get(id) -> row | nil
+---@param id string an idempotency id
+---@return table|nil row
 function M.get(id) return j():get(id) end
 --- by_hash(hash) -> row | nil (any version's hash: a fee bump's too)
+---@param hash string a transaction hash
+---@return table|nil row
 function M.by_hash(hash) return j():by_hash(hash) end
 --- pending() -> rows still on their way (new, reserved, signed, sent, unsure), oldest first
 function M.pending() return j():pending() end
 --- by_address(address, state?) -> rows, oldest first
+---@param address string
+---@param state? string new, reserved, signed, sent, unsure, confirmed, reverted, failed or taken
+---@return table[] rows
 function M.by_address(address, state) return j():find({ address = require("ferry.eth").address(address), state = state }) end
 --- by_state(state) -> rows, oldest first
+---@param state string
+---@return table[] rows
 function M.by_state(state) return j():find({ state = state }) end
 --- events(id) -> the pipeline steps of that transaction, in order
+---@param id string
+---@return table[] events
 function M.events(id) return j():events(id) end
 
 return M

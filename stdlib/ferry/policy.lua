@@ -70,6 +70,11 @@ end
 
 --- compile(src, chunkname) -> policy | nil, message. A fresh state, the chunk run, its shape
 --- checked, its self_test run: what a reload does before it swaps anything.
+---@param src string the policy's source
+---@param chunkname string its name in errors
+---@param limits? table instruction and memory limits
+---@return table|nil policy
+---@return table|nil err
 function M.compile(src, chunkname, limits)
   local vm = policyvm.new(limits or M.LIMITS)
   local ok, shape, msg = vm:load(src, "@" .. chunkname)
@@ -101,6 +106,13 @@ end
 --- (tx and ctx are plain data; each policy sees them as read-only views, ctx.settings its own
 --- entry of settings); the first verdict other than allow ends it (a route is remembered and
 --- the rest still asked). decisions: {policy, hash, verdict, reason, us} per policy asked.
+---@param tx table the transaction as policies see it
+---@param ctx table what they may read (fees, chain, ...)
+---@param list? table the policies (default: the current list)
+---@param settings? table per policy settings
+---@return string verdict allow, reject, queue or route
+---@return any detail
+---@return table decisions
 function M.judge(tx, ctx, list, settings)
   list = list or state.current
   local decisions, route = {}, nil
@@ -124,6 +136,9 @@ end
 
 --- The list judged now (frozen: a reload replaces it). A caller that holds it keeps its versions.
 function M.current() return state.current end
+--- wants_simulation(list?) -> true when a policy of the list asks for a simulation
+---@param list? table (default: the current list)
+---@return boolean
 function M.wants_simulation(list)
   for _, p in ipairs(list or state.current) do if p.simulate then return true end end
   return false
@@ -240,6 +255,8 @@ end
 
 --- start{dir =, enabled = {stem...}?, watch = true?, hup = true?} -> status(). Loads the
 --- dir (a file that fails is refused and said, the others load), then watches it.
+---@param opts table {dir, enabled?, watch?, hup?}
+---@return table status
 function M.start(opts)
   opts = opts or {}
   if type(opts.dir) ~= "string" then ferry.raise("invalid_argument", "ferry.policy.start: expects {dir = string}") end
@@ -266,6 +283,8 @@ end
 
 --- start from the configuration's `policies` section, once (the send pipeline's policy step
 --- calls it). -> true when policies are configured
+---@param cfg_root table the configuration
+---@return boolean configured
 function M.ensure(cfg_root)
   if state.dir then return true end
   local pc = cfg_root and cfg_root.policies

@@ -32,6 +32,8 @@ end
 
 --- parse_url(url) -> {host, port, db, user, password, display} | raises invalid_argument.
 --- display is the address as shown in errors and logs: no password, ever.
+---@param url string redis://[[user]:password@]host[:port][/db]
+---@return table cfg {host, port, password?, user?, db, display}
 function M.parse_url(url)
   url = rpc.reveal(url)          -- config's redis.url is a hidden value
   if type(url) ~= "string" then
@@ -81,6 +83,10 @@ end
 --- key(prefix, tag, ...) -> prefix .. "{" .. tag .. "}" .. ":" .. part ...
 --- The braces are a Redis Cluster hash tag: every key with one tag lands on one slot, so a
 --- script may touch all of them (one address's keys, one provider's bucket).
+---@param prefix string
+---@param tag string the hash tag: every key of one script shares it
+---@param ... string the rest of the key
+---@return string
 function M.key(prefix, tag, ...)
   if type(prefix) ~= "string" or (type(tag) ~= "string" and type(tag) ~= "number") then
     ferry.raise("invalid_argument", ("redis.key: expects (prefix: string, tag: string, ...), got (%s, %s)")
@@ -222,6 +228,11 @@ local function check_cmd(cmd, what)
 end
 
 --- client:call_within(seconds, cmd, ...) -> reply | nil, err
+---@param seconds number the deadline
+---@param cmd string a Redis command
+---@param ... any its arguments
+---@return any|nil reply
+---@return table|nil err
 function Client:call_within(seconds, cmd, ...)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds <= 0 then
     ferry.raise("invalid_argument", ("redis call_within: seconds must be a number > 0, got %s"):format(tostring(seconds)))
@@ -254,6 +265,10 @@ function Client:call_within(seconds, cmd, ...)
 end
 
 --- client:call(cmd, ...) -> reply | nil, err, within the client's timeout
+---@param cmd string
+---@param ... any
+---@return any|nil reply
+---@return table|nil err
 function Client:call(cmd, ...)
   return self:call_within(self.timeout, cmd, ...)
 end
@@ -273,6 +288,8 @@ function Client:close()
 end
 Client.__close = Client.close
 
+--- stats() -> the client's counters, its address (no password), connected, pending
+---@return table
 function Client:stats()
   local s = {}
   for k, v in pairs(self.stat) do s[k] = v end
@@ -291,6 +308,8 @@ Script.__index = Script
 --- client:script(source) -> script; script:run(keys, args[, seconds]) -> reply | nil, err
 --- Runs by EVALSHA (the sha is computed here, nothing is loaded ahead); on NOSCRIPT (a
 --- restarted Redis forgets its scripts) it runs once by EVAL, which loads it again.
+---@param source string the Lua script
+---@return Script
 function Client:script(source)
   if type(source) ~= "string" or source == "" then
     ferry.raise("invalid_argument", ("redis script: expects the script's source, got %s"):format(type(source)))
@@ -305,6 +324,12 @@ local function eval_args(cmd, body, keys, args)
   return argv
 end
 
+--- script:run(keys, args, seconds?) -> reply | nil, err (EVALSHA, EVAL after NOSCRIPT)
+---@param keys? string[]
+---@param args? any[]
+---@param seconds? number the deadline (default the client's timeout)
+---@return any|nil reply
+---@return table|nil err
 function Script:run(keys, args, seconds)
   keys, args = keys or {}, args or {}
   if type(keys) ~= "table" or type(args) ~= "table" then
@@ -332,6 +357,8 @@ end
 --- connect(url | {url=, timeout=, connect_timeout=, backoff_min=, backoff_max=}) -> client
 --- url defaults to $REDIS_URL. Connecting starts now, in the background: this does not wait
 --- and does not fail when Redis is down (calls do, after their deadline).
+---@param opts? string|table a URL, or {url?, timeout?, connect_timeout?, backoff_min?, backoff_max?}
+---@return Client
 function M.connect(opts)
   if type(opts) == "string" or opts == nil then opts = { url = opts } end
   if type(opts) ~= "table" then
@@ -360,6 +387,9 @@ local shared_clients = {}
 --- ("ratelimit", "store"): one connection however many providers or addresses use it. One
 --- per purpose because a deadline drops its connection with every call on it: the rate
 --- limiter's short deadlines must not fail the store's calls.
+---@param url string
+---@param purpose string one connection per url and purpose
+---@return Client
 function M.shared(url, purpose)
   url = rpc.reveal(url)
   local key = (purpose or "") .. "\0" .. url
@@ -409,6 +439,9 @@ Limiter.__index = Limiter
 --- methods of ferry.core.ratelimit (reserve, try_take, penalize, tokens, stats); reserve,
 --- try_take and penalize may yield. fallback is the process's own bucket: while Redis cannot
 --- be reached it is used at the full rate, and that is logged once (see docs/redis.md).
+---@param client Client
+---@param opts table {key, rate, burst, fallback, name}
+---@return Limiter
 function M.limiter(client, opts)
   local rate, burst = opts.rate, opts.burst or math.max(1, opts.rate)
   if type(rate) ~= "number" or rate <= 0 or type(burst) ~= "number" or burst < 1 or type(opts.key) ~= "string" then
@@ -458,6 +491,9 @@ function Limiter:_lost(why)
   end
 end
 
+--- reserve(n = 1) -> seconds to wait before the n requests may go (booked now)
+---@param n? integer
+---@return number
 function Limiter:reserve(n)
   n = n or 1
   local w = self:_ask("reserve", n)
@@ -472,6 +508,9 @@ function Limiter:reserve(n)
   return w
 end
 
+--- try_take(n = 1) -> true when n tokens were taken now, false otherwise
+---@param n? integer
+---@return boolean
 function Limiter:try_take(n)
   n = n or 1
   local w = self:_ask("try", n)
@@ -484,6 +523,8 @@ function Limiter:try_take(n)
   return true
 end
 
+--- penalize(seconds): no request for that long (a provider said 429)
+---@param seconds number
 function Limiter:penalize(seconds)
   self.fallback:penalize(seconds)
   self:_ask("penalize", ("%.0f"):format(seconds * 1e6))
@@ -495,8 +536,13 @@ function Limiter:tokens()
   return self.last_wait > 0 and -self.last_wait * self.rate or 1
 end
 
+--- wait_time(n) -> seconds until n tokens (the local estimate)
+---@param n? integer
+---@return number
 function Limiter:wait_time(n) return self.fallback:wait_time(n) end
 
+--- stats() -> counters, rate, burst, shared, tokens
+---@return table
 function Limiter:stats()
   local s = {}
   for k, v in pairs(self.st) do s[k] = v end
@@ -504,6 +550,7 @@ function Limiter:stats()
   return s
 end
 
+--- close(): stop the local bucket
 function Limiter:close() self.fallback:close() end
 
 --- stats() -> one entry per open client

@@ -34,6 +34,8 @@ M.raw = bytes.raw
 M.keygen = S.keygen
 
 --- sol.address(key_or_signer) -> base58 (a ferry.SolKey's public key, a signer's address)
+---@param k SolKey|Signer|string
+---@return string base58
 function M.address(k)
   if type(k) == "userdata" then return V.address(k:public()) end
   if type(k) == "table" and k.address then return k.address end
@@ -42,6 +44,10 @@ end
 
 --- sol.find_pda(seeds, program) -> address (base58), bump. Seeds are raw strings or base58 keys
 --- given as {key = "..."}.
+---@param seeds table a list of seeds
+---@param program string base58
+---@return string address base58
+---@return integer bump
 function M.find_pda(seeds, program)
   local raw = {}
   for i, s in ipairs(seeds) do
@@ -55,6 +61,8 @@ function M.find_pda(seeds, program)
 end
 
 --- sol.decode(wire_base64) -> the transaction's fields (keys base58, indices as on the wire)
+---@param wire string base64
+---@return table
 function M.decode(wire)
   local raw = core.b64decode(wire)
   if not raw then return nil, require("ferry").error("invalid_argument", "sol.decode: not base64") end

@@ -79,6 +79,9 @@ function Sub:_push(item)
 end
 
 --- next{timeout =} -> item | nil, err (timeout, or cancelled once closed)
+---@param opts? table {timeout = seconds}
+---@return table|nil item a head, a log or a pending hash (with gap = n when items were lost)
+---@return table|nil err
 function Sub:next(opts)
   local timeout = opts and opts.timeout
   local deadline = timeout and ferry.now() + timeout
@@ -104,6 +107,7 @@ function Sub:next(opts)
 end
 
 --- each() -> iterator over the items until the subscription is closed
+---@return function iterator
 function Sub:each()
   return function()
     local item, err = self:next()
@@ -113,6 +117,7 @@ function Sub:each()
   end
 end
 
+--- close(): no more items; a reader waiting in next() gets cancelled (also `local sub <close>`)
 function Sub:close()
   if self.closed then return end
   self.closed = true
@@ -124,6 +129,8 @@ function Sub:close()
 end
 Sub.__close = Sub.close
 
+--- stats() -> {kind, queued, lost, delivered}
+---@return table
 function Sub:stats()
   return { kind = self.kind, queued = self.tail - self.head + 1, lost = self.lost, delivered = self.delivered }
 end
@@ -206,6 +213,10 @@ local function ws_providers(chain)
   return out
 end
 
+--- feed(chain, opts?) -> the chain's one Feed (made on first use)
+---@param chain Chain
+---@param opts? table {poll?, ping_interval? = 5, pong_timeout? = 5, backoff? = 0.05, max_backoff? = 5}
+---@return Feed
 function M.feed(chain, opts)
   local pool = chain.pool
   if pool.feed then return pool.feed end
@@ -235,8 +246,11 @@ function M.feed(chain, opts)
 end
 
 --- live() -> true while a socket is up and subscribed (the pool's tracker stops polling)
+---@return boolean
 function Feed:live() return self.client ~= nil and self.subscribed == true end
 
+--- on_reorg(fn): fn(reorg) on each reorg the feed finds
+---@param fn fun(reorg: table)
 function Feed:on_reorg(fn) self.listeners[#self.listeners + 1] = fn end
 
 function Feed:_remove(sub)
@@ -357,6 +371,9 @@ function Feed:_latest()
 end
 
 -- Bring the delivered chain up to block b (a header table): fill gaps, detect reorgs.
+--- advance(b, polled?): bring the delivered chain up to block b (fill gaps, detect reorgs)
+---@param b table a block header
+---@param polled? boolean b came from polling, not the socket
 function Feed:advance(b, polled)
   local n = num(b.number)
   if self.hashes[n] == b.hash then return end                     -- delivered already
@@ -494,6 +511,11 @@ function Feed:_push_logs(b, per, backfilled)
 end
 
 --- subscribe(chain, kind, filter, opts) -> Subscription
+---@param chain Chain
+---@param kind string "heads", "logs" or "pending"
+---@param filter? table {address =, topics =} for logs
+---@param opts? table {max_queue? = 4096} and the feed's options
+---@return Subscription
 function M.subscribe(chain, kind, filter, opts)
   if kind ~= "heads" and kind ~= "logs" and kind ~= "pending" then
     ferry.raise("invalid_argument", ('chain:subscribe: kind must be "heads", "logs" or "pending", got %s')
@@ -516,6 +538,8 @@ function M.subscribe(chain, kind, filter, opts)
   return sub
 end
 
+--- stats() -> the feed's counters (also ferry.stats()["feed:<chain>"])
+---@return table
 function Feed:stats()
   local s = {}
   for k, v in pairs(self.st) do s[k] = v end
@@ -524,6 +548,7 @@ function Feed:stats()
   return s
 end
 
+--- close(): the socket and every subscription
 function Feed:close()
   for _, kind in ipairs({ "heads", "logs", "pending" }) do
     for _, s in ipairs(self.subs[kind]) do

@@ -37,6 +37,12 @@ end
 ---@return table results, table summary
 local OPTIONS = { max_concurrent = true, stop_on_error = true, progress = true }
 
+--- parallel(items, opts, fn) -> results in input order, and a summary (see the module comment)
+---@param items table
+---@param opts? table {max_concurrent = 16, stop_on_error = false, progress = true}
+---@param fn fun(item: any, i: integer): any
+---@return table results
+---@return table summary
 function M.parallel(items, opts, fn)
   if type(opts) == "function" then fn, opts = opts, nil end
   opts = opts or {}

@@ -151,7 +151,7 @@ describe("a broadcast that hangs", function()
     local anvil, proxy, chain, tx, tx2, to = hung(13, 15)
     tx2:wait{ timeout = 10 }                    -- mined only once the tracker resent tx
     assert.equal(eth.u256(15), balance(chain, to))
-    assert.equal(tx.hash, chain:receipt(tx.hash).transactionHash)
+    assert.equal(tx.hash, chain:receipt(tx.hash).transaction_hash)
     local deadline = ferry.now() + 5
     while chain:_nonces(ADDR0).bound[tx.nonce] and ferry.now() < deadline do ferry.sleep(0.05) end
     assert.is_nil(chain:_nonces(ADDR0).bound[tx.nonce], "the tracker let go of it")

@@ -12,6 +12,7 @@ local Pool = require "ferry.pool"
 local Nonces = require "ferry.nonces"
 local replies = require "ferry.eth.replies"
 local values = require "ferry.eth.values"
+local decode = require "ferry.eth.decode"
 local A = require "ferry.eth.args"
 
 local M = {}
@@ -28,6 +29,8 @@ end
 local chains = {}
 
 --- eth.chain(name) -> the chain from config.chains[name] (one per name and config).
+---@param name string a key of config.chains
+---@return Chain
 function M.chain(name)
   local cfg = ferry.config()
   local c = chains[name]
@@ -67,6 +70,9 @@ end
 
 --- A chain over explicit settings (tests, tools): eth.connect{chain_id =, providers = {...}},
 --- with optional top-level config (limits, cache, rpc) as a second table.
+---@param spec table a chain as in config.chains (chain_id, providers, ...), plus an optional name
+---@param root? table top-level config (limits, cache, rpc)
+---@return Chain
 function M.connect(spec, root)
   local tbl = { chains = { adhoc = spec } }
   for k, v in pairs(root or {}) do tbl[k] = v end
@@ -78,6 +84,11 @@ function M.connect(spec, root)
 end
 
 --- chain:call(method, params, opts) -> result | nil, err (rate limit, cache, failover)
+---@param method string a JSON-RPC method
+---@param params? table its params (a list)
+---@param opts? table {fresh = true} skips the cache, {provider = i} pins one provider
+---@return any|nil result the raw JSON result
+---@return table|nil err an error table
 function Chain:call(method, params, opts) return self.pool:call(method, params, opts) end
 
 -- Every read of a chain goes here: through the session when this is a session view (one
@@ -99,6 +110,9 @@ function Chain:view()
   return setmetatable({ session = self.pool:session(), base = self }, { __index = self })
 end
 
+--- pool_status() -> each provider's health, breaker state, lag and rate limit (and its ws feed's
+--- state with chain:subscribe)
+---@return table
 function Chain:pool_status()
   local out = self.pool:status()
   -- with a live feed (chain:subscribe): each provider's ws state, reconnects, backfills, reorgs
@@ -108,9 +122,17 @@ function Chain:pool_status()
   end
   return out
 end
+--- stats() -> the pool's counters (also ferry.stats()["pool:<name>"]; docs/guide.md)
+---@return table
 function Chain:stats() return self.pool:stats() end
+--- track_heads(interval): follow the head every `interval` seconds (eth.chain does it unless head_poll = 0)
+---@param interval number seconds
 function Chain:track_heads(interval) return self.pool:track_heads(interval) end
 --- chain:subscribe("heads" | "logs" | "pending", filter, opts) -> subscription (ferry.subscribe)
+---@param kind string "heads", "logs" or "pending"
+---@param filter? table {address =, topics =} for logs
+---@param opts? table as for ferry.subscribe
+---@return Subscription
 function Chain:subscribe(kind, filter, opts) return require("ferry.subscribe").subscribe(self, kind, filter, opts) end
 --- chain:close(): stop following the head and drop the cache (also `local c <close> = ...`).
 --- A closed chain still answers calls; eth.chain(name) makes a new one.
@@ -124,7 +146,11 @@ function Chain:close()
 end
 Chain.__close = Chain.close
 
+--- block_number() -> the latest block number (cached until the next head)
+---@return integer
 function Chain:block_number() return A.qty(self:_must("eth_blockNumber")) end
+--- chain_id_remote() -> the chain id the node reports (eth_chainId)
+---@return integer
 function Chain:chain_id_remote() return A.qty(self:_must("eth_chainId")) end
 
 --- balance(addr, block = "latest", {fresh = true}?) -> U256
@@ -132,29 +158,152 @@ function Chain:chain_id_remote() return A.qty(self:_must("eth_chainId")) end
 --- tx:wait moves the head to its receipt's block, so a read after a wait shows the transaction.
 --- fresh = true asks the node whatever the cache holds (a change made elsewhere before the
 --- next head).
+---@param addr string an address
+---@param block? integer|string a block number or tag (default "latest")
+---@param opts? table {fresh = true}
+---@return U256 wei
 function Chain:balance(addr, block, opts)
   return A.U(self:_must("eth_getBalance", { A.address(addr, "chain:balance"), block or "latest" }, opts))
 end
 
 --- nonce(addr, block = "pending") -> integer (always read fresh)
+---@param addr string an address
+---@param block? string a tag (default "pending")
+---@return integer
 function Chain:nonce(addr, block)
   return A.qty(self:_must("eth_getTransactionCount", { A.address(addr, "chain:nonce"), block or "pending" }, { fresh = true }))
 end
 
+--- code(addr, block = "latest") -> the account's code, 0x hex ("0x" for none)
+---@param addr string
+---@param block? string
+---@return string
 function Chain:code(addr, block) return self:_must("eth_getCode", { A.address(addr, "chain:code"), block or "latest" }) end
+--- gas_price() -> the node's eth_gasPrice in wei
+---@return U256
 function Chain:gas_price() return A.U(self:_must("eth_gasPrice")) end
 
-function Chain:block(n, full)
+-- a block argument as JSON-RPC wants it: nil -> "latest", 17 -> "0x11", tags and 0x as they are
+local function block_tag(n, what)
+  if n == nil then return "latest" end
+  if math.type(n) == "integer" and n >= 0 then return ("0x%x"):format(n) end
+  if type(n) == "string" and (n:match("^0x%x+$") or n == "latest" or n == "earliest" or n == "pending"
+      or n == "safe" or n == "finalized") then
+    return n
+  end
+  raise("invalid_argument", ("%s: expected a block number (integer >= 0, 0x quantity) or a tag (latest, earliest, "
+    .. "pending, safe, finalized), got %s"):format(what, type(n) == "string" and ("%q"):format(n:sub(1, 40)) or tostring(n)),
+    { argument = what })
+end
+
+local function tx_hash(hash, what)
+  if type(hash) ~= "string" or not hash:match("^0x" .. ("%x"):rep(64) .. "$") then
+    raise("invalid_argument", what .. ": expected a transaction hash (0x + 64 hex digits)", { argument = what })
+  end
+  return hash
+end
+
+-- The raw JSON answers, as chain:block and chain:receipt returned them before they decoded:
+-- tx:wait (a money path) and ferry.cli's receipt and block commands read these.
+function Chain:_raw_block(n, full)
   local tag = n == nil and "latest" or (type(n) == "number" and ("0x%x"):format(n) or n)
   return self:_must("eth_getBlockByNumber", { tag, full and true or false })
 end
+function Chain:_raw_receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
 
---- receipt(hash) -> receipt table | nil while not mined
-function Chain:receipt(hash) return self:_must("eth_getTransactionReceipt", { hash }, { fresh = true }) end
+--- block(n = "latest", full = false) -> the block decoded (ferry.eth.decode), nil when there is
+--- none: number, timestamp, gas_used, gas_limit as integers; base_fee_per_gas, difficulty as
+--- U256; hash, parent_hash ... as 0x text; miner checksummed; transactions: hashes, or decoded
+--- transactions when full. The raw JSON: chain:call("eth_getBlockByNumber", {tag, full}).
+---@param n? integer|string a block number, 0x quantity or tag (latest, earliest, pending, safe, finalized)
+---@param full? boolean whole transactions instead of their hashes
+---@return table|nil block
+function Chain:block(n, full)
+  return decode.block(self:_raw_block(block_tag(n, "chain:block"), full), "eth_getBlockByNumber", self.name)
+end
+
+--- transaction(hash) -> the transaction decoded, nil when the node does not know it: nonce,
+--- gas, type, block_number (nil while pending) as integers; value and fees as U256; from, to
+--- checksummed (to is nil for a contract creation).
+---@param hash string 0x + 64 hex digits
+---@return table|nil transaction
+function Chain:transaction(hash)
+  return decode.transaction(self:_must("eth_getTransactionByHash", { tx_hash(hash, "chain:transaction") }),
+    "eth_getTransactionByHash", self.name)
+end
+
+--- receipt(hash) -> the receipt decoded, nil while not mined: status (1 success, 0 reverted),
+--- block_number, gas_used as integers; effective_gas_price as U256; logs decoded as by
+--- chain:logs. Always asked fresh. (tx:wait returns the raw JSON receipt.)
+---@param hash string 0x + 64 hex digits
+---@return table|nil receipt
+function Chain:receipt(hash)
+  return decode.receipt(self:_raw_receipt(tx_hash(hash, "chain:receipt")), "eth_getTransactionReceipt", self.name)
+end
+
+local LOG_FILTER = { address = true, topics = true, from_block = true, to_block = true, block_hash = true }
+
+-- topics as eth_getLogs wants them: each a hash, a list of hashes (any of), or false/json.null (any)
+local function topic_filter(topics)
+  local out = json.array({})
+  if topics == nil then return out end
+  if type(topics) ~= "table" then raise("invalid_argument", "chain:logs: topics: expected a list", { argument = "topics" }) end
+  local function one(t, i)
+    if type(t) ~= "string" or not t:match("^0x" .. ("%x"):rep(64) .. "$") then
+      raise("invalid_argument", ("chain:logs: topics[%d]: expected a 32-byte 0x hash"):format(i), { argument = "topics" })
+    end
+    return t:lower()
+  end
+  local n = 0
+  for i in pairs(topics) do if math.type(i) == "integer" and i > n then n = i end end
+  for i = 1, n do
+    local t = topics[i]
+    if t == nil or t == false or t == json.null then out[i] = json.null
+    elseif type(t) == "table" then
+      local any = json.array({})
+      for j, x in ipairs(t) do any[j] = one(x, i) end
+      out[i] = any
+    else out[i] = one(t, i) end
+  end
+  return out
+end
+
+--- logs(filter) -> a list of decoded logs (eth_getLogs through the pool): address
+--- checksummed, block_number, log_index, transaction_index as integers, topics and data as 0x
+--- text. filter: {address = addr | {addr...}, topics = {t0, t1...} (each a hash, a list of
+--- hashes, or false for any), from_block =, to_block = (number or tag, default "latest"),
+--- block_hash = (instead of the range)}.
+---@param filter table {address?, topics?, from_block?, to_block?, block_hash?}
+---@return table[] logs
+function Chain:logs(filter)
+  filter = filter or {}
+  A.check_fields(filter, LOG_FILTER, "chain:logs")
+  local f = json.object({})
+  if type(filter.address) == "table" then
+    local list = json.array({})
+    for i, a in ipairs(filter.address) do list[i] = A.address(a, "chain:logs: address") end
+    f.address = list
+  elseif filter.address ~= nil then
+    f.address = A.address(filter.address, "chain:logs: address")
+  end
+  f.topics = topic_filter(filter.topics)
+  if filter.block_hash ~= nil then
+    if filter.from_block ~= nil or filter.to_block ~= nil then
+      raise("invalid_argument", "chain:logs: block_hash or from_block/to_block, not both", { argument = "block_hash" })
+    end
+    f.blockHash = tx_hash(filter.block_hash, "chain:logs: block_hash")
+  else
+    f.fromBlock = block_tag(filter.from_block, "chain:logs: from_block")
+    f.toBlock = block_tag(filter.to_block, "chain:logs: to_block")
+  end
+  return decode.logs(self:_must("eth_getLogs", { f }), "eth_getLogs", self.name)
+end
 
 --- fees({fresh = bool}?) -> {base_fee, max_priority_fee, max_fee} from eth_feeHistory: the
 --- next block's base fee and the chain's `fees.percentile` (50) of recent tips; max_fee =
 --- base_multiplier (2) x base + tip. The history is cached until the next head (cache.ttl).
+---@param opts? table {fresh = true} reads the fee history again
+---@return table fees {base_fee, max_priority_fee, max_fee}, U256 wei
 function Chain:fees(opts)
   local fc = self.cfg.fees or {}
   local pct = fc.percentile or 50
@@ -195,6 +344,10 @@ local function call_object(t)
 end
 
 --- eth_call(tx, block = "latest") -> 0x result; raises {code = "reverted", reason =} on revert.
+---@param t table {to, data?, value?, from?, gas?}
+---@param block? string a block tag (default "latest")
+---@param opts? table as for chain:call
+---@return string result 0x hex
 function Chain:eth_call(t, block, opts)
   local r, err = self:_call("eth_call", { call_object(t), block or "latest" }, opts)
   if err then
@@ -205,6 +358,9 @@ function Chain:eth_call(t, block, opts)
 end
 
 --- estimate_gas(tx) -> integer, with the chain's gas_margin (1.2) applied; raises on revert.
+---@param t table {to?, data?, value?, from?}
+---@param opts? table as for chain:call (default {fresh = true})
+---@return integer gas
 function Chain:estimate_gas(t, opts)
   local r, err = self:_call("eth_estimateGas", { call_object(t) }, opts or { fresh = true })
   if err then

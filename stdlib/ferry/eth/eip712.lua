@@ -89,6 +89,9 @@ end
 
 --- encode_type(types, primary) -> "Mail(Person from,...)Person(...)": the primary type, then
 --- every type it refers to, sorted by name (EIP-712 encodeType)
+---@param types table struct name -> {{name =, type =}...}
+---@param primary string the primary type
+---@return string
 function M.encode_type(types, primary)
   local others = {}
   for name in pairs(deps(types, primary, {})) do
@@ -172,6 +175,11 @@ local function primary_type(call, types)
 end
 
 --- digest(call, domain, types, value) -> the 32-byte digest (raw). call names the caller in errors.
+---@param call string the caller, for errors
+---@param domain table
+---@param types table
+---@param value table
+---@return string digest 32 raw bytes
 function M.digest(call, domain, types, value)
   if type(domain) ~= "table" then fail(call, "domain: expected a table") end
   check_types(call, types)
@@ -199,6 +207,10 @@ function M.digest(call, domain, types, value)
 end
 
 --- eth.typed_data_hash(domain, types, value) -> 0x digest
+---@param domain table
+---@param types table
+---@param value table
+---@return string digest 0x hex
 function M.hash(domain, types, value)
   return tohex(M.digest("eth.typed_data_hash", domain, types, value))
 end

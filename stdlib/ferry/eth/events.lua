@@ -7,6 +7,8 @@ local M = {}
 local listeners = {}
 
 --- on_step(fn) -> off(): fn(event) for every step of every send, fee bump and gap fill.
+---@param fn fun(event: table) called with {id, step, outcome, at, dt, nonce, hash}
+---@return function off removes the listener
 function M.on_step(fn)
   if type(fn) ~= "function" then
     ferry.raise("invalid_argument", ("eth.on_step: expects a function, got %s"):format(type(fn)), { argument = "fn" })
@@ -17,6 +19,10 @@ end
 
 --- emit(ctx, step, outcome, t0): the event of one step of ctx (a send's context), kept in
 --- ctx.events and handed to every listener; a listener that fails is logged, never the send.
+---@param ctx table the send's context
+---@param step string
+---@param outcome string
+---@param t0 number when the step began (ferry.now())
 function M.emit(ctx, step, outcome, t0)
   local ev = { id = ctx.id, step = step, outcome = outcome, at = t0, dt = ferry.now() - t0,
                nonce = ctx.nonce, hash = ctx.hash }

@@ -102,6 +102,7 @@ local CHECKS = {
                                              { status = quantity, contractAddress = data })),
   eth_getTransactionByHash = or_null(object({ hash = hash }, { blockNumber = count, nonce = count })),
   eth_getBlockByNumber = or_null(object({ number = count, hash = hash }, { parentHash = hash })),
+  eth_getLogs = array_of(object({ address = data, data = data }, { blockNumber = count, transactionHash = hash })),
 }
 
 --- check(method, result) -> nil when the reply has the shape the method promises, else why not

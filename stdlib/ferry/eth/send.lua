@@ -338,6 +338,9 @@ end
 
 --- from_row(signer, row) -> the Tx a journal row describes (a send by id answered from the
 --- journal, a transaction resumed after a restart)
+---@param signer Signer
+---@param row table a journal row
+---@return Tx
 function M.from_row(signer, row)
   local f = row.fields or {}
   local chain = signer.chain
@@ -445,6 +448,8 @@ end
 
 --- signer:send{to, value, data, gas?, max_fee?, max_priority_fee? | gas_price?, nonce?,
 --- access_list?} -> tx (raises). The steps above, on one provider's view of the chain.
+---@param t table {to, value?, data?, gas?, max_fee?, max_priority_fee?, gas_price?, nonce?, id?, access_list?}
+---@return Tx tx sent (tx.hash, tx.nonce); tx:wait() for the receipt
 function Signer:send(t)
   shutdown.arm()
   local ctx = context(self, t)
@@ -454,6 +459,9 @@ function Signer:send(t)
 end
 
 --- The gap filler's transaction: 0 wei to self at nonce n, 21000 gas. -> tx (raises)
+---@param signer Signer
+---@param n integer the nonce to fill
+---@return Tx
 function M.fill(signer, n)
   local ctx = context(signer, {})
   ctx.to, ctx.value, ctx.gas, ctx.explicit_nonce, ctx.nonce = signer.address, U(0), 21000, n, n

@@ -101,6 +101,8 @@ end
 --- printing the signer (REPL, logs) or walking it with the debug library cannot show them.
 --- signer:close() (or `local s <close> = chain:signer(...)`) wipes them; a key passed in as a
 --- ferry.Key is wiped with it.
+---@param key string|table|Key a 0x private key, {env = NAME}, {keystore = PATH, password_env = NAME}, or a ferry.Key
+---@return Signer
 function Chain:signer(key)
   local k = load_key(key)
   return setmetatable({ chain = self, address = k:address(), key = k }, Signer)
@@ -137,6 +139,11 @@ local function check_signer(self, what)
   end
 end
 
+--- sign{to, value, data, nonce, gas, max_fee, max_priority_fee | gas_price, chain_id, type,
+--- access_list} -> raw, hash. No I/O: every field must be given.
+---@param t table every transaction field
+---@return string raw 0x signed transaction
+---@return string hash 0x transaction hash
 function Signer:sign(t)
   check_signer(self, "signer:sign")
   local ok, raw, hash = pcall(txc.sign, tx_fields(self, t), self.key, "hex")
@@ -148,6 +155,8 @@ function Signer:sign(t)
 end
 
 --- EIP-191 personal_sign of the message's bytes (text as it is) -> 0x r||s||v (v = 27/28)
+---@param msg string the message, as it is
+---@return string signature 0x, 65 bytes
 function Signer:personal_sign(msg)
   check_signer(self, "signer:personal_sign")
   if type(msg) ~= "string" then
@@ -158,6 +167,10 @@ end
 
 --- EIP-712: signer:sign_typed_data(domain, types, value) -> 0x r||s||v (v = 27/28), what
 --- `cast wallet sign --data` and ethers' signTypedData give (ferry.eth.eip712 has the rules)
+---@param domain table the EIP-712 domain (name, version, chainId, verifyingContract, salt)
+---@param types table struct name -> {{name =, type =}...}
+---@param value table the message
+---@return string signature 0x, 65 bytes
 function Signer:sign_typed_data(domain, types, value)
   check_signer(self, "signer:sign_typed_data")
   return tohex(self.key:sign_hash(eip712.digest("signer:sign_typed_data", domain, types, value)))

@@ -63,7 +63,7 @@ end
 -- The newest receipt among the tx's versions. -> receipt | nil, err (a read failed)
 function Tx:_receipt()
   for i = #self.hashes, 1, -1 do
-    local rc, err = transient(self.chain.receipt, self.chain, self.hashes[i])
+    local rc, err = transient(self.chain._raw_receipt, self.chain, self.hashes[i])
     if err then return nil, err end
     if rc then self.hash = self.hashes[i]; return rc end
   end
@@ -169,6 +169,9 @@ function Tx:_reverify(reorg)
 end
 
 --- Tx.reverify(pool, reorg{fork =}) -> how many transactions are being re-verified
+---@param pool table the chain's pool
+---@param reorg table {fork =, ...}
+---@return integer
 function Tx.reverify(pool, reorg)
   local n = 0
   for tx in pairs(mined[pool] or {}) do
@@ -181,6 +184,10 @@ function Tx.reverify(pool, reorg)
   return n
 end
 
+--- tx:wait(opts) -> the receipt (raw JSON, as the node sent it); raises reverted, nonce_too_low or
+--- timeout. The options and what happens while it waits: the comment above WAIT_OPTIONS.
+---@param opts? table {confirmations?, timeout? = 120, poll?, rebroadcast? = 3, stuck_after?, max_bumps? = 3}
+---@return table receipt
 function Tx:wait(opts)
   opts = opts or {}
   local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)   -- {timout = 5}: 120 s

@@ -27,11 +27,17 @@ end
 local U64 = math.maxinteger
 local raw = bytes.raw
 
+--- system.transfer{from, to, lamports} -> a System Transfer instruction
+---@param a table
+---@return table instruction
 function M.system.transfer(a)
   return { program = V.SYSTEM_PROGRAM, data = raw(string.pack("<I4i8", 2, V.amount(a.lamports, "transfer.lamports", U64))),
            accounts = { meta(a.from, true, true, "transfer.from"), meta(a.to, false, true, "transfer.to") } }
 end
 
+--- system.create_account{from, new, lamports, space, owner} -> CreateAccount
+---@param a table
+---@return table instruction
 function M.system.create_account(a)
   return { program = V.SYSTEM_PROGRAM,
            data = raw(string.pack("<I4i8i8", 0, V.amount(a.lamports, "create_account.lamports", U64),
@@ -40,6 +46,8 @@ function M.system.create_account(a)
 end
 
 --- InitializeNonceAccount (index 6): the account must already exist with 80 bytes, owned by System.
+---@param a table
+---@return table instruction
 function M.system.initialize_nonce(a)
   return { program = V.SYSTEM_PROGRAM, data = raw(string.pack("<I4", 6) .. V.key(a.authority, "initialize_nonce.authority")),
            accounts = { meta(a.nonce, false, true, "initialize_nonce.nonce"),
@@ -47,6 +55,8 @@ function M.system.initialize_nonce(a)
 end
 
 --- AdvanceNonceAccount (index 4): first in a durable-nonce transaction.
+---@param a table
+---@return table instruction
 function M.system.advance_nonce(a)
   return { program = V.SYSTEM_PROGRAM, data = raw(string.pack("<I4", 4)),
            accounts = { meta(a.nonce, false, true, "advance_nonce.nonce"),
@@ -57,23 +67,37 @@ end
 --- The nonce account's size (Versions::Current: version, state, authority, nonce, fee calculator).
 M.system.NONCE_SPACE = 80
 
+--- compute_budget.unit_limit(units) -> SetComputeUnitLimit
+---@param units integer
+---@return table instruction
 function M.compute_budget.unit_limit(units)
   return { program = V.COMPUTE_BUDGET_PROGRAM, accounts = {},
            data = raw(string.pack("<BI4", 2, V.amount(units, "unit_limit", 0xffffffff))) }
 end
 
+--- compute_budget.unit_price(micro_lamports) -> SetComputeUnitPrice
+---@param micro_lamports integer per compute unit
+---@return table instruction
 function M.compute_budget.unit_price(micro_lamports)
   return { program = V.COMPUTE_BUDGET_PROGRAM, accounts = {},
            data = raw(string.pack("<Bi8", 3, V.amount(micro_lamports, "unit_price", U64))) }
 end
 
 --- The associated token account of owner for mint (base58), and its bump.
+---@param owner string base58
+---@param mint string base58
+---@param program? string the token program
+---@return string address
+---@return integer bump
 function M.token.ata(owner, mint, program)
   local addr, bump = core.ata(V.key(owner, "ata.owner"), V.key(mint, "ata.mint"),
                               V.key(program or V.TOKEN_PROGRAM, "ata.program"))
   return V.address(addr), bump
 end
 
+--- token.transfer_checked{source, mint, destination, owner, amount, decimals, program?} -> TransferChecked
+---@param a table
+---@return table instruction
 function M.token.transfer_checked(a)
   local amount = V.amount(a.amount, "transfer_checked.amount", U64)
   local decimals = V.amount(a.decimals, "transfer_checked.decimals", 255)
@@ -87,6 +111,8 @@ end
 --- InitializeMint2 (index 20): a mint account (82 bytes, owned by the token program) with no
 --- freeze authority.
 M.token.MINT_SPACE = 82
+---@param a table {mint, decimals, authority, program?}
+---@return table instruction
 function M.token.initialize_mint(a)
   return { program = a.program or V.TOKEN_PROGRAM,
            data = raw(string.pack("<BB", 20, V.amount(a.decimals, "initialize_mint.decimals", 255))
@@ -95,6 +121,8 @@ function M.token.initialize_mint(a)
 end
 
 --- MintTo (index 7)
+---@param a table {mint, destination, authority, amount, program?}
+---@return table instruction
 function M.token.mint_to(a)
   return { program = a.program or V.TOKEN_PROGRAM, data = raw(string.pack("<Bi8", 7, V.amount(a.amount, "mint_to.amount", U64))),
            accounts = { meta(a.mint, false, true, "mint_to.mint"), meta(a.destination, false, true, "mint_to.destination"),
@@ -102,6 +130,8 @@ function M.token.mint_to(a)
 end
 
 --- CreateIdempotent (ATA program instruction 1): a no-op when the account already exists.
+---@param a table {payer, owner, mint, program?}
+---@return table instruction
 function M.token.create_ata_idempotent(a)
   local program = a.program or V.TOKEN_PROGRAM
   local ata = M.token.ata(a.owner, a.mint, program)
@@ -113,6 +143,9 @@ end
 
 --- An instruction as the user wrote it -> the raw form ferry.core.sol compiles; raises naming
 --- the instruction and field that is wrong.
+---@param ix table an instruction
+---@param i? integer its index, for errors
+---@return table
 function M.raw(ix, i)
   local where = ("instructions[%d]"):format(i)
   if type(ix) ~= "table" then

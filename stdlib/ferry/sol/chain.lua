@@ -98,6 +98,8 @@ local HINTS = {
 }
 
 --- The words for a transaction error: its JSON, and what it means when that is known.
+---@param te any a transaction error as the node sent it
+---@return string
 function M.explain(te)
   local text = json.encode(te)
   local hint = type(te) == "string" and HINTS[te]
@@ -116,6 +118,8 @@ end
 --- A Solana node's verdict on a transaction -> the error with a code the pipeline acts on:
 --- blockhash_not_found, already_processed (this transaction landed), insufficient_funds,
 --- simulation_failed (with logs). Other errors are returned as they are.
+---@param err table an error table
+---@return table err
 function M.classify(err)
   if type(err) ~= "table" then return err end
   local data = type(err.data) == "table" and err.data or nil
@@ -158,6 +162,8 @@ local function new_chain(name, cc, cfg)
 end
 
 --- sol.chain(name) -> the chain from config.chains[name] (kind = "solana"; one per name and config).
+---@param name string a key of config.chains (kind = "solana")
+---@return Chain
 function M.chain(name)
   local cfg = ferry.config()
   local c = chains[name]
@@ -179,6 +185,9 @@ end
 
 --- A chain over explicit settings (tests, tools): sol.connect{providers = {...}, confirmations =,
 --- solana = {...}}, with optional top-level config (cache, rpc) as a second table.
+---@param spec table
+---@param root? table
+---@return Chain
 function M.connect(spec, root)
   local s = { kind = "solana" }
   for k, v in pairs(spec) do if k ~= "name" then s[k] = v end end
@@ -189,6 +198,11 @@ function M.connect(spec, root)
 end
 
 --- chain:call(method, params, opts) -> result | nil, err (classified)
+---@param method string
+---@param params? table
+---@param opts? table
+---@return any|nil result
+---@return table|nil err
 function Chain:call(method, params, opts)
   local r, err = self.pool:call(method, params, opts)
   if err then return nil, M.classify(err) end
@@ -202,21 +216,30 @@ function Chain:_must(method, params, opts)
   return r
 end
 
+--- stats() -> the chain's counters and its pool's
+---@return table
 function Chain:stats()
   local s = {}
   for k, v in pairs(self.st) do s[k] = v end
   s.pool = self.pool:stats()
   return s
 end
+--- pool_status() -> each provider's health
+---@return table
 function Chain:pool_status() return self.pool:status() end
 
 local FRESH = { fresh = true }
 
+--- slot(commitment = "processed") -> the current slot, read fresh
+---@param commitment? string
+---@return integer
 function Chain:slot(commitment)
   return self:_must("getSlot", { { commitment = commitment or "processed" } }, FRESH)
 end
 
 --- The block height (read fresh: expiry is decided by it). Remembered for the blockhash cache.
+---@param commitment? string
+---@return integer
 function Chain:block_height(commitment)
   local h = self:_must("getBlockHeight", { { commitment = commitment or "confirmed" } }, FRESH)
   if not self.height or h > self.height then self.height = h end
@@ -224,11 +247,17 @@ function Chain:block_height(commitment)
 end
 
 --- balance(addr) -> lamports (an integer), read fresh
+---@param addr string base58
+---@param commitment? string
+---@return integer lamports
 function Chain:balance(addr, commitment)
   return self:_must("getBalance", { V.address(V.key(addr, "chain:balance")), { commitment = commitment or "confirmed" } }, FRESH).value
 end
 
 --- account(addr) -> nil | {lamports, owner, executable, space, data = ferry.Bytes}, read fresh
+---@param addr string base58
+---@param commitment? string
+---@return table|nil account
 function Chain:account(addr, commitment)
   local r = self:_must("getAccountInfo", { V.address(V.key(addr, "chain:account")),
                                            { encoding = "base64", commitment = commitment or "confirmed" } }, FRESH)
@@ -241,6 +270,11 @@ end
 
 --- The SPL token balance of owner's associated token account for mint -> amount (0 when the
 --- account does not exist), and the account's address.
+---@param owner string base58
+---@param mint string base58
+---@param program? string the token program
+---@return integer amount
+---@return string account
 function Chain:token_balance(owner, mint, program)
   local ata = require("ferry.sol.builders").token.ata(owner, mint, program)
   local a = self:account(ata)
@@ -249,6 +283,8 @@ function Chain:token_balance(owner, mint, program)
 end
 
 --- A mint's decimals (read from its account).
+---@param mint string base58
+---@return integer
 function Chain:mint_decimals(mint)
   local a = self:account(mint)
   if not a or a.space < 45 then raise("invalid_argument", ("%s is not a token mint"):format(tostring(mint)), { argument = "mint" }) end
@@ -256,11 +292,16 @@ function Chain:mint_decimals(mint)
 end
 
 --- rent-exempt minimum for `space` bytes
+---@param space integer bytes
+---@return integer lamports
 function Chain:rent_exempt(space)
   return self:_must("getMinimumBalanceForRentExemption", { V.amount(space, "space") })
 end
 
 --- airdrop(addr, lamports) -> signature (test validators and devnet only)
+---@param addr string base58
+---@param lamports integer
+---@return string signature
 function Chain:airdrop(addr, lamports)
   return self:_must("requestAirdrop", { V.address(V.key(addr, "chain:airdrop")), V.amount(lamports, "lamports") })
 end
@@ -272,6 +313,8 @@ end
 --- comes within blockhash_margin blocks of its lastValidBlockHeight. Concurrent callers share
 --- one fetch. Expiry is never decided by this cache's clock: a transaction's own lastValid
 --- and the chain's height decide it (ferry.sol.tx).
+---@param opts? table
+---@return table {blockhash, last_valid}
 function Chain:blockhash(opts)
   local s, bh = self.settings, self.bh
   local fresh = opts and opts.fresh
@@ -299,6 +342,7 @@ function Chain:blockhash(opts)
 end
 
 --- Forget the cached blockhash (a node said it was not found, or it expired).
+---@param hash string the blockhash to forget
 function Chain:invalidate_blockhash(hash)
   if self.bh and (hash == nil or self.bh.blockhash == hash) then self.bh = nil end
 end
@@ -307,6 +351,8 @@ end
 
 --- priority_fee(writable_accounts?) -> micro-lamports per compute unit: the configured
 --- percentile of getRecentPrioritizationFees, capped by max_priority_fee.
+---@param accounts string[] the accounts the transaction writes
+---@return integer micro_lamports per compute unit
 function Chain:priority_fee(accounts)
   local r = self:_must("getRecentPrioritizationFees", { json.array(accounts or {}) })
   local fees = {}
@@ -320,6 +366,8 @@ function Chain:priority_fee(accounts)
 end
 
 --- statuses({signature...}) -> {[signature] = status | nil} (searchTransactionHistory, fresh)
+---@param sigs string[] base58 signatures
+---@return table
 function Chain:statuses(sigs)
   local r = self:_must("getSignatureStatuses", { json.array(sigs), { searchTransactionHistory = true } }, FRESH)
   local out = {}

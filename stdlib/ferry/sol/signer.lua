@@ -81,6 +81,8 @@ local function key_of(spec)
 end
 
 --- chain:signer(key | {env = NAME}) -> Signer with .address (base58)
+---@param spec string|table|SolKey a key, or {env = NAME}
+---@return Signer
 function Chain:signer(spec)
   local key = key_of(spec)
   return setmetatable({ chain = self, key = key, address = V.address(key:public()) }, Signer)
@@ -144,6 +146,9 @@ local SIGN_OPTIONS = { instructions = true, recent_blockhash = true, fee_payer =
 
 --- signer:sign{instructions, recent_blockhash, fee_payer =, signers =, version = "legacy" | 0,
 --- lookup_tables =} -> wire (base64), signature (base58). No I/O.
+---@param opts table
+---@return string wire base64
+---@return string signature base58
 function Signer:sign(opts)
   local bad, shown = config.unknown_key(opts or {}, SIGN_OPTIONS)
   if bad ~= nil then raise("invalid_argument", "signer:sign: unknown option " .. shown, { option = bad }) end
@@ -163,6 +168,9 @@ end
 -- ---- durable nonces ----------------------------------------------------------------------------
 
 --- The value a nonce account stores (base58), read fresh: never from a cache.
+---@param chain Chain
+---@param account string base58
+---@return string base58
 function M.nonce_value(chain, account)
   local a = chain:account(account)
   local data = a and bytes.string(a.data)
@@ -174,6 +182,8 @@ end
 
 --- signer:create_nonce_account{authority = <base58>?, lamports =?} -> the account's address once
 --- created and initialized (waits for it), with this signer paying and as default authority.
+---@param opts? table
+---@return string account base58
 function Signer:create_nonce_account(opts)
   opts = opts or {}
   local chain = self.chain
@@ -218,6 +228,8 @@ end
 --- <nonce account>, nonce_authority =, signers =, version =, lookup_tables =, fee_payer =}
 --- -> a ferry.sol.Tx (tx:wait). compute_units absent: simulated and sized with the chain's
 --- margin; priority_fee absent: from recent prioritization fees (0 adds no price instruction).
+---@param opts table
+---@return Tx
 function Signer:send(opts)
   local bad, shown = config.unknown_key(opts or {}, SEND_OPTIONS)
   if bad ~= nil then raise("invalid_argument", "signer:send: unknown option " .. shown, { option = bad }) end
@@ -285,6 +297,8 @@ function Signer:send(opts)
 end
 
 --- signer:transfer{to, lamports, ...send options} -> Tx
+---@param opts table {to, lamports, ...send options}
+---@return Tx
 function Signer:transfer(opts)
   local o = {}
   for k, v in pairs(opts) do if k ~= "to" and k ~= "lamports" then o[k] = v end end
@@ -295,6 +309,8 @@ end
 --- signer:token_transfer{mint, to = <owner>, amount, decimals =?, program =?} -> Tx. The
 --- recipient's associated token account is created in the same transaction when missing
 --- (CreateIdempotent: a no-op when it exists).
+---@param opts table
+---@return Tx
 function Signer:token_transfer(opts)
   local decimals = opts.decimals or self.chain:mint_decimals(opts.mint)
   local program = opts.program or V.TOKEN_PROGRAM

@@ -36,6 +36,10 @@ local TRANSIENT = { timeout = true, provider_down = true, rate_limited = true, b
 --- with a lifetime {blockhash =, last_valid =} or {nonce = {account =, value =}}; salt (0, 1,
 --- ...) must change the bytes without changing what they do (signer:send adds it to the
 --- compute-unit limit).
+---@param chain Chain
+---@param build fun(lifetime: table, salt: integer): string, string
+---@param lifetime table
+---@return Tx
 function M.new(chain, build, lifetime)
   local self = setmetatable({ chain = chain, build = build, signatures = {}, copies = 0, rebroadcasts = 0,
                               events = {} }, Tx)
@@ -187,6 +191,8 @@ end
 --- tx:wait{commitment =, timeout =} -> {signature, slot, confirmation_status, copies}. Raises
 --- reverted when it landed with an error (its fee was paid), timeout at the deadline (the
 --- payment may still land: tx.signatures lists every copy).
+---@param opts? table
+---@return table status
 function Tx:wait(opts)
   opts = opts or {}
   local bad, shown = config.unknown_key(opts, WAIT_OPTIONS)

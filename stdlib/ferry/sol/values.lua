@@ -22,6 +22,9 @@ M.LAMPORTS_PER_SOL = 1000000000
 
 --- A base58 public key (or anything with .address, a signer) -> its 32 raw bytes; raises
 --- invalid_argument naming `what` otherwise.
+---@param v string|SolKey|table
+---@param what string the argument, for errors
+---@return string base58
 function M.key(v, what)
   if type(v) == "table" and type(v.address) == "string" then v = v.address end
   if type(v) ~= "string" then
@@ -38,6 +41,9 @@ end
 M.address = core.b58encode
 
 --- Instruction data: a ferry.Bytes (raw), "0x" hex, or nil (empty) -> a raw string.
+---@param v Bytes|string|nil
+---@param what string
+---@return string raw
 function M.data(v, what)
   if v == nil then return "" end
   if bytes.is_raw(v) then return bytes.string(v) end
@@ -50,6 +56,10 @@ function M.data(v, what)
 end
 
 --- A non-negative integer that fits a u64 as Lua holds it (lamports, token amounts, units).
+---@param v integer
+---@param what string
+---@param max? integer
+---@return integer
 function M.amount(v, what, max)
   local n = math.tointeger(v)
   if type(v) == "string" then n = math.tointeger(tonumber(v)) end
@@ -62,6 +72,8 @@ end
 
 --- sol.lamports("1.5") -> 1500000000: SOL (a decimal string or a number) as whole lamports;
 --- more than 9 decimals is refused, not rounded.
+---@param sol number|string SOL
+---@return integer lamports
 function M.lamports(sol)
   local s = type(sol) == "number" and string.format("%.9f", sol) or tostring(sol)
   local int, frac = s:match("^(%d+)%.?(%d*)$")
