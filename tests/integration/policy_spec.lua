@@ -108,6 +108,39 @@ describe("policies on anvil", function()
       assert.is_true(tx.max_fee < eth.gwei(50))
     end)
 
+    it("at the engine's own cap (both 500 gwei): a spike above it is queued, not refused; below it the fee is lowered to the cap", function()
+      write(dir, "gas_spike", shipped("gas_spike"))
+      local chain, signer = chain_with({ "gas_spike" }, { max_gas_price_gwei = 500,
+                                                           settings = { gas_spike = { max_base_fee_gwei = 500 } } })
+      -- a base fee of 300 gwei: the filled max fee (2 x base + tip) would be 600; the chain
+      -- can mine at 500, so it is lowered to the cap and sent
+      spike(300)
+      local low = signer:send{ to = evm.fresh_address(5), value = 1 }
+      assert.equal(eth.gwei(500), low.max_fee)
+      assert.equal("0x1", low:wait{ timeout = 10 }.status)
+      -- 800 gwei: above the cap and the policy's line: queued until it falls, never refused
+      spike(800)
+      local t = ferry.spawn(function() return signer:send{ to = evm.fresh_address(6), value = 1 } end)
+      ferry.sleep(0.3)
+      assert.not_equal("dead", t:status())
+      spike(1)
+      local ok, tx = t:wait()
+      assert.is_true(ok, tostring(tx))
+      assert.equal("0x1", tx:wait{ timeout = 10 }.status)
+      assert.is_true(tx.max_fee <= eth.gwei(500))
+      local _ = chain
+    end)
+
+    it("with no policy to hold it, a base fee above the cap is refused before anything is signed", function()
+      local _, signer = chain_with({}, { max_gas_price_gwei = 500 })
+      spike(800)
+      local ok, err = pcall(signer.send, signer, { to = evm.fresh_address(7), value = 1 })
+      assert.is_false(ok)
+      assert.equal("policy_rejected", err.code)
+      assert.matches("above the cap of 500 gwei", err.message, 1, true)
+      spike(1)
+    end)
+
     it("fails with queued_timeout past the maximum wait", function()
       write(dir, "gas_spike", shipped("gas_spike"))
       local _, signer = chain_with({ "gas_spike" }, { settings = { gas_spike = { max_base_fee_gwei = 50 } }, max_queue_wait = 0.5 })

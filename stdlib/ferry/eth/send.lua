@@ -127,19 +127,49 @@ function S.fill_fees(ctx)
     local f = chain:fees()
     ctx.tip = ctx.tip or f.max_priority_fee
     ctx.max_fee = ctx.max_fee or f.max_fee
+    ctx.base_fee = f.base_fee
     if ctx.tip > ctx.max_fee then ctx.tip = ctx.max_fee end
   end
 end
 
--- limits.max_gas_price_gwei: nothing is signed above it.
-function S.cap(ctx)
-  ctx.price = ctx.legacy and ctx.gas_price or ctx.max_fee
+-- limits.max_gas_price_gwei: nothing is signed above it. A max fee this engine filled in (the
+-- base fee times base_multiplier, plus the tip) is lowered to the cap while the chain can
+-- still mine at it (next base fee + tip within the cap): the cap bounds what may be paid, not
+-- the headroom. A caller's own fee above the cap is refused.
+local function cap_of(ctx)
   local limits = ctx.base.cfg_root.limits
   local cap = limits and limits.max_gas_price_gwei
-  if cap and cap ~= false and ctx.price > values.gwei(cap) then
-    raise("policy_rejected", ("fee %s gwei is above the cap of %s gwei (limits.max_gas_price_gwei)")
-      :format(u256.format_units(ctx.price, 9), tostring(cap)), { max_fee = ctx.price, cap_gwei = cap })
+  if cap and cap ~= false then return values.gwei(cap), cap end
+end
+
+local function above_cap(price, cap_gwei)
+  return ferry.error("policy_rejected", ("fee %s gwei is above the cap of %s gwei (limits.max_gas_price_gwei)")
+    :format(u256.format_units(price, 9), tostring(cap_gwei)), { max_fee = price, cap_gwei = cap_gwei })
+end
+
+function S.cap(ctx)
+  ctx.price = ctx.legacy and ctx.gas_price or ctx.max_fee
+  ctx.over_cap = nil
+  local cap, cap_gwei = cap_of(ctx)
+  if not cap or ctx.price <= cap then return end
+  if not ctx.legacy and not ctx.explicit_fees and ctx.base_fee and ctx.base_fee + ctx.tip <= cap then
+    ctx.max_fee, ctx.price = cap, cap
+    return "lowered"
   end
+  error(above_cap(ctx.price, cap_gwei), 0)
+end
+
+-- The send pipeline's cap step: a caller's fee above the cap fails here, before any I/O; a
+-- fee the chain asks that is above it (a base fee spike) is judged after the policies, so a
+-- policy (gas_spike.lua) may queue the send until the fee falls instead.
+local function cap_step(ctx)
+  local ok, outcome = pcall(S.cap, ctx)
+  if ok then return outcome end
+  if type(outcome) == "table" and outcome.code == "policy_rejected" and not ctx.explicit_fees then
+    ctx.over_cap = outcome
+    return "deferred"
+  end
+  error(outcome, 0)
 end
 
 -- eth_estimateGas (with the chain's margin), which also runs the call: a revert is reported
@@ -154,13 +184,15 @@ end
 -- After a queue the fees are filled again and capped (validate re-reads the caller's own
 -- fees; the gas estimated before stays).
 function S.policy(ctx)
-  return gate.run(ctx, function()
+  local outcome = gate.run(ctx, function()
     local gas, simulated = ctx.gas, ctx.simulated
     S.validate(ctx)
     ctx.gas, ctx.simulated = gas, simulated
     S.fill_fees(ctx)
-    S.cap(ctx)
+    S.cap(ctx)                                 -- still above the cap: it stays queued
   end)
+  if ctx.over_cap then error(ctx.over_cap, 0) end   -- no policy held it back: refused
+  return outcome
 end
 
 -- Pre-flight funds check: the mined balance, read fresh, less what this address's sends that
@@ -218,6 +250,9 @@ function S.reserve(ctx)
 end
 
 function S.sign(ctx)
+  local cap, cap_gwei = cap_of(ctx)
+  local price = ctx.legacy and ctx.gas_price or ctx.max_fee
+  if cap and price > cap then error(above_cap(price, cap_gwei), 0) end   -- whatever path led here
   local fields = { type = ctx.legacy and 0 or 2, chain_id = ctx.base.chain_id, nonce = ctx.nonce, gas = ctx.gas,
                    to = ctx.to, value = ctx.value, data = ctx.data, access_list = ctx.t.access_list }
   if ctx.legacy then fields.gas_price = ctx.gas_price
@@ -390,7 +425,7 @@ end
 local NAMES = { "validate", "claim", "fill_fees", "cap", "fill_gas", "policy", "preflight", "simulate", "reserve",
                 "sign", "journal", "broadcast", "track" }
 local SEND, FILL = {}, {}
-for i, name in ipairs(NAMES) do SEND[i] = { name = name, run = S[name] } end
+for i, name in ipairs(NAMES) do SEND[i] = { name = name, run = name == "cap" and cap_step or S[name] } end
 for _, name in ipairs({ "fill_fees", "cap", "sign", "journal", "broadcast", "track" }) do
   FILL[#FILL + 1] = { name = name, run = S[name] }
 end
