@@ -162,9 +162,17 @@ function M.run(ctx, refill)
   if not policy.ensure(base.cfg_root) then return "skipped" end
   local list = policy.current()
   if #list == 0 then return "skipped" end
-  if policy.wants_simulation(list) or base.cfg.simulation_required then M.simulate(ctx) end
   local pc = base.cfg_root.policies or {}
   local settings = pc.settings
+  -- a full simulation (traces, state changes) where it is required or a setting needs what
+  -- only it shows; otherwise a policy that wants one gets it, except for a plain value
+  -- transfer that eth_estimateGas already ran at the pending block (fill_gas: a revert fails
+  -- there): it calls no code, and its state change is the value moving. That spared every
+  -- payout of the demo four calls (two debug_traceCall, an estimate, an eth_call).
+  local sc = settings and settings.simulation or {}
+  local full = base.cfg.simulation_required or sc.required == true or sc.reject_reentrant == true
+  local plain = ctx.simulated and (ctx.data == nil or ctx.data == "" or ctx.data == "0x")
+  if full or (policy.wants_simulation(list) and not plain) then M.simulate(ctx) end
   local started, max_wait = ferry.now(), pc.max_queue_wait or 600
   local attempts, fresh = 0, false
   local heads = base.pool.heads
