@@ -680,6 +680,15 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* wall() -> seconds since the epoch, to the microsecond (times compared across processes:
+ * journal rows, leases); now() is the monotonic clock for durations */
+static int l_wall(lua_State *L) {
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0) return fy_raise(L, "io_error", "task.wall: gettimeofday failed");
+  lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+  return 1;
+}
+
 static int l_current(lua_State *L) {
   fy_task_t *t = fy_engine(L)->current;
   if (!t) { lua_pushnil(L); return 1; }
@@ -760,7 +769,7 @@ static const luaL_Reg task_meta[] = {
   {"__tostring", l_task_tostring}, {"__close", l_task_close}, {NULL, NULL}};
 
 static const luaL_Reg task_funcs[] = {
-  {"spawn", l_spawn}, {"sleep", l_sleep}, {"now", l_now}, {"current", l_current},
+  {"spawn", l_spawn}, {"sleep", l_sleep}, {"now", l_now}, {"wall", l_wall}, {"current", l_current},
   {"tasks", l_tasks}, {"stats", l_stats}, {"exit", l_exit}, {"queue", l_queue_new},
   {"heap", l_heap},
   {NULL, NULL}};

@@ -189,7 +189,7 @@ function Nonces:_free_the_dead()
   local ok, st = pcall(self.alloc.state, self.alloc)
   if not ok then return end
   for n, owner in pairs(st.reserved or {}) do
-    if owner:gsub("#%d+$", "") ~= store.owner and store.dead(owner) and not self.bound[n] then
+    if store.process_of(owner) ~= store.owner and store.dead(owner) and not self.bound[n] then
       ferry.log.info("freeing a nonce reserved by a process that died", { address = self.addr, nonce = n, owner = owner })
       self.alloc:release(n)
     end

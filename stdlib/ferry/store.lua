@@ -31,10 +31,7 @@ end
 M.owner = whoami()
 
 --- Wall-clock seconds (journal times, lease expiries: they are compared across processes).
-function M.wall()
-  local c = os.time()
-  return c + (ferry.now() % 1)         -- sub-second ordering within this process
-end
+M.wall = require("ferry.core.task").wall
 
 local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS txs(
@@ -145,9 +142,13 @@ function M.share_nonces(s, url, prefix)
   s.kind = s.kind .. "+redis"
 end
 
+--- process_of(owner) -> the process an owner names ("<host>:<pid>:<token>", without the
+--- "#<n>" a Redis reservation adds to name one reserve)
+function M.process_of(owner) return (owner:gsub("#%d+$", "")) end
+
 --- dead(owner) -> true when owner (a store.owner) is a process of this host that is gone
 function M.dead(owner)
-  local host, pid = owner:gsub("#%d+$", ""):match("^(.*):(%d+):%x+$")
+  local host, pid = M.process_of(owner):match("^(.*):(%d+):%x+$")
   local me = M.owner:match("^(.*):%d+:%x+$")
   return host == me and pid ~= nil and not signal.alive(tonumber(pid))
 end

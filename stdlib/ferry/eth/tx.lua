@@ -12,8 +12,15 @@ Tx.__name = "ferry.Tx"
 Tx.__tostring = function(t) return ("ferry.Tx %s (nonce %d)"):format(t.hash, t.nonce) end
 
 -- The journal's row of this transaction moves to state (a Tx made outside a send has none).
+-- A transaction that ended leaves the journal's in-process registry (journal.live), which
+-- would otherwise grow with every send of a long-running engine; a send of its id again is
+-- answered from its row.
 function Tx:_journal(state, fields)
-  if self.journal and self.id then self.journal:record(self.id, state, fields or {}) end
+  local journal = self.journal
+  if journal and self.id then
+    journal:record(self.id, state, fields or {})
+    if journal.FINAL[state] and journal.live[self.id] == self then journal.live[self.id] = nil end
+  end
   self.state = state
 end
 

@@ -21,6 +21,8 @@ Journal.__index = Journal
 
 --- States a transaction is still on its way in (a restart resumes them).
 Journal.PENDING = { new = true, reserved = true, signed = true, sent = true, unsure = true }
+--- States a transaction ends in (it leaves journal.live, the in-process registry, there).
+Journal.FINAL = { confirmed = true, reverted = true, taken = true, failed = true }
 --- States that say nothing was paid (an id in one of them may be sent again).
 Journal.UNPAID = { failed = true, taken = true }
 
@@ -51,11 +53,9 @@ local function decode(row)
   return row
 end
 
--- The statement that writes state and the given fields of row id (the others kept).
-local function upsert(self, id, state, f, events)
-  local now = wall()
-  self.counts_[state] = (self.counts_[state] or 0) + 1
-  return [[INSERT INTO txs(]] .. COLS .. [[, events)
+-- The statement that writes state and the given fields of row id (the others kept); one text,
+-- so SQLite prepares it once (ferry.core.db caches statements by their text).
+local UPSERT = [[INSERT INTO txs(]] .. COLS .. [[, events)
       VALUES(?1, ?2, ?3, ?16, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?17)
       ON CONFLICT(id) DO UPDATE SET state = excluded.state,
         chain = coalesce(excluded.chain, chain), chain_id = coalesce(excluded.chain_id, chain_id),
@@ -65,10 +65,13 @@ local function upsert(self, id, state, f, events)
         hashes = coalesce(excluded.hashes, hashes), fields = coalesce(excluded.fields, fields),
         block = coalesce(excluded.block, block), error = excluded.error,
         provider = coalesce(excluded.provider, provider), owner = excluded.owner, updated = excluded.updated,
-        events = coalesce(events, '') || coalesce(?17, '')]],
-    id, f.chain, f.chain_id, f.address, f.nonce, state, f.hash, f.raw,
+        events = coalesce(events, '') || coalesce(?17, '')]]
+
+local function upsert(self, id, state, f, events)
+  self.counts_[state] = (self.counts_[state] or 0) + 1
+  return UPSERT, id, f.chain, f.chain_id, f.address, f.nonce, state, f.hash, f.raw,
     f.hashes and json.encode(f.hashes) or nil, f.fields and json.encode(plain(f.fields)) or nil,
-    f.block, f.error and ferry.redact(tostring(f.error)) or nil, f.provider, require("ferry.store").owner, now,
+    f.block, f.error and ferry.redact(tostring(f.error)) or nil, f.provider, require("ferry.store").owner, wall(),
     f.chain_key, events
 end
 
