@@ -57,6 +57,17 @@ function M.tmpdir()
   return path
 end
 
+--- write_as_editor(path, text): write text the way editors save a file -- into a hidden temp
+--- file beside it, then renamed over it -- so a watcher never sees half of it
+function M.write_as_editor(path, text)
+  local dir, base = path:match("^(.*)/([^/]+)$")
+  local tmp = ("%s/.%s.swp"):format(dir, base)
+  local f = assert(io.open(tmp, "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
 --- tmpfile(text) -> the path of a new temporary file holding text (the caller removes it)
 function M.tmpfile(text)
   local path = os.tmpname()

@@ -9,20 +9,11 @@ local evm = require "helpers.evm"
 
 local KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"   -- anvil's account 1
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local child = require "helpers.child"
+local tmpdir = child.tmpdir
 
-local function write(dir, stem, src)
-  local tmp = ("%s/.%s.tmp"):format(dir, stem)
-  local f = assert(io.open(tmp, "w"))
-  f:write(src)
-  f:close()
-  assert(os.rename(tmp, ("%s/%s.lua"):format(dir, stem)))
-end
+-- Write like an editor: a temp file, then renamed over the old one.
+local function write(dir, stem, src) child.write_as_editor(("%s/%s.lua"):format(dir, stem), src) end
 
 local function shipped(name)
   local f = assert(io.open("policies/" .. name .. ".lua"))

@@ -8,12 +8,8 @@ local simulate = require "ferry.simulate"
 local peers = require "helpers.peers"
 local evm = require "helpers.evm"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local child = require "helpers.child"
+local tmpdir = child.tmpdir
 
 local function copy_policy(dir, name)
   local src = assert(io.open("policies/" .. name .. ".lua")):read("a")

@@ -2,21 +2,11 @@
 local ferry = require "ferry"
 local policy = require "ferry.policy"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local child = require "helpers.child"
+local tmpdir = child.tmpdir
 
 -- Write like an editor: a temp file, then renamed over the old one.
-local function write(dir, stem, src)
-  local tmp = ("%s/.%s.swp"):format(dir, stem)
-  local f = assert(io.open(tmp, "w"))
-  f:write(src)
-  f:close()
-  assert(os.rename(tmp, ("%s/%s.lua"):format(dir, stem)))
-end
+local function write(dir, stem, src) child.write_as_editor(("%s/%s.lua"):format(dir, stem), src) end
 
 -- A policy that rejects a value above max; test: its self_test's body.
 local function rule(name, max, test)
