@@ -84,7 +84,8 @@ function Nonces:_sync(fresh)
     if not self.next or n > self.next then self.next = n end
     if not self.floor or n > self.floor then self.floor = n end
     self.synced_at = ferry.now()
-    if self.alloc then self.alloc:raise(n) end
+    -- not waited for: the floor goes with every reserve anyway, and Redis may be out of reach
+    if self.alloc then self:_tell("raise", n) end
     -- released nonces below the chain's count were used by someone else
     local keep = {}
     for _, f in ipairs(self.free) do if f >= n then keep[#keep + 1] = f end end
@@ -272,6 +273,12 @@ function Nonces:ready(signer, fill)
       local key = self.chain_key .. ":" .. self.addr:lower()
       if st.redis_nonces then
         self.alloc = st.redis_nonces:nonces(self.chain_key, self.addr)
+        -- the lease lets this process go on alone while Redis is out of reach; a holder that
+        -- fell silent is followed by a fresh read of the chain's pending count
+        self.alloc:hold_lease(function()
+          self:_sync(true)
+          return self.floor
+        end)
         self:_recover(st, signer, fill)
         self:_free_the_dead()
         self.renewer = ferry.spawn(self._reclaimer, self, fill):daemon()
@@ -318,6 +325,9 @@ function Nonces:_reserve_shared()
   attempts = attempts + 1
   local owner = store.owner .. "#" .. attempts
   while true do
+    -- the lease holder goes on alone while Redis is out of reach (ferry.store.redis)
+    local alone = self.alloc:alone(RESERVATION_LEASE)
+    if alone then return alone end
     local ok, n = pcall(self.alloc.reserve, self.alloc, self.floor, owner, RESERVATION_LEASE)
     if ok then
       if self.store_down then
@@ -332,8 +342,9 @@ function Nonces:_reserve_shared()
     end
     if not self.store_down then
       self.store_down = true
-      ferry.log.warn("the nonce store (Redis) is unreachable: sends from this address wait for it, as no process "
-        .. "may hand out its nonces meanwhile", { address = self.addr, err = tostring(n.message) })
+      ferry.log.warn("the nonce store (Redis) is unreachable: sends from this address wait for it, unless this "
+        .. "process holds the address's lease and may go on alone", { address = self.addr, err = tostring(n.message),
+          alone = self.alloc:why_not_alone() or "yes" })
     end
     ferry.sleep(0.25)
   end

@@ -82,6 +82,9 @@ function Peer:stop()
     local code = self.proc:wait(3)
     if code == nil then self.proc:kill("KILL"); self.proc:wait(3) end
   end
+  -- let the reader of its output see the end before the process handle is closed (closing
+  -- it under a parked read_line leaves the read pointing at freed memory)
+  if self.drain then self.drain:wait(3) end
   if self.proc then self.proc:close() end
   self.proc = nil
 end
@@ -280,18 +283,7 @@ end
 --- slots =}, peer:priority_fees{...}, peer:stats(); peer.rpc is a ferry.rpc client.
 local Sol = setmetatable({}, { __index = Peer })
 Sol.__index = Sol
-
--- stop, then let the reader of its output see the end before the process handle is closed
--- (closing it under a parked read_line leaves the read pointing at freed memory)
-function Sol:stop()
-  if self.proc and self.proc:running() then
-    self.proc:kill("TERM")
-    if self.proc:wait(3) == nil then self.proc:kill("KILL"); self.proc:wait(3) end
-  end
-  if self.drain then self.drain:wait(3) end
-  Peer.stop(self)
-end
-Sol.__close = Sol.stop
+Sol.__close = Peer.stop
 
 function M.solana(opts)
   opts = opts or {}
@@ -338,6 +330,27 @@ function M.proxy(target_url)
                               admin = "http://127.0.0.1:" .. admin }, Proxy)
   self.drain = ferry.spawn(function() while p:running() and p:read_line() do end end):detach()
   return self
+end
+
+--- A TCP proxy (tests/peers/tcpproxy.js) in front of host:port: tcp:set("hang") is a
+--- partition (connections stay open, nothing is forwarded), "pass" heals it, "reset" drops
+--- every connection. tcp.port is where clients connect.
+local Tcp = setmetatable({}, { __index = Peer })
+Tcp.__index = Tcp
+Tcp.__close = Peer.stop
+
+function M.tcp_proxy(target)
+  local p = assert(proc.spawn{ M.bin.node, root .. "/tcpproxy.js", "--target", target, stdout = "pipe", stderr = "pipe" })
+  local port = await_line(p, "listening on 127%.0%.0%.1:(%d+)", 20, "tcpproxy")
+  local admin = await_line(p, "admin on 127%.0%.0%.1:(%d+)", 5, "tcpproxy admin")
+  local self = setmetatable({ proc = p, pid = p:pid(), port = tonumber(port), admin = "http://127.0.0.1:" .. admin }, Tcp)
+  self.drain = ferry.spawn(function() while p:running() and p:read_line() do end end):detach()
+  return self
+end
+
+function Tcp:set(mode)
+  local status, text = http.request(self.admin .. "/" .. mode, { method = "POST", body = "", timeout = 5 })
+  assert(status == 200, ("tcpproxy %s: %s %s"):format(mode, tostring(status), tostring(text)))
 end
 
 local function admin(self, method, path, body)

@@ -81,7 +81,12 @@ describe("ferry.store.redis: one allocator", function()
     assert.is_true(ok3)
     assert.equal(token, token3)
     ferry.sleep(0.25)
-    local ok4, token4 = a:lease("p2", 0.2)                         -- expired: a new holder
+    -- expired without being given back: p1 fell silent and may have sent alone; the chain's
+    -- pending count must be read (fresh_floor) before anyone takes it or gets a nonce
+    local no, who, _, why = a:lease("p2", 0.2)
+    assert.same({ false, "p1", "floor" }, { no, who, why })
+    a:fresh_floor(0)
+    local ok4, token4 = a:lease("p2", 0.2)                         -- a new holder
     assert.is_true(ok4)
     assert.truthy(token4 > token)
     client:call("FLUSHALL")                                        -- even a Redis that forgot it
@@ -200,6 +205,126 @@ end
 for _, t in ipairs(tasks) do assert(t:wait()) end
 print(ferry.json.encode({ nonces = got, dup = dup, retries = retries, stats = store:stats() }))
 ]]
+
+describe("ferry.store.redis: sending alone while Redis is out of reach", function()
+  -- short times, the same rules: see "Sending alone" in ferry.store.redis
+  local TIMES = { heartbeat = 0.02, fence = 0.15, drain = 0.05, lease_ttl = 1, margin = 0.1, idle = 5 }
+  local server, tcp, ca, cb, sa, sb, a, b, sent
+  setup(function()
+    server = peers.redis()
+    tcp = peers.tcp_proxy("127.0.0.1:" .. server.port)
+  end)
+  teardown(function() tcp:stop(); server:stop() end)
+
+  -- the chain as the allocators see it: its pending count is the run of broadcast nonces from 0
+  local function pending()
+    local n = 0
+    while sent[n] do n = n + 1 end
+    return n
+  end
+  local function broadcast(alloc, n)
+    assert.is_nil(sent[n], "nonce " .. n .. " used twice")
+    sent[n] = true
+    -- as ferry.nonces does, not waited for: it fails while Redis is out of reach (the rejoin
+    -- registers the nonce later)
+    ferry.spawn(pcall, alloc.settle, alloc, n):detach()
+  end
+  -- what ferry.nonces does: alone when allowed, else through Redis, waiting while unreachable
+  local function take(alloc, owner, timeout)
+    local deadline = ferry.now() + (timeout or 10)
+    while ferry.now() < deadline do
+      local n = alloc:alone(30)
+      if n then return n, "alone" end
+      local ok, r = pcall(alloc.reserve, alloc, pending(), owner, 30)
+      if ok then return r, "redis" end
+      assert.equal("store_unavailable", r.code, tostring(r))
+      ferry.sleep(0.01)
+    end
+    error("no nonce within " .. tostring(timeout or 10) .. "s")
+  end
+
+  before_each(function()
+    sent = {}
+    -- process A reaches Redis through the proxy (the spec cuts that link: a partition), B directly
+    ca = redis.connect{ url = "redis://127.0.0.1:" .. tcp.port, timeout = 0.2, connect_timeout = 0.2 }
+    cb = redis.connect{ url = server.url, timeout = 0.2 }
+    cb:call("FLUSHALL")
+    local opts = { prefix = "t:", recover_window = 0.05, timeout = 0.2, times = TIMES }
+    opts.process = "A"
+    sa = store_redis.new(ca, opts)
+    opts.process = "B"
+    sb = store_redis.new(cb, opts)
+    a, b = sa:nonces(1, ADDR), sb:nonces(1, ADDR)
+    for i = 1, 5 do broadcast(a, take(a, "A#" .. i)) end           -- 0..4, through Redis
+    a:hold_lease(pending)                                          -- A sends: it holds the lease
+    ferry.sleep(0.1)
+    b:hold_lease(pending)
+    for i = 1, 2 do broadcast(b, take(b, "B#" .. i)) end           -- 5, 6
+  end)
+  after_each(function()
+    tcp:set("pass")
+    sa:close(); sb:close(); ca:close(); cb:close()
+  end)
+
+  it("a partition: the holder goes on alone, the other waits, and once healed nothing is handed out twice",
+    function()
+    local text = ferry.log.capture(function()
+      tcp:set("hang")
+      local waiting = ferry.spawn(function()                       -- B, meanwhile: fenced
+        ferry.sleep(TIMES.fence + 0.05)
+        return take(b, "B#3", 20)
+      end)
+      local got = {}
+      for i = 1, 3 do
+        local n, how = take(a, "A#alone" .. i)
+        assert.equal("alone", how)
+        got[i] = n
+        broadcast(a, n)
+      end
+      assert.same({ 7, 8, 9 }, got)
+      ferry.sleep(0.2)
+      assert.equal("waiting", waiting:status(), "B got a nonce while A was sending alone")
+      tcp:set("pass")
+      local ok, n = waiting:wait()
+      assert.is_true(ok, tostring(n))
+      assert.equal(10, n)                                          -- above what A used alone
+      broadcast(b, n)
+      local n2, how = take(a, "A#after")
+      assert.equal("redis", how)
+      assert.equal(11, n2)
+    end)
+    assert.truthy(text:find("goes on sending from it alone", 1, true), text)
+    assert.truthy(text:find("may be sending alone", 1, true), text)
+    assert.truthy(text:find("what was sent alone is registered", 1, true), text)
+    assert.equal(3, sa:stats().alone)
+    assert.equal(1, sb:stats().fenced_waits)
+    assert.equal(0, sa:stats().conflicts)
+  end)
+
+  it("the lease runs out in the partition: the holder stops, the other goes on above the chain's count",
+    function()
+    ferry.log.capture(function()
+      tcp:set("hang")
+      local n = take(a, "A#alone")
+      assert.equal(7, n)
+      broadcast(a, n)
+      -- the lease held here ends margin before Redis's: alone no more, waiting like anyone
+      local deadline = ferry.now() + 3
+      while not (a:why_not_alone() or ""):find("ran out", 1, true) do
+        assert.truthy(ferry.now() < deadline, a:why_not_alone())
+        ferry.sleep(0.05)
+      end
+      local n2 = take(b, "B#3", 5)                                 -- fenced, then the chain read
+      assert.equal(8, n2)
+      broadcast(b, n2)
+      tcp:set("pass")
+      local n3, how = take(a, "A#after")
+      assert.equal("redis", how)
+      assert.equal(9, n3)
+    end)
+    assert.equal(0, sa:stats().conflicts)
+  end)
+end)
 
 describe("ferry.store.redis: four processes, one address", function()
   local store_server, chain_server, chain

@@ -67,11 +67,33 @@ local function trim()
 end
 ]]
 
+-- The address's lease (KEYS[4]: owner, token, expires, heard): the process holding it renews
+-- it every HEARTBEAT and may go on sending alone while Redis is out of its reach (see
+-- "Sending alone" below). `heard` is when its last renewal ran.
+local FENCE = [[
+local function process_of(o) return (string.gsub(o, '#%d+$', '')) end
+local function holder()
+  local h = redis.call('HMGET', lease, 'owner', 'expires', 'heard')
+  return h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
+end
+]]
+
 local SCRIPTS = {
-  -- ARGV[4] floor, [5] owner, [6] lease_ms, [7] seal cap
-  -- ARGV[4] floor, [5] seal cap; then count, owner, lease_ms triples: count reservations
-  -- each (a process sends its concurrent reserves of one address as one script)
-  reserve = [[
+  -- ARGV[4] floor, [5] seal cap, [6] the caller's process, [7] the fence (ms); then count,
+  -- owner, lease_ms triples: count reservations each (a process sends its concurrent
+  -- reserves of one address as one script)
+  reserve = FENCE .. [[
+local who, expires, heard = holder()
+if who and who ~= ARGV[6] then
+  -- the holder has not been heard from for longer than the fence: it may be sending alone,
+  -- with nonces this script does not know; nobody else gets one until it is back or its
+  -- lease has run out
+  if expires > now and now - heard > tonumber(ARGV[7]) then return { epoch, 'FENCED', expires - now, who } end
+  -- its lease ran out (a holder gives it back when it stops sending: it fell silent): what it
+  -- sent alone is only in the chain's count, which a caller must read from now on (then
+  -- fresh_floor)
+  if expires <= now then return { epoch, 'FLOOR', 0, who } end
+end
 local floor = tonumber(ARGV[4])
 -- the highest floor any caller passed: a floor read before a wait may be stale
 local m = redis.call('HMGET', meta, 'floor', 'sealed', 'next')
@@ -98,7 +120,7 @@ local out, hs = {}, {}
 local again = {}
 local total = 0
 local function named(i) return ARGV[i] == '1' and string.find(ARGV[i + 1], '#', 1, true) end
-for i = 6, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local prev = named(i) and redis.call('HGET', owners, ARGV[i + 1])
   if prev and owner_of(redis.call('HGET', res, prev)) == ARGV[i + 1] then
     again[i] = tonumber(prev)
@@ -108,7 +130,7 @@ for i = 6, #ARGV, 3 do
 end
 local popped = total > 0 and redis.call('ZPOPMIN', free, total) or {}  -- the lowest free ones: member, score, ...
 local k, o = 1, 0
-for i = 6, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local v = string.format('%d', now + tonumber(ARGV[i + 2])) .. ':' .. ARGV[i + 1]
   for _ = 1, tonumber(ARGV[i]) do
     local n = again[i]
@@ -173,21 +195,89 @@ return { epoch, 'OK', gone }
 return { epoch, 'OK', nxt(), redis.call('ZRANGE', free, 0, -1), redis.call('HGETALL', res),
          redis.call('HGET', meta, 'sealed') }
 ]],
-  -- ARGV[4] owner, [5] ttl_ms. A new holder's token is above the last one and above the
-  -- time in microseconds, so tokens keep growing even across a Redis that lost the record.
-  lease = [[
+  -- ARGV[4] owner (a process), [5] ttl_ms, [6] not after (Redis ms; 0: any time). A new
+  -- holder's token is above the last one and above the time in microseconds, so tokens keep
+  -- growing even across a Redis that lost the record. A renewal run after its sender gave up
+  -- on it (it sat in a frozen Redis's socket) renews nothing: its sender may be sending alone
+  -- by now. -> OK, token, expires, now | HELD, holder, ms left | FLOOR, holder | LATE
+  lease = FENCE .. [[
 local owner, ttl = ARGV[4], tonumber(ARGV[5])
+if tonumber(ARGV[6]) > 0 and now > tonumber(ARGV[6]) then return { epoch, 'LATE' } end
 local h = redis.call('HMGET', lease, 'owner', 'token', 'expires')
-local holder, token, expires = h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
-if holder and holder ~= owner and expires > now then
-  return { epoch, 'HELD', holder, expires - now }
+local who, token, expires = h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
+if who and who ~= owner then
+  if expires > now then return { epoch, 'HELD', who, expires - now } end
+  return { epoch, 'FLOOR', who, 0 }          -- a silent holder's: see reserve
 end
-if holder ~= owner or expires <= now then
+if who ~= owner or expires <= now then
   token = math.max(token + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 end
-redis.call('HSET', lease, 'owner', owner, 'token', string.format('%d', token), 'expires', now + ttl)
+redis.call('HSET', lease, 'owner', owner, 'token', string.format('%d', token), 'expires', now + ttl, 'heard', now)
 redis.call('PEXPIRE', lease, ttl * 2 + 60000)
-return { epoch, 'OK', string.format('%d', token), now + ttl }
+return { epoch, 'OK', string.format('%d', token), now + ttl, now }
+]],
+  -- ARGV[4] owner, [5] why: "idle" (it sent nothing alone: the lease just ends) or "dead"
+  -- (its process is gone; it may have sent alone: the next reserve reads the chain first)
+  unlease = FENCE .. [[
+local who = holder()
+if who ~= ARGV[4] then return { epoch, 'OK', 0 } end
+if ARGV[5] == 'idle' then
+  redis.call('DEL', lease)
+else
+  redis.call('HSET', lease, 'expires', now, 'heard', 0)
+end
+return { epoch, 'OK', 1 }
+]],
+  -- Is Redis there? (Changes nothing; the epoch comes back as with every script.)
+  probe = [[
+return { epoch, 'OK' }
+]],
+  -- ARGV[4] a pending count read after a FLOOR reply: what a holder that fell silent sent
+  -- alone is below it. The stale lease is dropped; later reserves need no read of their own.
+  fresh_floor = FENCE .. [[
+local floor = math.max(tonumber(ARGV[4]), tonumber(redis.call('HGET', meta, 'floor') or '0'))
+redis.call('HSET', meta, 'floor', floor)
+if floor > nxt() then redis.call('HSET', meta, 'next', floor) end
+redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
+local who, expires = holder()
+if who and expires <= now then redis.call('DEL', lease) end
+return { epoch, 'OK' }
+]],
+  -- The holder is back after sending alone: ARGV[4] its process, [5] its token, [6] unused,
+  -- [7] the next nonce it would have used; then n, lease_ms pairs (lease > 0:
+  -- reserved, 0: used, -1: freed). Registered whatever the epoch (the state may be intact: a
+  -- stall or a partition). A nonce it used that another process holds a reservation of was
+  -- handed out just before the fence and its reply never arrived, or not in time for the
+  -- chain to show it: the holder's bytes may be out, so the nonce is the holder's and the
+  -- other reservation is taken back (its retry, by name, gets another one). It renews
+  -- nothing: the fence stays up until a renewal, which the holder sends once all it used alone
+  -- is registered (a rejoin run late, or one that missed the last nonces, unfences no one).
+  -- -> OK, taken back, still holding (1 | 0)
+  rejoin = FENCE .. [[
+local owner, taken = ARGV[4], {}
+for i = 8, #ARGV, 2 do
+  local n, lease_ms = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local cur = owner_of(redis.call('HGET', res, n))
+  if cur and process_of(cur) ~= owner and lease_ms < 0 then
+    -- freed here, but reserved by another since: theirs
+  else
+    if cur and process_of(cur) ~= owner then taken[#taken + 1] = n end
+    if cur then redis.call('HDEL', owners, cur) end
+    redis.call('HDEL', res, n)
+    if lease_ms < 0 then
+      if n < nxt() then redis.call('ZADD', free, n, n) end
+    else
+      redis.call('ZREM', free, n)
+      if lease_ms > 0 then redis.call('HSET', res, n, string.format('%d', now + lease_ms) .. ':' .. owner .. '#0') end
+      if redis.call('HGET', meta, 'sealed') == '0' and lease_ms == 0 then redis.call('SADD', used, n) end
+      if n >= nxt() then redis.call('HSET', meta, 'next', n + 1) end
+    end
+  end
+end
+if tonumber(ARGV[7]) > nxt() then redis.call('HSET', meta, 'next', tonumber(ARGV[7])) end
+local h = redis.call('HMGET', lease, 'owner', 'token', 'expires')
+local holding = (h[1] == owner and h[2] == ARGV[5] and tonumber(h[3]) > now) and 1 or 0
+return { epoch, 'OK', taken, holding }
 ]],
   -- ARGV[4] owner, [5] the highest floor it knew; then n, lease_ms pairs (lease 0: used,
   -- i.e. settled, not reserved). Only when the epoch is not the one the caller saw (the state
@@ -234,18 +324,38 @@ local function new_epoch()
   return epoch_base .. "." .. epoch_seq
 end
 
---- new(client, {prefix = "ferry:", recover_window = 2, timeout = client's}) -> store
+-- Sending alone. While Redis is out of reach, the process holding an address's lease goes
+-- on sending from it alone; every other process's sends wait and say why. The lease is
+-- renewed every `heartbeat` by whichever process is sending (given back after `idle`
+-- seconds without a reserve), and Redis notes when (`heard`). The fence, on Redis's clock:
+-- once the holder has not been heard from for `fence`, no other process gets a nonce until
+-- it is back or its lease (`lease_ttl`) has run out. The holder, on its own clock, sends
+-- alone only from `fence + drain` after its last renewal's reply (so every nonce Redis handed
+-- out before the fence was handed out before it; `drain` lets those reach the chain, whose
+-- pending count it reads first) until `lease_ttl - margin` after that renewal was sent (so
+-- it stops before Redis's expiry, whatever the delays). When the holder is back, it
+-- registers what it used alone (rejoin) before any other step; when its lease ran out
+-- instead, the next reserve of any process reads the chain's pending count first
+-- (fresh_floor): what the holder sent alone is below it. A fencing token that only grows
+-- names each holder (a stale holder's rejoin renews nothing).
+M.TIMES = { heartbeat = 0.25, fence = 1, drain = 0.5, lease_ttl = 10, margin = 0.5, idle = 2 }
+
+--- new(client, {prefix = "ferry:", recover_window = 2, timeout = client's, process =
+--- store.owner, times = M.TIMES' overrides}) -> store
 function M.new(client, opts)
   opts = opts or {}
   if type(client) ~= "table" or type(client.script) ~= "function" then
     ferry.raise("invalid_argument", "store.redis.new: expects a ferry.redis client")
   end
+  local t = {}
+  for k, v in pairs(M.TIMES) do t[k] = (opts.times or {})[k] or v end
   local self = setmetatable({
     client = client, prefix = opts.prefix or "ferry:", window = opts.recover_window or 2,
     -- strong: an allocator holding reservations must stay known to the watcher
-    timeout = opts.timeout, scripts = {}, allocs = {},
+    timeout = opts.timeout, scripts = {}, allocs = {}, times = t,
+    process = opts.process or require("ferry.store").owner,
     st = { reserves = 0, batches = 0, settles = 0, releases = 0, reclaimed = 0, recoveries = 0, reregistered = 0,
-           conflicts = 0 },
+           conflicts = 0, fenced_waits = 0, alone = 0, alone_spells = 0, rejoins = 0, taken_back = 0 },
   }, Store)
   for name, body in pairs(SCRIPTS) do self.scripts[name] = client:script(PROLOGUE .. body) end
   return self
@@ -267,21 +377,29 @@ function Store:nonces(chain_id, address)
   return a
 end
 
+local function ms(seconds) return math.max(1, math.floor(seconds * 1000)) end
+
 local function unavailable(self, err)
   ferry.raise("store_unavailable", ("nonce store %s: %s"):format(self.tag, err and err.message or "no reply"),
     { cause = err and err.code })
 end
 
--- Run one script; its epoch is checked on the way. -> the reply after the epoch
+-- Run one script; its epoch is checked on the way. -> the reply after the epoch. What this
+-- process used alone is registered (rejoin) before any other step.
 function Alloc:_run(name, ...)
   local s = self.store
+  if self.alone_used and name ~= "rejoin" then self:_rejoin() end
   local r, err = s.scripts[name]:run(self.keys, { self.epoch or "", new_epoch(), math.floor(s.window * 1000), ... },
     s.timeout)
   if r == nil and err and err.code == "redis_error" then
     -- a script that failed is a bug here, not an outage: say it as it is
     ferry.raise("internal", ("nonce store %s: %s failed: %s"):format(self.tag, name, err.message))
   end
-  if r == nil then unavailable(self, err) end
+  if r == nil then
+    self.down_since = self.down_since or ferry.now()
+    unavailable(self, err)
+  end
+  self.down_since = nil
   self.generation = s.client.generation
   if r[1] ~= self.epoch then
     local was = self.epoch
@@ -380,7 +498,7 @@ local BATCH, SENDERS = 32, 2
 function Alloc:_reserve_batch(batch)
   local s = self.store
   -- runs of one owner and lease go as (count, owner, lease_ms): the usual batch is one run
-  local argv = { self.max_floor, 100000 }
+  local argv = { self.max_floor, 100000, s.process, ms(s.times.fence) }
   local last
   for _, w in ipairs(batch) do
     if last and w.owner == last.owner and w.lease == last.lease then
@@ -393,10 +511,13 @@ function Alloc:_reserve_batch(batch)
     end
   end
   local first_contact = self.epoch == nil
-  local waited_since
+  local waited_since, fenced_since
   while true do
     local r = self:_run("reserve", table.unpack(argv))
-    if r[2] == "OK" then
+    if r[2] == "FENCED" or r[2] == "FLOOR" then
+      fenced_since = self:_fenced(r, fenced_since)
+      argv[1] = self.max_floor
+    elseif r[2] == "OK" then
       local held, h = self.held, nil
       for i, n in ipairs(r[3]) do
         local w = batch[i]
@@ -411,9 +532,8 @@ function Alloc:_reserve_batch(batch)
       s.st.batches = s.st.batches + 1
       s:_watch()
       return
-    end
     -- RECOVERING: wait for the window to close (r[3] ms left)
-    if not waited_since then
+    elseif not waited_since then
       waited_since = ferry.now()
       -- a first contact (no epoch seen) is the usual first use of an address: not news
       ferry.log[first_contact and "debug" or "info"]("nonce store: waiting for live owners to register their reservations again",
@@ -422,8 +542,10 @@ function Alloc:_reserve_batch(batch)
       ferry.raise("store_unavailable", ("nonce store %s: still recovering after %.1fs"):format(self.tag,
         ferry.now() - waited_since))
     end
-    ferry.sleep(math.min(r[3] / 1000 + 0.005, 0.25))
-    argv[1] = self.max_floor                   -- callers meanwhile may have raised it
+    if r[2] == "RECOVERING" then
+      ferry.sleep(math.min(r[3] / 1000 + 0.005, 0.25))
+      argv[1] = self.max_floor                 -- callers meanwhile may have raised it
+    end
   end
 end
 
@@ -489,6 +611,11 @@ function Alloc:reserve(floor, owner, lease_s)
   if type(owner) ~= "string" or owner == "" or type(lease_s) ~= "number" or lease_s <= 0 then
     ferry.raise("invalid_argument", "nonces:reserve: expects (floor, owner: string, lease_s > 0)")
   end
+  -- in use while a reserve waits (a recovery window, say) and `idle` seconds after the last
+  self.last_use, self.reserving = ferry.now(), (self.reserving or 0) + 1
+  local _ <close> = setmetatable({}, { __close = function()
+    self.last_use, self.reserving = ferry.now(), self.reserving - 1
+  end })
   if floor > self.max_floor then self.max_floor = floor end
   prune_used(self, self.max_floor)
   local w <close> = setmetatable({ owner = owner, lease = lease_s, q = take_queue() }, Waiter)
@@ -521,6 +648,10 @@ end
 function Alloc:release(n)
   check_int(n, "n")
   forget(self, n)
+  if self.alone_next then                      -- sending alone: the next one alone takes it
+    self.alone_free[n] = true
+    return
+  end
   self:_run("release", n)
   self.store.st.releases = self.store.st.releases + 1
 end
@@ -551,9 +682,232 @@ function Alloc:lease(owner, ttl_s)
   if type(owner) ~= "string" or owner == "" or type(ttl_s) ~= "number" or ttl_s <= 0 then
     ferry.raise("invalid_argument", "nonces:lease: expects (owner: string, ttl_s > 0)")
   end
-  local r = self:_run("lease", owner, math.max(1, math.floor(ttl_s * 1000)))
+  local r = self:_run("lease", owner, ms(ttl_s), 0)
   if r[2] == "OK" then return true, math.tointeger(tonumber(r[3])), r[4] / 1000 end
-  return false, r[3], r[4] / 1000
+  -- FLOOR: the lease of a holder that fell silent ran out; taking it needs fresh_floor first
+  return false, r[3], r[4] / 1000, r[2] == "FLOOR" and "floor" or "held"
+end
+
+--- a:fresh_floor(n): n is the chain's pending count, read after a lapsed lease was seen
+function Alloc:fresh_floor(n)
+  check_int(n, "floor")
+  if n > self.max_floor then self.max_floor = n end
+  self:_run("fresh_floor", n)
+end
+
+-- A fresh pending count (the caller's floor_reader reads the chain), raised into Redis: the
+-- stale lease of a holder that fell silent is dropped on the way.
+function Alloc:_fresh_floor()
+  if not self.floor_reader then
+    ferry.raise("store_unavailable", ("nonce store %s: the lease of a silent holder ran out, and without the chain's "
+      .. "pending count no nonce can be handed out"):format(self.tag))
+  end
+  local floor = self.floor_reader()
+  check_int(floor, "floor")
+  if floor > self.max_floor then self.max_floor = floor end
+  self:_run("fresh_floor", floor)
+end
+
+-- A reserve was fenced (r: FENCED, ms left, holder) or must read the chain first (FLOOR).
+-- A holder whose process died on this host is let go at once. -> when the wait began
+function Alloc:_fenced(r, since)
+  local s, store = self.store, require("ferry.store")
+  if r[2] == "FLOOR" then
+    self:_fresh_floor()
+    return since
+  end
+  if store.dead(r[4]) then
+    ferry.log.info("the process holding this address's lease is gone; its lease is let go", { address = self.tag,
+      holder = r[4] })
+    self:_run("unlease", r[4], "dead")
+    return since
+  end
+  local now = ferry.now()
+  if not since then
+    s.st.fenced_waits = s.st.fenced_waits + 1
+    ferry.log.warn("sends from this address wait: the process holding its lease is out of touch with Redis and may "
+      .. "be sending alone; until it is back or its lease runs out", { address = self.tag, holder = r[4],
+        lease_left = ("%.1fs"):format(r[3] / 1000) })
+    since = now
+  elseif now - since > s.times.lease_ttl + (s.timeout or s.client.timeout) then
+    ferry.raise("store_unavailable", ("nonce store %s: fenced by the lease holder %s for %.1fs"):format(self.tag,
+      r[4], now - since))
+  end
+  ferry.sleep(math.min(r[3] / 1000 + 0.005, s.times.heartbeat))
+  return since
+end
+
+--- a:hold_lease(floor_reader): from now on this process holds the address's lease while it
+--- sends (see "Sending alone"); floor_reader() -> the chain's pending count, read fresh.
+function Alloc:hold_lease(floor_reader)
+  self.floor_reader = floor_reader
+  if self.beating then return end
+  self.beating = ferry.spawn(self._beat_loop, self)
+  self.beating:detach()
+  self.beating:daemon()
+end
+
+-- One renewal (or a try at taking the lease). Once a step failed (Redis out of reach), or
+-- while what was used alone is not all registered, a probe instead: it renews nothing, and
+-- its _run registers what was used alone first. A renewal is good only until the call's
+-- deadline on Redis's clock (as last seen here, plus the time since: never later than the
+-- real deadline), so one that waited in a frozen Redis does not land after this process
+-- went alone.
+function Alloc:_beat()
+  local s = self.store
+  if self.down_since or self.alone_used then
+    self:_run("probe")
+    return
+  end
+  local sent = ferry.now()
+  local timeout = s.timeout or s.client.timeout
+  local not_after = self.rclock and math.floor(self.rclock[1] + (sent - self.rclock[2] + timeout) * 1000) or 0
+  self.renew_deadline = sent + timeout
+  local r = self:_run("lease", s.process, ms(s.times.lease_ttl), not_after)
+  if r[2] == "OK" then
+    self.rclock = { r[5], ferry.now() }
+    if not self.holding then
+      ferry.log.debug("address lease taken", { address = self.tag, fence = r[3] })
+    end
+    self.holding, self.token = true, r[3]
+    self.lease_until = sent + s.times.lease_ttl - s.times.margin
+    self.heard_at = ferry.now()
+  elseif r[2] == "FLOOR" then
+    self.holding = false
+    self:_fresh_floor()
+  elseif r[2] == "HELD" then
+    self.holding = false
+  end                                          -- LATE: as if it had not arrived
+end
+
+function Alloc:_beat_loop()
+  local s = self.store
+  while not s.closed do
+    local idle = (self.reserving or 0) == 0 and ferry.now() - (self.last_use or -1e9) > s.times.idle
+    if self.alone_used or not idle then
+      local ok, err = pcall(self._beat, self)
+      if not ok and not (type(err) == "table" and err.code == "store_unavailable") then
+        ferry.log.error("nonce store: lease renewal failed", { address = self.tag, err = tostring(err) })
+      end
+    elseif self.holding then                   -- idle: nothing to send alone, give it back
+      self.holding = false
+      pcall(self._run, self, "unlease", s.process, "idle")
+    end
+    ferry.sleep(s.times.heartbeat)
+  end
+end
+
+--- a:why_not_alone() -> nil when this process may send alone now, else why not
+function Alloc:why_not_alone()
+  local s, now = self.store, ferry.now()
+  if not self.holding then return "another process holds the address's lease" end
+  if not self.down_since then return "Redis answers" end
+  if now >= (self.lease_until or 0) then return "the address's lease ran out while Redis was unreachable" end
+  if now - (self.heard_at or 0) < s.times.fence + s.times.drain then return "Redis not out of reach for long enough" end
+  if now < (self.renew_deadline or 0) then return "a renewal sent may still reach Redis" end
+end
+
+--- a:alone(lease_s) -> n while this process sends alone (Redis out of reach, the lease held
+--- and not about to run out), else nil, why. The first one of a spell reads the chain's
+--- pending count first.
+function Alloc:alone(lease_s)
+  local s = self.store
+  local why = self:why_not_alone()
+  if why then return nil, why end
+  if not self.alone_next then
+    if self.entering then
+      self.entering:wait()
+    else
+      self.entering = ferry.spawn(function()
+        -- from the chain's pending count up, past what this process holds or used: every
+        -- nonce another process got and broadcast before the fence is below that count by
+        -- now (drain); one it got and did not broadcast (its reply lost in the outage, most
+        -- likely) is taken back at the rejoin, so no gap below stalls what is sent alone
+        local floor = self.floor_reader()
+        local top = floor
+        for n in pairs(self.held) do if n >= top then top = n + 1 end end
+        for n in pairs(self.used) do if n >= top then top = n + 1 end end
+        local free = {}
+        for n = floor, top - 1 do if not self.held[n] and not self.used[n] then free[n] = true end end
+        self.alone_next, self.alone_free = top, free
+        s.st.alone_spells = s.st.alone_spells + 1
+        ferry.log.warn("Redis is unreachable: this process holds the address's lease and goes on sending from it alone; "
+          .. "other processes' sends from it wait", { address = self.tag, fence = self.token, from_nonce = floor,
+            lease_left = ("%.1fs"):format(self.lease_until - ferry.now()) })
+      end)
+      self.entering:detach()
+      local ok, err = self.entering:wait()
+      self.entering = nil
+      if not ok then return nil, tostring(err) end
+    end
+    if not self.alone_next then return nil, "could not read the chain's pending count" end
+  end
+  local n
+  for f in pairs(self.alone_free) do if not n or f < n then n = f end end
+  if n then
+    self.alone_free[n] = nil
+  else
+    n, self.alone_next = self.alone_next, self.alone_next + 1
+  end
+  self.held[n] = { owner = s.process .. "#0", lease = lease_s }
+  self.nheld = self.nheld + 1
+  self.alone_used, self.alone_seq = true, (self.alone_seq or 0) + 1
+  s.st.alone = s.st.alone + 1
+  return n
+end
+
+-- Back in touch: register what was used alone, before any other step of this allocator.
+function Alloc:_rejoin()
+  if self.rejoining then
+    local done, ok, err = self.rejoining:wait()
+    if not done then error(ok, 0) end
+    if not ok then error(err, 0) end
+    return
+  end
+  local s = self.store
+  -- its error goes to the waiters, not to the log: pcall inside, the result passed on
+  self.rejoining = ferry.spawn(pcall, function()
+    -- a rejoin is tried before every step while Redis is out of reach, and sending alone goes
+    -- on meanwhile: what is used alone during one that succeeds is registered by the next
+    local seq = self.alone_seq
+    local argv, k = { s.process, self.token or "", ms(s.times.lease_ttl), self.alone_next or 0 }, 0
+    local mine = s.process .. "#0"
+    for n, h in pairs(self.held) do
+      if h.owner == mine then argv[#argv + 1] = n; argv[#argv + 1] = ms(h.lease); k = k + 1 end
+    end
+    for n in pairs(self.used) do argv[#argv + 1] = n; argv[#argv + 1] = 0; k = k + 1 end
+    -- a nonce freed alone and offered to Redis as free is never used alone again (a rejoin
+    -- that failed here may still have run there): it is offered again until one succeeds
+    self.freeing = self.freeing or {}
+    for n in pairs(self.alone_free or {}) do self.freeing[n] = true end
+    self.alone_free = {}
+    local offered = {}
+    for n in pairs(self.freeing) do argv[#argv + 1] = n; argv[#argv + 1] = -1; offered[n] = true end
+    local r = self:_run("rejoin", table.unpack(argv))
+    for n in pairs(offered) do self.freeing[n] = nil end
+    if #r[3] > 0 then
+      s.st.taken_back = s.st.taken_back + #r[3]
+      ferry.log.warn("nonce store: nonces used here alone had been handed to another process just before Redis was "
+        .. "out of reach (their replies lost); they are taken back, and that process's reserves get others",
+        { address = self.tag, nonces = table.concat(r[3], ",") })
+    end
+    self.holding = r[4] == 1
+    if self.alone_next then
+      ferry.log.info("Redis reachable again: what was sent alone is registered; sending through Redis",
+        { address = self.tag, nonces = k, still_holding = self.holding })
+    end
+    s.st.rejoins = s.st.rejoins + 1
+    if self.alone_seq ~= seq then return end     -- more was used alone meanwhile: again
+    local late = self.alone_free
+    self.alone_used, self.alone_next, self.alone_free = nil, nil, {}
+    for n in pairs(late) do self:_run("release", n) end
+    if self.holding then pcall(self._beat, self) end    -- the fence comes down only now
+  end)
+  self.rejoining:detach()
+  local done, ok, err = self.rejoining:wait()
+  self.rejoining = nil
+  if not done then error(ok, 0) end            -- cancelled
+  if not ok then error(err, 0) end
 end
 
 --- a:conflicted(n) -> true when n was handed to another process during a recovery
@@ -587,7 +941,10 @@ function Store:close()
   self.closed = true
   if self.watcher then self.watcher:cancel() end
   self.watcher = nil
-  for _, a in pairs(self.allocs) do a.held, a.nheld, a.used, a.nused = {}, 0, {}, 0 end
+  for _, a in pairs(self.allocs) do
+    if a.beating then a.beating:cancel() end
+    a.held, a.nheld, a.used, a.nused, a.beating, a.holding = {}, 0, {}, 0, nil, false
+  end
 end
 
 function Store:stats()
