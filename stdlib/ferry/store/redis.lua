@@ -599,6 +599,8 @@ local function take_queue()
   return q
 end
 Waiter.__close = function(w)
+  local a = w.alloc
+  a.last_use, a.reserving = ferry.now(), a.reserving - 1
   if w.done then
     queues[#queues + 1] = w.q
   else
@@ -612,13 +614,11 @@ function Alloc:reserve(floor, owner, lease_s)
     ferry.raise("invalid_argument", "nonces:reserve: expects (floor, owner: string, lease_s > 0)")
   end
   -- in use while a reserve waits (a recovery window, say) and `idle` seconds after the last
+  -- (the waiter's close counts it out)
   self.last_use, self.reserving = ferry.now(), (self.reserving or 0) + 1
-  local _ <close> = setmetatable({}, { __close = function()
-    self.last_use, self.reserving = ferry.now(), self.reserving - 1
-  end })
   if floor > self.max_floor then self.max_floor = floor end
   prune_used(self, self.max_floor)
-  local w <close> = setmetatable({ owner = owner, lease = lease_s, q = take_queue() }, Waiter)
+  local w <close> = setmetatable({ owner = owner, lease = lease_s, q = take_queue(), alloc = self }, Waiter)
   self.waiting[#self.waiting + 1] = w
   -- the batch goes out from the next tick: the other tasks ready now may join it
   if not self.pump_at_tick then
