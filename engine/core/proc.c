@@ -387,6 +387,20 @@ static int l_running(lua_State *L) {
   return 1;
 }
 
+/* A task parked on this process (read_line, read_all, wait) when it is closed: answered
+ * nil, "closed" now. Left parked, its op would still point at p, freed once the handles are
+ * closed, and its timeout or cancel would write there. */
+static void fail_parked(fy_op_t **slot) {
+  fy_op_t *op = *slot;
+  if (!op) return;
+  *slot = NULL;
+  if (!fy_op_settle(op)) return;
+  lua_State *co = fy_op_thread(op);
+  lua_pushnil(co);
+  fy_push_error(co, "closed", "the process was closed");
+  fy_op_ready(op, 2);
+}
+
 static int l_close(lua_State *L) {
   proc_t **box = luaL_checkudata(L, 1, PROC_MT);
   proc_t *p = *box;
@@ -394,6 +408,8 @@ static int l_close(lua_State *L) {
   /* at shutdown the hook has already closed every process; p may be gone */
   if (!p || fy_engine(L)->closing) return 0;
   if (!p->exited && !fy_engine(L)->closing) uv_process_kill(&p->proc, SIGKILL);
+  fail_parked(&p->reader);
+  fail_parked(&p->waiter);
   p->boxed = 0;
   if (p->exited) maybe_close(p);
   return 0;

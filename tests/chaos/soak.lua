@@ -4,8 +4,9 @@
 --
 -- `processes` ferry processes run examples/batch_payouts.lua from ONE address through one
 -- Redis (shared nonces) against one anvil, total/processes recipients each. Mid-run, Redis is
--- killed (-9) and restarted empty, and one engine is SIGKILLed and started again on its data
--- dir with the same batch name. At the end every intended transfer must be mined exactly once
+-- killed (-9) and restarted empty, then frozen (SIGSTOP) for 4 s (the lease holder goes on
+-- alone), and one engine is SIGKILLed and started again on its data dir with the same batch
+-- name. At the end every intended transfer must be mined exactly once
 -- (each recipient's balance is exactly its amount) and the address's nonce must equal the
 -- number of transfers: none used twice, none skipped. Prints the wall time. `calm`: no faults
 -- (issue 10's first check: 4 x 250 through one Redis).
@@ -48,7 +49,16 @@ if not CALM then
   redis:signal("KILL")
   ferry.sleep(1)
   redis:restart()
-  ferry.sleep(EACH / 400)
+  ferry.sleep(EACH / 800)
+  -- a frozen Redis: the address's lease holder goes on alone, the others wait
+  local before = chain:nonce(evm.ADDR0, "latest")
+  print(("%.1f s: redis frozen (SIGSTOP) for 4 s"):format(ferry.now() - t0))
+  redis:signal("STOP")
+  ferry.sleep(4)
+  local during = chain:nonce(evm.ADDR0, "latest") - before
+  redis:signal("CONT")
+  print(("%.1f s: redis thawed; %d transfers were mined while it was frozen"):format(ferry.now() - t0, during))
+  ferry.sleep(EACH / 800)
   print(("%.1f s: engine 1 SIGKILLed, started again on its data dir"):format(ferry.now() - t0))
   kids[1]:kill("KILL")
   kids[1]:wait(10)
