@@ -1,0 +1,123 @@
+-- Ids shared across processes (ferry.store.redis_journal, ferry.store.journal): with
+-- redis.url set a send's id is claimed once by every process on that Redis, and any of them
+-- reads any row. The rows alone on a real redis-server, then four processes paying
+-- overlapping batches under the SAME ids, one SIGKILLed and run again: every recipient paid
+-- exactly once, counted by balances.
+local ferry = require "ferry"
+local eth = require "ferry.eth"
+local proc = require "ferry.core.proc"
+local redis = require "ferry.redis"
+local rjournal = require "ferry.store.redis_journal"
+local evm = require "helpers.evm"
+local peers = require "helpers.peers"
+local child = require "helpers.child"
+
+describe("ferry.store.redis_journal", function()
+  local server, client, rj
+  setup(function()
+    server = peers.redis()
+    client = redis.connect{ url = server.url, timeout = 2 }
+  end)
+  teardown(function() client:close(); server:stop() end)
+  before_each(function()
+    client:call("FLUSHALL")
+    rj = rjournal.new(client, { prefix = "t:" })
+  end)
+
+  local ROW = { chain = "local", chain_id = 31337, address = "0xabc", fields = '{"to":"0xdef","value":"5"}' }
+
+  it("claims an id once: another live owner finds it busy, its owner finds its own row", function()
+    assert.equal("claimed", rj:claim("c1", "pay-1", "A", ROW, 30))
+    local outcome, row = rj:claim("c1", "pay-1", "B", ROW, 30)
+    assert.equal("busy", outcome)
+    assert.equal("A", row.owner)
+    assert.equal("new", row.state)
+    assert.equal("5", row.fields.value)
+    assert.equal("row", (rj:claim("c1", "pay-1", "A", ROW, 30)))
+  end)
+
+  it("a claim whose owner died before signing is taken over; one that signed is returned, not taken", function()
+    rj:claim("c1", "pay-2", "A", ROW, 30)
+    assert.is_true(rj:put("c1", "pay-2", "A", "reserved", { nonce = 4 }))
+    local outcome, from = rj:claim("c1", "pay-2", "B", ROW, 30, "A")        -- B found A's process gone
+    assert.same({ "taken_over", "A" }, { outcome, from })
+    -- A wakes up: its writes before a signature are refused, so it signs nothing
+    assert.is_false(rj:put("c1", "pay-2", "A", "signed", { raw = "0x01", hash = "0xaa", hashes = '["0xaa"]' }))
+    assert.is_true(rj:put("c1", "pay-2", "B", "signed", { nonce = 7, raw = "0x02", hash = "0xBB", hashes = '["0xbb"]' }))
+    local o2, row = rj:claim("c1", "pay-2", "C", ROW, 30, "B")
+    assert.equal("row", o2)
+    assert.same({ "B", "0x02", 7, "signed" }, { row.owner, row.raw, row.nonce, row.state })
+    -- once signed, a process that knows nothing of the bytes cannot unpay the row (A's
+    -- restart marking its dead run's rows failed); one tracking them (by their hash) writes
+    -- their outcome; a final row stays final
+    assert.is_false(rj:put("c1", "pay-2", "A", "failed", { error = "interrupted before it was signed" }))
+    assert.is_true(rj:put("c1", "pay-2", "C", "confirmed", { block = 9, hash = "0xbb" }))
+    assert.is_true(rj:put("c1", "pay-2", "B", "unsure", {}))
+    local final = rj:get("pay-2")
+    assert.same({ "confirmed", "B" }, { final.state, final.owner })
+    assert.equal("pay-2", rj:by_hash("0xbb").id)
+    assert.equal(9, rj:by_hash("0xBB").block)
+  end)
+
+  it("a claim silent past its lease is taken over; an unpaid one is claimed again", function()
+    rj:claim("c2", "pay-3", "A", ROW, 30)
+    ferry.sleep(0.06)
+    assert.equal("taken_over", (rj:claim("c2", "pay-3", "B", ROW, 0.05)))
+    rj:put("c2", "pay-3", "B", "failed", { error = "insufficient_funds" })
+    assert.equal("claimed", (rj:claim("c2", "pay-3", "C", ROW, 30)))
+    local row = rj:get("pay-3")
+    assert.same({ "C", "new" }, { row.owner, row.state })
+    assert.is_nil(row.error)
+  end)
+end)
+
+local COUNTS = { 40, 30, 50, 40 }   -- the same batch name: ids <batch>-1 .. <batch>-count overlap
+local KILLED = 3
+
+local function recipients(batch, count)
+  local list = {}
+  for i = 1, count do
+    list[i] = { address = eth.address("0x" .. eth.keccak256(eth.raw("payout " .. batch .. " " .. i)):sub(-40)),
+                amount = eth.gwei(1000000 * (1 + (i - 1) % 10)) }
+  end
+  return list
+end
+
+describe("four processes paying the same ids through one Redis, one SIGKILLed and run again", function()
+  it("pays every recipient exactly once", function()
+    local anvil, server = peers.anvil({ "--block-time", "1" }), peers.redis()
+    local chain = evm.chain_at(anvil.url)
+    local batch = ("same-ids-%d"):format(math.random(1e9))
+    local envs, kids = {}, {}
+    for k, count in ipairs(COUNTS) do
+      envs[k] = { LOCAL_RPC_URL = anvil.url, REDIS_URL = server.url, FERRY_DATA_DIR = child.tmpdir(),
+                  PAYER_KEY = evm.KEY0, FERRY_LOG = "info,text" }
+      kids[k] = assert(proc.spawn{ "./ferry", "examples/batch_payouts.lua", tostring(count), "local", batch,
+        env = envs[k], stdout = "pipe", stderr = "pipe" })
+    end
+    local killed = kids[KILLED]
+    assert.matches("paying", killed:read_line(20) or "")
+    ferry.sleep(1.5)
+    killed:kill("KILL")
+    killed:wait(10)
+    for k, p in ipairs(kids) do
+      if k ~= KILLED then
+        local out = p:read_all(180)
+        assert.equal(0, p:wait(30), ("process %d:\n%s\n%s"):format(k, out, p:read_err()))
+      end
+    end
+    -- the killed one, run again on its data dir
+    local code, out, err = child.ferry({ "examples/batch_payouts.lua", tostring(COUNTS[KILLED]), "local", batch },
+      envs[KILLED], 180)
+    assert.equal(0, code, out .. err)
+    local top = math.max(table.unpack(COUNTS))
+    local wrong = {}
+    for i, r in ipairs(recipients(batch, top)) do
+      -- exactly its amount: paid twice would be twice
+      local got = chain:balance(r.address, "latest", { fresh = true })
+      if got ~= r.amount then wrong[#wrong + 1] = ("recipient %d: %s, not %s"):format(i, tostring(got), tostring(r.amount)) end
+    end
+    assert.same({}, wrong, out .. err)
+    server:stop(); anvil:stop()
+  end)
+end)
