@@ -248,10 +248,10 @@ end
 --- process died (gone from this host, or silent past CLAIM_LEASE) and never signed is taken
 --- over, one that signed is returned.
 function Journal:claim(id, f)
-  local row = self:_claim_local(id, f)
   local rj = f.chain_key and self:_redis()
-  if not rj then return row end
+  if not rj then return self:_claim_local(id, f) end
   local store = require "ferry.store"
+  local row = decode(self.store:exec("SELECT " .. COLS .. " FROM txs WHERE id = ?", id)[1])
   if row and (row.raw or (row.owner == store.owner and Journal.PENDING[row.state])) then return row end
   local cols = columns({ chain = f.chain, chain_id = f.chain_id, chain_key = f.chain_key, address = f.address,
                          fields = f.fields or {} })
@@ -266,15 +266,15 @@ function Journal:claim(id, f)
     if outcome == "taken_over" then
       ferry.log.info("took over an id whose process died before signing", { id = id, owner = got })
     end
-    if row then                                -- a local row that knew less than Redis
-      self.store:exec([[UPDATE txs SET state = 'new', nonce = NULL, hash = NULL, raw = NULL, hashes = NULL,
-          error = NULL, owner = ?2, updated = ?3, fields = ?4 WHERE id = ?1]], id, store.owner, wall(),
-        json.encode(plain(f.fields or {})))
-    end
+    -- this process's row of it, new (whatever a run before knew less than Redis)
+    self.store:exec([[INSERT INTO txs(id, chain, chain_id, chain_key, address, state, fields, owner, created, updated)
+        VALUES(?1, ?2, ?3, ?8, ?4, 'new', ?5, ?6, ?7, ?7) ON CONFLICT(id) DO UPDATE SET state = 'new', nonce = NULL,
+        hash = NULL, raw = NULL, hashes = NULL, error = NULL, block = NULL, owner = excluded.owner,
+        updated = excluded.updated, fields = excluded.fields]],
+      id, f.chain, f.chain_id, f.address, json.encode(plain(f.fields or {})), store.owner, wall(), f.chain_key)
+    self.counts_.new = (self.counts_.new or 0) + 1
     return nil
   end
-  -- another process's: the local row this claim made goes (it is not this process's send)
-  if not row then self.store:exec("DELETE FROM txs WHERE id = ? AND state = 'new' AND owner = ?", id, store.owner) end
   got.busy = outcome == "busy" or nil
   return got
 end
