@@ -9,6 +9,8 @@ local proc = require "ferry.core.proc"
 local db = require "ferry.core.db"
 local redis = require "ferry.redis"
 local rjournal = require "ferry.store.redis_journal"
+local store = require "ferry.store"
+local journal = require "ferry.journal"
 local evm = require "helpers.evm"
 local peers = require "helpers.peers"
 local child = require "helpers.child"
@@ -144,6 +146,15 @@ local function run_and_kill(when, what, said)
     if got ~= r.amount then wrong[#wrong + 1] = ("recipient %d: %s, not %s"):format(i, tostring(got), tostring(r.amount)) end
   end
   assert.same({}, wrong, out .. err)
+  -- any process reads any row: this one, on the same Redis, reads what the children paid
+  local st = store.get()
+  store.share_nonces(st, server.url)
+  local _ <close> = setmetatable({}, { __close = function() st.redis_nonces, st.kind = nil, (st.kind:gsub("%+redis$", "")) end })
+  local row = journal.get(batch .. "-1")
+  assert.equal("confirmed", row.state)
+  assert.are_not.equal(store.owner, row.owner)
+  assert.equal(recipients(batch, 1)[1].address:lower(), row.fields.to:lower())
+  assert.equal(batch .. "-1", journal.by_hash(row.hash).id)
   server:stop(); anvil:stop()
 end
 
@@ -156,5 +167,33 @@ describe("four processes paying the same ids through one Redis, one SIGKILLed an
 
   it("killed once its claims are signed: the others return them; every recipient paid exactly once", function()
     run_and_kill(function(st) return n_signed(st) > 0 end, "signed payments")
+  end)
+end)
+
+describe("a send with an id while Redis is frozen", function()
+  it("waits for the claim and says why, then pays once", function()
+    local anvil, chain, signer = evm.on_anvil()
+    local server = peers.redis()
+    local st = store.get()
+    store.share_nonces(st, server.url, "frozen-ids:")
+    local _ <close> = setmetatable({}, { __close = function()
+      st.redis_nonces, st.kind = nil, (st.kind:gsub("%+redis$", ""))
+      server:stop(); anvil:stop()
+    end })
+    -- connected, address ready (the nonce store's first contact logs its recovery window)
+    ferry.log.capture(function() signer:send{ to = evm.fresh_address(1), value = 1 }:wait{ timeout = 10 } end)
+    local to, id = evm.fresh_address(2), ("frozen-%d"):format(math.random(1e9))
+    server:freeze()
+    local sending = ferry.spawn(function() return ferry.log.capture(signer.send, signer, { to = to, value = 3, id = id }) end)
+    ferry.sleep(2.5)
+    assert.equal(eth.u256(0), chain:balance(to, "latest", { fresh = true }))
+    server:thaw()
+    local ok, logged, tx = sending:wait()
+    assert.is_true(ok, tostring(logged))
+    tx:wait{ timeout = 10 }
+    assert.matches("the journal on Redis is unreachable", logged, 1, true)
+    assert.equal(tx.hash, signer:send{ to = to, value = 3, id = id }.hash)       -- the same id: the same payment
+    assert.equal(eth.u256(3), chain:balance(to, "latest", { fresh = true }))
+    assert.equal(tx.hash, journal.get(id).hash)
   end)
 end)

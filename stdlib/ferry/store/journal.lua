@@ -247,12 +247,26 @@ end
 --- live process that has not signed is "busy" (returned: the caller waits), one whose
 --- process died (gone from this host, or silent past CLAIM_LEASE) and never signed is taken
 --- over, one that signed is returned.
+-- A row with signed bytes may have been bumped by another process tracking them (it got
+-- them as a duplicate): Redis has every version. -> row, with Redis's versions when it
+-- knows more (the hash, bytes and hashes a resumed or returned transaction must track)
+function Journal:_versions(row)
+  local rj = self:_redis()
+  if not (rj and row and row.raw and row.chain_key) then return row end
+  local ok, r = pcall(rj.row, rj, row.chain_key, row.id)
+  if ok and r and r.raw and #(r.hashes or {}) > #(row.hashes or {}) then
+    row.hash, row.raw, row.hashes = r.hash, r.raw, r.hashes
+  end
+  return row
+end
+
 function Journal:claim(id, f)
   local rj = f.chain_key and self:_redis()
   if not rj then return self:_claim_local(id, f) end
   local store = require "ferry.store"
   local row = decode(self.store:exec("SELECT " .. COLS .. " FROM txs WHERE id = ?", id)[1])
-  if row and (row.raw or (row.owner == store.owner and Journal.PENDING[row.state])) then return row end
+  if row and row.raw then return self:_versions(row) end
+  if row and row.owner == store.owner and Journal.PENDING[row.state] then return row end
   local cols = columns({ chain = f.chain, chain_id = f.chain_id, chain_key = f.chain_key, address = f.address,
                          fields = f.fields or {} })
   local outcome, got = wait_redis("claim", function() return rj:claim(f.chain_key, id, store.owner, cols,
@@ -326,6 +340,7 @@ function Journal:find(q)
   for i, r in ipairs(rows) do
     rows[i] = decode(r)
     if r.chain_key then self.chain_of[r.id] = r.chain_key end   -- a resumed row's writes reach Redis too
+    if Journal.PENDING[r.state] then rows[i] = self:_versions(rows[i]) end
   end
   return rows
 end

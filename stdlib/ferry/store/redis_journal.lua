@@ -5,7 +5,7 @@
 ---   rj:claim(chain_key, id, owner, row, lease_s, takeover) -> "claimed" | "taken_over", old owner
 ---                                                          | "row", row | "busy", row
 ---   rj:put(chain_key, id, owner, state, fields, events) -> true | false (not this owner's)
----   rj:get(id) -> row | nil      rj:by_hash(hash) -> row | nil
+---   rj:get(id) -> row | nil      rj:by_hash(hash) -> row | nil      rj:row(chain_key, id) -> row | nil
 ---
 --- One hash per id under its chain's hash tag (prefix{chain_key}:tx:<id>), with the columns
 --- of the SQLite journal (ferry.store.journal); prefix{chain_key}:hashes maps every
@@ -196,6 +196,9 @@ function RJ:_chains()
   end
   return self.chains
 end
+
+--- row(chain_key, id) -> that chain's row of id | nil
+function RJ:row(chain_key, id) return decode(self:_call("HGETALL", (self:_keys(chain_key, id)))) end
 
 --- get(id) -> row | nil (any chain)
 function RJ:get(id)
