@@ -581,8 +581,11 @@ function Nonces:_funds_call(fn)
   end
 end
 
--- The later steps of shared holds, in order, by one daemon per address: each is retried
--- while Redis is unreachable (a sent hold must land: it holds funds until mined).
+-- The later steps of shared holds, in order, by one task per address: each is retried while
+-- Redis is unreachable, up to order_wait (a sent hold must land: it holds funds until
+-- mined). A script that ends waits for them (they take a round trip each); one given up on
+-- leaves an unsent hold on Redis to its lease, or to the next check of this host once this
+-- process is gone.
 function Nonces:_funds_tell(h, op)
   local q = self.funds_q
   if not q then q = {}; self.funds_q = q end
@@ -593,13 +596,14 @@ function Nonces:_funds_tell(h, op)
     while #q > 0 do
       local item = table.remove(q, 1)
       local hh, said = item.h, false
+      local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
       while true do
         local ok, err = pcall(function()
           if item.op == "done" then hh.shared:done(hh.rseq, hh.sent)
           else hh.shared:put(hh.rseq, hh.amount, hh.nonce, hh.sent, store.owner, HOLD_LEASE) end
         end)
         if ok then break end
-        if type(err) ~= "table" or err.code ~= "store_unavailable" then
+        if type(err) ~= "table" or err.code ~= "store_unavailable" or ferry.now() >= deadline then
           ferry.log.error("funds store step failed", { address = self.addr, step = item.op, err = tostring(err) })
           break
         end
@@ -611,7 +615,7 @@ function Nonces:_funds_tell(h, op)
         ferry.sleep(0.25)
       end
     end
-  end):daemon()
+  end):detach()
 end
 
 --- done(hold): the send that made it is over. A hold not sent is given back; a check it was

@@ -238,15 +238,6 @@ function Journal:_claim_local(id, f)
   return row
 end
 
---- journal:claim(id, row) -> nil when the id is now this send's (new, or one that paid
---- nothing before), else the row already there (sent, in flight, or done). row: chain,
---- chain_id, chain_key, address, fields.
----
---- Shared on Redis: this process's own journal answers first for what it knows better (the
---- signed bytes it has, a send of its own in flight), then the claim is Redis's: a row of a
---- live process that has not signed is "busy" (returned: the caller waits), one whose
---- process died (gone from this host, or silent past CLAIM_LEASE) and never signed is taken
---- over, one that signed is returned.
 -- A row with signed bytes may have been bumped by another process tracking them (it got
 -- them as a duplicate): Redis has every version. -> row, with Redis's versions when it
 -- knows more (the hash, bytes and hashes a resumed or returned transaction must track)
@@ -260,6 +251,15 @@ function Journal:_versions(row)
   return row
 end
 
+--- journal:claim(id, row) -> nil when the id is now this send's (new, or one that paid
+--- nothing before), else the row already there (sent, in flight, or done). row: chain,
+--- chain_id, chain_key, address, fields.
+---
+--- Shared on Redis: this process's own journal answers first for what it knows better (the
+--- signed bytes it has, a send of its own in flight), then the claim is Redis's: a row of a
+--- live process that has not signed is "busy" (returned: the caller waits), one whose
+--- process died (gone from this host, or silent past CLAIM_LEASE) and never signed is taken
+--- over, one that signed is returned.
 function Journal:claim(id, f)
   local rj = f.chain_key and self:_redis()
   if not rj then return self:_claim_local(id, f) end
