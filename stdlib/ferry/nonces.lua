@@ -540,21 +540,22 @@ local Hold = { __close = function(h) h.nonces:done(h) end }
 -- send takes from its check to its broadcast (a reserve, order_wait, 30 s; the broadcast's,
 -- 30 s); one older belongs to a process that died elsewhere (one of this host is seen dead).
 local HOLD_LEASE = 90
-local funds_stores = setmetatable({}, { __mode = "k" })   -- store -> ferry.store.redis_funds
+-- the store's nonce allocator on Redis -> ferry.store.redis_funds on the same client
+local funds_stores = setmetatable({}, { __mode = "k" })
 
 -- The address's holds on Redis when its nonces are there, else nil (no I/O the second time).
 function Nonces:_shared_funds()
   local st = store.current()
-  if not (st and st.redis_nonces) then return nil end
-  if self.funds_of ~= st then
-    local fs = funds_stores[st]
+  local rn = st and st.redis_nonces
+  if not rn then return nil end
+  if self.funds_of ~= rn then
+    local fs = funds_stores[rn]
     if not fs then
-      local rn = st.redis_nonces
       fs = require("ferry.store.redis_funds").new(rn.client, { prefix = rn.prefix, timeout = rn.timeout })
-      funds_stores[st] = fs
+      funds_stores[rn] = fs
     end
     self.chain_key = self.chain_key or self:_chain_key()
-    self.shared_holds, self.funds_of = fs:holds(self.chain_key, self.addr), st
+    self.shared_holds, self.funds_of = fs:holds(self.chain_key, self.addr), rn
   end
   return self.shared_holds
 end
@@ -563,13 +564,14 @@ end
 function Nonces:_funds_call(fn)
   local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
   while true do
-    local ok, a, b = pcall(fn)
+    local r = table.pack(pcall(fn))
+    local ok, a = r[1], r[2]
     if ok then
       if self.funds_down then
         self.funds_down = nil
         ferry.log.info("funds store reachable again; checking funds", { address = self.addr })
       end
-      return a, b
+      return table.unpack(r, 2, r.n)
     end
     if type(a) ~= "table" or a.code ~= "store_unavailable" or ferry.now() >= deadline then error(a, 0) end
     if not self.funds_down then
@@ -579,6 +581,63 @@ function Nonces:_funds_call(fn)
     end
     ferry.sleep(0.25)
   end
+end
+
+-- Re-registered holds go this far below where they were: below every hold committed in the
+-- new epoch (from 1 up), in the order they had among themselves.
+local REGISTERED_BELOW = 1 << 40
+
+-- Redis lost this address's holds (a new epoch): register the ones held here again, before
+-- the window closes and checks judge by the new state.
+function Nonces:_reregister()
+  local list = {}
+  for h in pairs(self.holds) do
+    if h.rseq then
+      h.rseq = h.rseq - REGISTERED_BELOW
+      list[#list + 1] = { h.rseq, h.amount, h.nonce, h.sent }
+    end
+  end
+  if #list == 0 then return end
+  ferry.log.warn("funds store: Redis lost this address's holds; the ones held here are registered again",
+    { address = self.addr, holds = #list })
+  self:_funds_call(function() return self.shared_holds:register(store.owner, HOLD_LEASE, list) end)
+end
+
+-- One step on the shared holds: fn(seen epoch) -> epoch, ms left in the window, outcome, ...
+-- It waits while Redis is unreachable (_funds_call). A new epoch registers this process's
+-- holds again first; a step refused for naming the old one ("EPOCH") runs again.
+function Nonces:_fstep(fn)
+  local client = self.shared_holds.store.client
+  while true do
+    local gen = client.generation
+    local r = table.pack(self:_funds_call(function() return fn(self.funds_epoch) end))
+    if self.funds_epoch ~= r[1] then
+      local was = self.funds_epoch
+      self.funds_epoch = r[1]
+      if was ~= nil then
+        self.funds_lost = true
+        self:_reregister()
+      end
+    end
+    self.funds_gen = gen
+    if r[3] ~= "EPOCH" then return table.unpack(r, 1, r.n) end
+  end
+end
+
+-- While this process has holds on Redis: after every reconnect (Redis restarted, or failed
+-- over), ask whether the state is still the one seen, so holds are registered again within
+-- the window even when no send of this process asks meanwhile.
+function Nonces:_funds_watch()
+  if self.funds_watcher then return end
+  self.funds_watcher = ferry.spawn(function()
+    local fs = self.shared_holds.store
+    while true do
+      ferry.sleep(fs.window / 8)
+      if self.funds_epoch and next(self.holds) and fs.client.generation ~= self.funds_gen then
+        pcall(self._fstep, self, function() return self.shared_holds:ping() end)
+      end
+    end
+  end):daemon()
 end
 
 -- The later steps of shared holds, in order, by one task per address: each is retried while
@@ -598,9 +657,9 @@ function Nonces:_funds_tell(h, op)
       local hh, said = item.h, false
       local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
       while true do
-        local ok, err = pcall(function()
-          if item.op == "done" then hh.shared:done(hh.rseq, hh.sent)
-          else hh.shared:put(hh.rseq, hh.amount, hh.nonce, hh.sent, store.owner, HOLD_LEASE) end
+        local ok, err = pcall(self._fstep, self, function(seen)
+          if item.op == "done" then return hh.shared:done(seen, hh.rseq, hh.sent) end
+          return hh.shared:put(seen, hh.rseq, hh.amount, hh.nonce, hh.sent, store.owner, HOLD_LEASE)
         end)
         if ok then break end
         if type(err) ~= "table" or err.code ~= "store_unavailable" or ferry.now() >= deadline then
@@ -676,7 +735,8 @@ function Nonces:hold(amount)
   local shared = self:_shared_funds()
   if shared then
     h.shared = shared
-    h.rseq = self:_funds_call(function() return shared:hold(amount, store.owner, HOLD_LEASE) end)
+    h.rseq = select(3, self:_fstep(function(seen) return shared:hold(seen, amount, store.owner, HOLD_LEASE) end))
+    self:_funds_watch()
   end
   self.holds[h] = true
   return h
@@ -732,8 +792,8 @@ function Nonces:resize(h, amount)
   local before = h.amount
   h.amount = amount
   if h.rseq then
-    local ok, err = pcall(self._funds_call, self, function()
-      h.shared:put(h.rseq, h.amount, h.nonce, h.sent, store.owner, HOLD_LEASE)
+    local ok, err = pcall(self._fstep, self, function(seen)
+      return h.shared:put(seen, h.rseq, h.amount, h.nonce, h.sent, store.owner, HOLD_LEASE)
     end)
     if not ok then
       ferry.log.warn("a hold's new amount is not on the funds store yet; it goes when Redis answers",
@@ -767,22 +827,33 @@ end
 function Nonces:_shared_ahead(h, count)
   self:_local_ahead(h, count)                  -- keeps this process's table small
   self.dead_owners = self.dead_owners or {}
+  local said
   while true do
-    local amounts, owners = self:_funds_call(function() return h.shared:ahead(h.rseq, count) end)
-    if not amounts then return nil, owners end
-    local gone
-    for _, o in ipairs(owners) do
-      if o ~= store.owner and not self.dead_owners[o] and store.dead(o) then
-        self.dead_owners[o] = true
-        gone = true
-        local n = self:_funds_call(function() return h.shared:forget(o) end)
-        ferry.log.info("dropped the funds holds of a process that died", { address = self.addr, owner = o, holds = n })
+    local _, left, outcome, amounts, owners = self:_fstep(function(seen) return h.shared:ahead(seen, h.rseq, count) end)
+    if outcome == "STALE" then return nil, amounts end
+    if outcome == "RECOVERING" then
+      if not said then
+        said = true
+        -- the first contact with an address's holds opens the window too: that is not news
+        ferry.log[self.funds_lost and "info" or "debug"]("funds store: waiting for every process to register its "
+          .. "holds again", { address = self.addr, seconds = left / 1000 })
       end
-    end
-    if not gone then
-      local sum = U(0)
-      for _, a in ipairs(amounts) do sum = sum + U(a) end
-      return sum, #amounts
+      ferry.sleep(math.min(left / 1000 + 0.005, 0.25))
+    else
+      local gone
+      for _, o in ipairs(owners) do
+        if o ~= store.owner and not self.dead_owners[o] and store.dead(o) then
+          self.dead_owners[o] = true
+          gone = true
+          local n = select(4, self:_fstep(function(seen) return h.shared:forget(seen, o) end))
+          ferry.log.info("dropped the funds holds of a process that died", { address = self.addr, owner = o, holds = n })
+        end
+      end
+      if not gone then
+        local sum = U(0)
+        for _, a in ipairs(amounts) do sum = sum + U(a) end
+        return sum, #amounts
+      end
     end
   end
 end

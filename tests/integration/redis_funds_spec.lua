@@ -21,7 +21,9 @@ describe("ferry.store.redis_funds", function()
   teardown(function() client:close(); server:stop() end)
   before_each(function()
     client:call("FLUSHALL")
-    f = funds.new(client, { prefix = "t:" }):holds("31337:0xabc", ADDR)
+    f = funds.new(client, { prefix = "t:", recover_window = 0.05 }):holds("31337:0xabc", ADDR)
+    f:ping()                                                      -- a new epoch: its window
+    ferry.sleep(0.06)
   end)
 
   local function sum(amounts)
@@ -29,50 +31,72 @@ describe("ferry.store.redis_funds", function()
     for _, a in ipairs(amounts) do s = s + tonumber(a) end
     return s
   end
+  -- what the holds committed before seq and not mined at count hold, as a number
+  local function ahead(seq, count)
+    local _, _, outcome, amounts, owners = f:ahead(nil, seq, count)
+    assert.equal("OK", outcome)
+    return sum(amounts), owners
+  end
+  local function hold(amount, owner, lease) return select(3, f:hold(nil, amount, owner, lease or 30)) end
 
   it("orders holds by commit and sums those committed before, unmined at the count", function()
-    local a = f:hold(100, "p1", 30)
-    local b = f:hold(20, "p2", 30)
-    local c = f:hold(3, "p1", 30)
+    local a, b, c = hold(100, "p1"), hold(20, "p2"), hold(3, "p1")
     assert.same({ 1, 2, 3 }, { a, b, c })
-    assert.equal(0, sum((f:ahead(a, 0))))
-    assert.equal(120, sum((f:ahead(c, 0))))
-    f:put(a, 100, 5, true, "p1", 30)                              -- signed at nonce 5 and sent
-    assert.equal(120, sum((f:ahead(c, 5))))                       -- not mined at count 5
-    assert.equal(20, sum((f:ahead(c, 6))))                        -- mined: the balance shows it
-    f:done(b, false)                                              -- b failed before its broadcast
-    assert.equal(0, sum((f:ahead(c, 6))))
+    assert.equal(0, ahead(a, 0))
+    assert.equal(120, ahead(c, 0))
+    f:put(nil, a, 100, 5, true, "p1", 30)                         -- signed at nonce 5 and sent
+    assert.equal(120, ahead(c, 5))                                -- not mined at count 5
+    assert.equal(20, ahead(c, 6))                                 -- mined: the balance shows it
+    f:done(nil, b, false)                                         -- b failed before its broadcast
+    assert.equal(0, ahead(c, 6))
   end)
 
   it("prunes holds mined below the lowest count a running check read, and says a count older than that is stale", function()
-    local a = f:hold(1, "p1", 30)
-    f:put(a, 1, 0, true, "p1", 30)
-    local b = f:hold(1, "p2", 30)                                 -- its check registers the count 0
-    local c = f:hold(1, "p3", 30)
-    f:ahead(c, 1)                                                 -- b's check may still read 0: a stays
+    local a = hold(1, "p1")
+    f:put(nil, a, 1, 0, true, "p1", 30)
+    local b = hold(1, "p2")                                       -- its check registers the count 0
+    local c = hold(1, "p3")
+    ahead(c, 1)                                                   -- b's check may still read 0: a stays
     assert.is_not_nil(f:state().holds[a])
-    f:put(b, 1, 1, true, "p2", 30)                                -- b's check is over
-    f:ahead(c, 1)
+    f:put(nil, b, 1, 1, true, "p2", 30)                           -- b's check is over
+    ahead(c, 1)
     assert.is_nil(f:state().holds[a])
-    local amounts, pruned = f:ahead(c, 0)                          -- a provider behind the prune
-    assert.is_nil(amounts)
-    assert.equal(1, pruned)
+    local _, _, outcome, pruned = f:ahead(nil, c, 0)              -- a provider behind the prune
+    assert.same({ "STALE", 1 }, { outcome, pruned })
   end)
 
   it("an unsent hold expires with its lease, or goes at once when its owner is forgotten; a sent one stays", function()
-    local a = f:hold(7, "gone", 0.05)
-    local b = f:hold(5, "dead", 30)
-    local c = f:hold(3, "dead", 30)
-    f:put(c, 3, 0, true, "dead", 30)
-    local d = f:hold(1, "me", 30)
-    local amounts, owners = f:ahead(d, 0)
-    assert.equal(15, sum(amounts))
-    assert.same({ "dead", "gone" }, (function() table.sort(owners); return owners end)())
-    assert.equal(1, f:forget("dead"))                             -- b; c is sent
+    local a = hold(7, "gone", 0.05)
+    local b = hold(5, "dead")
+    local c = hold(3, "dead")
+    f:put(nil, c, 3, 0, true, "dead", 30)
+    local d = hold(1, "me")
+    local total, owners = ahead(d, 0)
+    assert.equal(15, total)
+    table.sort(owners)
+    assert.same({ "dead", "gone" }, owners)
+    assert.equal(1, select(4, f:forget(nil, "dead")))             -- b; c is sent
     ferry.sleep(0.1)
-    assert.equal(3, sum((f:ahead(d, 0))))
+    assert.equal(3, ahead(d, 0))
     assert.is_nil(f:state().holds[a])
     assert.is_nil(f:state().holds[b])
+  end)
+
+  it("a state Redis lost is a new epoch: steps naming the old one change nothing; holds registered again keep their order, first", function()
+    local seen = f:ping()
+    local a = hold(10, "p1")
+    client:call("FLUSHALL")                                       -- Redis restarted empty
+    local epoch, left, outcome = f:put(seen, a, 10, 0, true, "p1", 30)
+    assert.are_not.equal(seen, epoch)
+    assert.same({ "EPOCH" }, { outcome })
+    assert.is_nil(f:state().holds[a])
+    assert.equal("RECOVERING", select(3, f:ahead(epoch, a, 0)))    -- checks wait out the window
+    assert.truthy(left > 0)
+    local b = hold(5, "p2")                                       -- committed in the new epoch: 1
+    f:register("p1", 30, { { a - (1 << 40), 10, 0, true } })
+    ferry.sleep(0.06)
+    assert.equal(10, ahead(b, 0))                                 -- the registered hold is before b
+    assert.equal(0, ahead(a - (1 << 40), 0))
   end)
 end)
 
@@ -176,5 +200,37 @@ describe("a funds check while Redis is frozen", function()
     tx:wait{ timeout = 10 }
     assert.equal(eth.u256(2), chain:balance(to, "latest", { fresh = true }))
     assert.matches("funds store (Redis) is unreachable", logged, 1, true)
+  end)
+end)
+
+describe("funds holds when Redis restarts empty", function()
+  it("every process registers the holds it still has again, and checks after the loss count them", function()
+    local evm = require "helpers.evm"
+    local store = require "ferry.store"
+    local anvil = peers.anvil()
+    local server = peers.redis()
+    local st = store.get()
+    store.share_nonces(st, server.url, "lost:")
+    local _ <close> = setmetatable({}, { __close = function()
+      st.redis_nonces, st.kind = nil, (st.kind:gsub("%+redis$", ""))
+      server:stop(); anvil:stop()
+    end })
+    -- two processes' views of one address: two chains, each with its own holds
+    local a = evm.chain_at(anvil.url):_nonces(evm.ADDR0)
+    local b = evm.chain_at(anvil.url):_nonces(evm.ADDR0)
+    local logged = ferry.log.capture(function()
+      local ha = a:hold(eth.ether "1")                            -- A's send, past its check, not mined
+      a:funds(ha)
+      a:assign(ha, 0)
+      a:sent(ha)
+      server:signal("KILL")
+      server:restart()
+      local hb = b:hold(eth.ether "2")
+      local _, held, n = b:funds(hb)
+      assert.equal(eth.ether "1", held)
+      assert.equal(1, n)
+      b:done(hb)
+    end)
+    assert.matches("Redis lost this address's holds; the ones held here are registered again", logged, 1, true)
   end)
 end)
