@@ -593,7 +593,7 @@ function Nonces:_reregister()
   local list = {}
   for h in pairs(self.holds) do
     if h.rseq then
-      h.rseq = h.rseq - REGISTERED_BELOW
+      h.rseq, h.epoch = h.rseq - REGISTERED_BELOW, self.funds_epoch
       list[#list + 1] = { h.rseq, h.amount, h.nonce, h.sent }
     end
   end
@@ -640,11 +640,12 @@ function Nonces:_funds_watch()
   end):daemon()
 end
 
--- The later steps of shared holds, in order, by one task per address: each is retried while
--- Redis is unreachable, up to order_wait (a sent hold must land: it holds funds until
--- mined). A script that ends waits for them (they take a round trip each); one given up on
--- leaves an unsent hold on Redis to its lease, or to the next check of this host once this
--- process is gone.
+-- The later steps of shared holds, in order, by one task per address. Each waits while Redis
+-- is unreachable, up to order_wait (a sent hold must land: it holds funds until mined). A
+-- script that ends waits for them (a round trip each); one given up on leaves an unsent hold
+-- on Redis to its lease, or to the next check of this host once this process is gone. A hold
+-- of an epoch Redis has forgotten, not registered again (it was done), is not there to touch:
+-- its seq may be another hold's in the new epoch.
 function Nonces:_funds_tell(h, op)
   local q = self.funds_q
   if not q then q = {}; self.funds_q = q end
@@ -654,24 +655,14 @@ function Nonces:_funds_tell(h, op)
     local _ <close> = setmetatable({}, { __close = function() self.funds_worker = nil end })
     while #q > 0 do
       local item = table.remove(q, 1)
-      local hh, said = item.h, false
-      local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
-      while true do
-        local ok, err = pcall(self._fstep, self, function(seen)
-          if item.op == "done" then return hh.shared:done(seen, hh.rseq, hh.sent) end
-          return hh.shared:put(seen, hh.rseq, hh.amount, hh.nonce, hh.sent, store.owner, HOLD_LEASE)
-        end)
-        if ok then break end
-        if type(err) ~= "table" or err.code ~= "store_unavailable" or ferry.now() >= deadline then
-          ferry.log.error("funds store step failed", { address = self.addr, step = item.op, err = tostring(err) })
-          break
-        end
-        if not said then
-          said = true
-          ferry.log.warn("funds store (Redis) unreachable: a hold's step waits for it", { address = self.addr,
-            step = item.op })
-        end
-        ferry.sleep(0.25)
+      local hh = item.h
+      local ok, err = pcall(self._fstep, self, function(seen)
+        if seen and hh.epoch ~= seen then return seen, 0, "OK" end
+        if item.op == "done" then return hh.shared:done(seen, hh.rseq, hh.sent) end
+        return hh.shared:put(seen, hh.rseq, hh.amount, hh.nonce, hh.sent, store.owner, HOLD_LEASE)
+      end)
+      if not ok then
+        ferry.log.error("funds store step failed", { address = self.addr, step = item.op, err = tostring(err) })
       end
     end
   end):detach()
@@ -735,7 +726,8 @@ function Nonces:hold(amount)
   local shared = self:_shared_funds()
   if shared then
     h.shared = shared
-    h.rseq = select(3, self:_fstep(function(seen) return shared:hold(seen, amount, store.owner, HOLD_LEASE) end))
+    local epoch, _, seq = self:_fstep(function(seen) return shared:hold(seen, amount, store.owner, HOLD_LEASE) end)
+    h.rseq, h.epoch = seq, epoch
     self:_funds_watch()
   end
   self.holds[h] = true
@@ -793,6 +785,7 @@ function Nonces:resize(h, amount)
   h.amount = amount
   if h.rseq then
     local ok, err = pcall(self._fstep, self, function(seen)
+      if seen and h.epoch ~= seen then return seen, 0, "OK" end      -- given back meanwhile
       return h.shared:put(seen, h.rseq, h.amount, h.nonce, h.sent, store.owner, HOLD_LEASE)
     end)
     if not ok then
