@@ -195,5 +195,7 @@ describe("a send with an id while Redis is frozen", function()
     assert.equal(tx.hash, signer:send{ to = to, value = 3, id = id }.hash)       -- the same id: the same payment
     assert.equal(eth.u256(3), chain:balance(to, "latest", { fresh = true }))
     assert.equal(tx.hash, journal.get(id).hash)
+    local st2 = ferry.stats().journal_redis
+    assert.is_true(st2.claims >= 1 and st2.writes >= 4, ferry.json.encode(st2))
   end)
 end)

@@ -39,6 +39,14 @@ local redis = require "ferry.redis"
 
 local M = {}
 
+-- What the funds store on Redis did in this process, for ferry.stats().funds_redis
+local totals = { holds = 0, checks = 0, recovering = 0, stale = 0, registered = 0, forgotten = 0 }
+ferry.register_stats("funds_redis", function()
+  local t = {}
+  for k, v in pairs(totals) do t[k] = v end
+  return t
+end)
+
 -- KEYS = meta (seq, last: the highest count reported, pruned: the highest prune floor),
 -- holds (seq -> "amount|nonce|sent|expires ms|owner", nonce -1 while unassigned, expires 0
 -- once sent), checks (seq -> the count its check judges at, at least).
@@ -213,13 +221,19 @@ local function ms(s) return math.max(1, math.floor(s * 1000)) end
 --- hold(seen, amount, owner, lease_s) -> epoch, left, seq
 function Holds:hold(seen, amount, owner, lease_s)
   local epoch, left, r = self:_run("hold", seen, { tostring(amount), owner, ms(lease_s) })
+  totals.holds = totals.holds + 1
   return epoch, left, math.tointeger(r[3])
 end
 
 --- ahead(seen, seq, count) -> epoch, left, "OK", amounts, owners | "STALE", pruned | "RECOVERING" | "EPOCH"
 function Holds:ahead(seen, seq, count)
   local epoch, left, r = self:_run("ahead", seen, { seq, count })
-  if r[3] == "STALE" then return epoch, left, "STALE", math.tointeger(r[4]) end
+  if r[3] == "OK" then totals.checks = totals.checks + 1
+  elseif r[3] == "RECOVERING" then totals.recovering = totals.recovering + 1 end
+  if r[3] == "STALE" then
+    totals.stale = totals.stale + 1
+    return epoch, left, "STALE", math.tointeger(r[4])
+  end
   return epoch, left, r[3], r[4], r[5]
 end
 
@@ -238,6 +252,7 @@ end
 --- forget(seen, owner) -> epoch, left, "OK", n | "EPOCH"
 function Holds:forget(seen, owner)
   local epoch, left, r = self:_run("forget", seen, { owner })
+  totals.forgotten = totals.forgotten + (math.tointeger(r[4]) or 0)
   return epoch, left, r[3], math.tointeger(r[4])
 end
 
@@ -251,6 +266,7 @@ function Holds:register(owner, lease_s, list)
     args[#args + 1] = h[4] and 1 or 0
   end
   local epoch, left = self:_run("register", nil, args)
+  totals.registered = totals.registered + #list
   return epoch, left
 end
 

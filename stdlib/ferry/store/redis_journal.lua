@@ -29,6 +29,14 @@ local json = require "ferry.core.json"
 
 local M = {}
 
+-- What the journal on Redis did in this process, for ferry.stats().journal_redis
+local totals = { claims = 0, busy = 0, taken_over = 0, returned = 0, writes = 0, refused = 0 }
+ferry.register_stats("journal_redis", function()
+  local t = {}
+  for k, v in pairs(totals) do t[k] = v end
+  return t
+end)
+
 local PROLOGUE = [=[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -172,8 +180,12 @@ function RJ:claim(chain_key, id, owner, f, lease_s, takeover)
   self:_list(chain_key)
   local args = pairs_of(f, { id, owner, lease_s, takeover or "" })
   local r = self:_run("claim", { (self:_keys(chain_key, id)) }, args)
-  if r[1] == "row" or r[1] == "busy" then return r[1], decode(r[2]) end
-  return r[1], r[2]
+  local outcome = r[1]
+  if outcome == "claimed" then totals.claims = totals.claims + 1
+  elseif outcome == "row" then totals.returned = totals.returned + 1
+  else totals[outcome] = totals[outcome] + 1 end
+  if outcome == "row" or outcome == "busy" then return outcome, decode(r[2]) end
+  return outcome, r[2]
 end
 
 --- put(chain_key, id, owner, state, fields, events) -> true, or false when the row belongs to
@@ -186,7 +198,9 @@ function RJ:put(chain_key, id, owner, state, f, events)
   if f.hash then hashes[#hashes + 1] = f.hash:lower() end
   local args = { id, owner, state, events or "", #hashes }
   for _, h in ipairs(hashes) do args[#args + 1] = h end
-  return self:_run("put", { row, idx }, pairs_of(f, args)) == 1
+  local written = self:_run("put", { row, idx }, pairs_of(f, args)) == 1
+  if written then totals.writes = totals.writes + 1 else totals.refused = totals.refused + 1 end
+  return written
 end
 
 -- The chains rows are kept for (read again every few seconds: another process may add one).
