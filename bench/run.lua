@@ -235,8 +235,9 @@ if wanted("journal") then
   -- what one transaction's journal costs: claim an id, reserved, signed (waited for: on disk
   -- before the broadcast), sent, confirmed, and its 13 step events; 32 transactions at once
   -- "redis": the same on the SQLite store with the journal shared on a real redis-server
-  -- (config redis.url): the claim is a script there, every write also goes there, the signed
-  -- bytes' write is waited for on both, and the run ends when Redis has every write
+  -- (config redis.url): the claim is a script there, every write also goes there (the events
+  -- stay in SQLite), the signed bytes' write is waited for on both, and the run ends when
+  -- Redis has every write
   local N = 2000
   local server
   local function journal_run(backend)

@@ -147,14 +147,14 @@ local function columns(f)
 end
 
 -- Queue a row's write to Redis behind that row's earlier ones; one task per row drains
--- them. -> the queued item (item.q gets its outcome when `wait` is set)
-function Journal:_mirror(id, state, f, events, wait)
+-- them. The step events stay in this process's journal (a kilobyte a transaction). -> the queued item (item.q gets its outcome when `wait` is set)
+function Journal:_mirror(id, state, f, wait)
   local rj = self:_redis()
   if not rj then return nil end
   if f.chain_key then self.chain_of[id] = f.chain_key end
   local ck = self.chain_of[id]
   if not ck then return nil end                -- a row this process knows no chain of
-  local item = { ck = ck, state = state, cols = columns(f), events = events, q = wait and task.queue() or nil }
+  local item = { ck = ck, state = state, cols = columns(f), q = wait and task.queue() or nil }
   local q = self.mq[id]
   if q then q[#q + 1] = item; return item end
   q = { item }
@@ -164,7 +164,7 @@ function Journal:_mirror(id, state, f, events, wait)
     while #q > 0 do
       local it = table.remove(q, 1)
       local ok, written = pcall(wait_redis, "write", function()
-        return rj:put(it.ck, id, owner, it.state, it.cols, it.events)
+        return rj:put(it.ck, id, owner, it.state, it.cols)
       end)
       if it.q then it.q:put({ ok = ok, written = written }) end
       if not ok then
@@ -183,7 +183,7 @@ function Journal:record(id, state, f)
   f = f or {}
   local events = take_events(self, id)
   self.store:post(upsert(self, id, state, f, events))
-  self:_mirror(id, state, f, events)
+  self:_mirror(id, state, f)
 end
 
 --- journal:save(id, state, fields): the same, and returns once it is on disk (raises) -- and
@@ -195,7 +195,7 @@ end
 function Journal:save(id, state, f)
   f = f or {}
   local events = take_events(self, id)
-  local item = self:_mirror(id, state, f, events, true)
+  local item = self:_mirror(id, state, f, true)
   if item then
     local r = item.q:get()
     if not r.ok then error(r.written, 0) end
