@@ -62,6 +62,19 @@ describe("ferry.store.redis_journal", function()
     assert.equal(9, rj:by_hash("0xBB").block)
   end)
 
+  it("'nothing was paid' of signed bytes lands only from a writer that knows every version", function()
+    rj:claim("c3", "pay-4", "B", ROW, 30)
+    rj:put("c3", "pay-4", "B", "signed", { nonce = 3, raw = "0x0b", hash = "0xbb", hashes = '["0xbb"]' })
+    -- C tracks B's bytes (a duplicate) and bumps them: one more version at the same nonce
+    assert.is_true(rj:put("c3", "pay-4", "C", "sent", { raw = "0x0c", hash = "0xcc", hashes = '["0xbb","0xcc"]' }))
+    -- B sees nonce 3 used by "another transaction" (C's bump): its 'taken' must not unpay the id
+    assert.is_false(rj:put("c3", "pay-4", "B", "taken", { error = "nonce used by another transaction" }, { "0xbb" }))
+    assert.equal("sent", rj:get("pay-4").state)
+    assert.equal("row", (rj:claim("c3", "pay-4", "D", ROW, 30)))   -- not claimable again
+    assert.is_true(rj:put("c3", "pay-4", "B", "taken", { error = "none of its versions mined" }, { "0xbb", "0xcc" }))
+    assert.equal("claimed", (rj:claim("c3", "pay-4", "D", ROW, 30)))
+  end)
+
   it("a claim silent past its lease is taken over; an unpaid one is claimed again", function()
     rj:claim("c2", "pay-3", "A", ROW, 30)
     ferry.sleep(0.06)

@@ -37,7 +37,8 @@ Journal.UNPAID = { failed = true, taken = true }
 local function wall() return require("ferry.store").wall() end
 
 function Journal.new(store)
-  return setmetatable({ store = store, counts_ = {}, live = {}, pending_events = {}, chain_of = {}, mq = {} }, Journal)
+  return setmetatable({ store = store, counts_ = {}, live = {}, pending_events = {}, chain_of = {}, mq = {}, known = {} },
+    Journal)
 end
 
 -- How long a claim by a live process of another host counts without news from its send (a
@@ -146,6 +147,26 @@ local function columns(f)
            error = f.error and ferry.redact(tostring(f.error)) or nil, provider = f.provider }
 end
 
+-- Every hash of a payment this process knows (signed here, bumped here, or read with a row
+-- it was given): its proof, on Redis, that a write is about those bytes, and that a
+-- "nothing was paid" knows every version.
+function Journal:_know(id, row)
+  local set = self.known[id]
+  local function add(h)
+    if type(h) ~= "string" then return end
+    if not set then set = {}; self.known[id] = set end
+    set[h:lower()] = true
+  end
+  add(row.hash)
+  for _, h in ipairs(type(row.hashes) == "table" and row.hashes or {}) do add(h) end
+end
+
+function Journal:_known(id)
+  local list = {}
+  for h in pairs(self.known[id] or {}) do list[#list + 1] = h end
+  return list
+end
+
 -- Queue a row's write to Redis behind that row's earlier ones; one task per row drains
 -- them. The step events stay in this process's journal (a kilobyte a transaction). -> the queued item (item.q gets its outcome when `wait` is set)
 function Journal:_mirror(id, state, f, wait)
@@ -154,6 +175,7 @@ function Journal:_mirror(id, state, f, wait)
   if f.chain_key then self.chain_of[id] = f.chain_key end
   local ck = self.chain_of[id]
   if not ck then return nil end                -- a row this process knows no chain of
+  self:_know(id, f)
   local item = { ck = ck, state = state, cols = columns(f), q = wait and task.queue() or nil }
   local q = self.mq[id]
   if q then q[#q + 1] = item; return item end
@@ -164,7 +186,7 @@ function Journal:_mirror(id, state, f, wait)
     while #q > 0 do
       local it = table.remove(q, 1)
       local ok, written = pcall(wait_redis, "write", function()
-        return rj:put(it.ck, id, owner, it.state, it.cols)
+        return rj:put(it.ck, id, owner, it.state, it.cols, self:_known(id))
       end)
       if it.q then it.q:put({ ok = ok, written = written }) end
       if not ok then
@@ -248,6 +270,7 @@ function Journal:_versions(row)
   if ok and r and r.raw and #(r.hashes or {}) > #(row.hashes or {}) then
     row.hash, row.raw, row.hashes = r.hash, r.raw, r.hashes
   end
+  self:_know(row.id, row)
   return row
 end
 
@@ -290,6 +313,7 @@ function Journal:claim(id, f)
     return nil
   end
   got.busy = outcome == "busy" or nil
+  if got.raw then self:_know(id, got) end
   return got
 end
 

@@ -4,7 +4,7 @@
 ---   local rj = require("ferry.store.redis_journal").new(client, { prefix = "ferry:" })
 ---   rj:claim(chain_key, id, owner, row, lease_s, takeover) -> "claimed" | "taken_over", old owner
 ---                                                          | "row", row | "busy", row
----   rj:put(chain_key, id, owner, state, fields, events) -> true | false (not this owner's)
+---   rj:put(chain_key, id, owner, state, fields, known) -> true | false (refused)
 ---   rj:get(id) -> row | nil      rj:by_hash(hash) -> row | nil      rj:row(chain_key, id) -> row | nil
 ---
 --- One hash per id under its chain's hash tag (prefix{chain_key}:tx:<id>), with the columns
@@ -66,28 +66,41 @@ if (ARGV[4] ~= '' and cur[2] == ARGV[4]) or now - tonumber(cur[4] or '0') > tonu
 end
 return { 'busy', redis.call('HGETALL', row) }
 ]=],
-  -- KEYS row, hashes; ARGV id, owner, state, events, n, n hashes, then column, value pairs
+  -- KEYS row, hashes; ARGV id, owner, state, n, the write's n hashes (indexed), m, m more
+  -- hashes the writer knows of the payment, then column, value pairs
   put = [=[
 local row, idx = KEYS[1], KEYS[2]
-local cur = redis.call('HMGET', row, 'owner', 'raw', 'state')
-local n = tonumber(ARGV[5])
+local cur = redis.call('HMGET', row, 'owner', 'raw', 'state', 'hash', 'hashes')
+local n = tonumber(ARGV[4])
+local m = tonumber(ARGV[5 + n])
+local known = {}
+for i = 5, 4 + n do known[ARGV[i]] = true end
+for i = 6 + n, 5 + n + m do known[ARGV[i]] = true end
 local mine = not cur[1] or cur[1] == ARGV[2]
-if not mine then
-  -- before a signature the row is its owner's; after, only a write about its bytes (one of
-  -- their hashes: the tracker of a duplicate) may tell their outcome
-  if not cur[2] then return 0 end
-  local about = false
-  for i = 6, 5 + n do if redis.call('HGET', idx, ARGV[i]) == ARGV[1] then about = true end end
-  if not about then return 0 end
+if cur[2] then
+  -- bytes bound to a nonce: another process writes only about them (it names one of their
+  -- hashes: it tracks a duplicate), and "nothing was paid" only from whoever knows every
+  -- version (another tracker may have bumped them: its version may be the one mined)
+  if not mine then
+    local about = false
+    for h in pairs(known) do if redis.call('HGET', idx, h) == ARGV[1] then about = true end end
+    if not about then return 0 end
+  end
+  if UNPAID[ARGV[3]] then
+    local all = cur[5] and cjson.decode(cur[5]) or {}
+    all[#all + 1] = cur[4]
+    for _, h in ipairs(all) do if h and not known[string.lower(h)] then return 0 end end
+  end
+elseif not mine then
+  return 0                                   -- before a signature the row is its owner's
 end
 local state = ARGV[3]
 if (cur[3] == 'confirmed' or cur[3] == 'reverted') and not FINAL[state] then state = cur[3] end
 redis.call('HSET', row, 'id', ARGV[1], 'state', state, 'updated', stamp)
 if mine then redis.call('HSET', row, 'owner', ARGV[2]) end
 if not cur[1] then redis.call('HSET', row, 'created', stamp) end
-for i = 6 + n, #ARGV, 2 do redis.call('HSET', row, ARGV[i], ARGV[i + 1]) end
-for i = 6, 5 + n do redis.call('HSET', idx, ARGV[i], ARGV[1]) end
-if ARGV[4] ~= '' then redis.call('HSET', row, 'events', (redis.call('HGET', row, 'events') or '') .. ARGV[4]) end
+for i = 6 + n + m, #ARGV, 2 do redis.call('HSET', row, ARGV[i], ARGV[i + 1]) end
+for i = 5, 4 + n do redis.call('HSET', idx, ARGV[i], ARGV[1]) end
 return 1
 ]=],
 }
@@ -188,16 +201,22 @@ function RJ:claim(chain_key, id, owner, f, lease_s, takeover)
   return outcome, r[2]
 end
 
---- put(chain_key, id, owner, state, fields, events) -> true, or false when the row belongs to
---- another owner (claimed by it, no signed bytes yet)
-function RJ:put(chain_key, id, owner, state, f, events)
+--- put(chain_key, id, owner, state, fields, known) -> true, or false when the write is
+--- refused: the row belongs to another owner (claimed by it, no signed bytes yet; or signed
+--- and the write names none of its hashes), or it says nothing was paid (failed, taken) of
+--- bytes whose every version the writer does not know. known: hashes of the payment the
+--- writer knows besides those it writes.
+function RJ:put(chain_key, id, owner, state, f, known)
   self:_list(chain_key)
   local row, idx = self:_keys(chain_key, id)
   local hashes = {}
   if f.hashes then for _, h in ipairs(json.decode(f.hashes)) do hashes[#hashes + 1] = h:lower() end end
   if f.hash then hashes[#hashes + 1] = f.hash:lower() end
-  local args = { id, owner, state, events or "", #hashes }
+  local args = { id, owner, state, #hashes }
   for _, h in ipairs(hashes) do args[#args + 1] = h end
+  known = known or {}
+  args[#args + 1] = #known
+  for _, h in ipairs(known) do args[#args + 1] = h:lower() end
   local written = self:_run("put", { row, idx }, pairs_of(f, args)) == 1
   if written then totals.writes = totals.writes + 1 else totals.refused = totals.refused + 1 end
   return written
