@@ -8,7 +8,7 @@
 ---   rj:get(id) -> row | nil      rj:by_hash(hash) -> row | nil      rj:row(chain_key, id) -> row | nil
 ---
 --- One hash per id under its chain's hash tag (prefix{chain_key}:tx:<id>), with the columns
---- of the SQLite journal (ferry.store.journal); prefix{chain_key}:hashes maps every
+--- of the SQLite journal (ferry.store.journal) but the step events; prefix{chain_key}:hashes maps every
 --- version's hash to its id; prefix{journal}:chains lists the chains, so a read by id or
 --- hash alone looks in each. Times are Redis's (one clock for every process), in seconds.
 ---
@@ -17,7 +17,9 @@
 --- a restart marking its dead run's unsigned rows failed must not unpay a row another
 --- process took over and signed). Once the row has bytes, a process tracking them (it got
 --- them as a duplicate) may write their outcome: a write that names one of their hashes. A
---- final row (confirmed, reverted) does not go back to a pending state.
+--- write saying nothing was paid (failed, taken) lands only from a writer that knows every
+--- version of the bytes: another tracker may have bumped them, and its version may be the
+--- one mined. A final row (confirmed, reverted) does not go back to a pending state.
 ---
 --- Every call may yield, and raises {code = "store_unavailable"} when Redis cannot be
 --- reached. Rows are kept (no expiry): an id pays once for as long as Redis keeps them, so
