@@ -212,3 +212,36 @@ describe("a send with an id while Redis is frozen", function()
     assert.is_true(st2.claims >= 1 and st2.writes >= 4, ferry.json.encode(st2))
   end)
 end)
+
+describe("one process on the shared journal", function()
+  it("five sends of one id at once pay once, and a used id for another payment is refused", function()
+    local anvil, chain, signer = evm.on_anvil()
+    local server = peers.redis()
+    local st = store.get()
+    store.share_nonces(st, server.url, "five:")
+    local _ <close> = setmetatable({}, { __close = function()
+      st.redis_nonces, st.kind = nil, (st.kind:gsub("%+redis$", ""))
+      server:stop(); anvil:stop()
+    end })
+    local to, id = evm.fresh_address(3), ("five-%d"):format(math.random(1e9))
+    local hashes = {}
+    ferry.log.capture(function()          -- the nonce store's first contact logs its window
+      local tasks = {}
+      for i = 1, 5 do tasks[i] = ferry.spawn(function() return signer:send{ to = to, value = 7, id = id } end) end
+      for i = 1, 5 do
+        local ok, tx = tasks[i]:wait()
+        assert.is_true(ok, tostring(tx))
+        hashes[tx.hash] = true
+      end
+    end)
+    assert.equal(1, (function() local n = 0; for _ in pairs(hashes) do n = n + 1 end; return n end)())
+    local h = next(hashes)
+    local ok, err = pcall(signer.send, signer, { to = to, value = 8, id = id })
+    assert.is_false(ok)
+    assert.equal("invalid_argument", err.code)
+    local deadline = ferry.now() + 10
+    while chain:balance(to, "latest", { fresh = true }) == eth.u256(0) and ferry.now() < deadline do ferry.sleep(0.05) end
+    assert.equal(eth.u256(7), chain:balance(to, "latest", { fresh = true }))
+    assert.equal(h, journal.get(id).hash)
+  end)
+end)
