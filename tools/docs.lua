@@ -66,6 +66,8 @@ M.INTERNAL = {
   ["repl/server.lua"] = "the REPL socket (`ferry serve`)",
   ["store/journal.lua"] = "the journal's SQL",
   ["store/redis.lua"] = "nonces on Redis, behind signer:send",
+  ["store/redis_funds.lua"] = "funds holds on Redis, behind signer:send",
+  ["store/redis_journal.lua"] = "the journal's rows on Redis (ferry.journal reads them)",
 }
 
 M.ROOT = "stdlib/ferry/"

@@ -6,17 +6,21 @@
 ---   journal.get("payout-42")             journal.by_hash("0x…")
 ---   journal.pending()                    journal.by_address("0x…" [, state])
 ---   journal.by_state("failed")           journal.events("payout-42")
+---
+--- With redis.url set, get and by_hash answer for every process on that Redis (the rows are
+--- shared there: ferry.store.redis_journal); pending, by_address, by_state and events read
+--- this process's own journal.
 local store = require "ferry.store"
 
 local M = {}
 
 local function j() return store.get().journal end
 
---- get(id) -> row | nil
+--- get(id) -> row | nil (any process's, when the journal is shared on Redis)
 ---@param id string an idempotency id
 ---@return table|nil row
 function M.get(id) return j():get(id) end
---- by_hash(hash) -> row | nil (any version's hash: a fee bump's too)
+--- by_hash(hash) -> row | nil (any version's hash: a fee bump's too; any process's when shared)
 ---@param hash string a transaction hash
 ---@return table|nil row
 function M.by_hash(hash) return j():by_hash(hash) end

@@ -537,13 +537,157 @@ end
 -- replacement's amount before broadcasting it (Tx:_bump). The count is read before the balance, so a
 -- transaction mined between the two reads is counted twice (a refusal on the safe side, which
 -- the send looks at once more), never not at all.
+--
+-- With nonces on Redis (the store has redis_nonces) the holds are there too
+-- (ferry.store.redis_funds): the commit order is Redis's, across processes, and "held ahead"
+-- sums every process's holds, so processes sending from one address never promise the same
+-- ether twice. The balance reads stay per process, shared by its checks in rounds. Commits
+-- and checks wait while Redis is unreachable (up to order_wait) and say why; a check never
+-- passes unchecked. The later steps of a hold (assign, sent, done) go to Redis in order from
+-- a queue that no send waits on; a resize (a fee bump) waits for Redis.
 local Hold = { __close = function(h) h.nonces:done(h) end }
+
+-- How long an unsent hold lives on Redis without news from its send: above the longest a
+-- send takes from its check to its broadcast (a reserve, order_wait, 30 s; the broadcast's,
+-- 30 s); one older belongs to a process that died elsewhere (one of this host is seen dead).
+local HOLD_LEASE = 90
+-- the store's nonce allocator on Redis -> ferry.store.redis_funds on the same client
+local funds_stores = setmetatable({}, { __mode = "k" })
+
+-- The address's holds on Redis when its nonces are there, else nil (no I/O the second time).
+function Nonces:_shared_funds()
+  local st = store.current()
+  local rn = st and st.redis_nonces
+  if not rn then return nil end
+  if self.funds_of ~= rn then
+    local fs = funds_stores[rn]
+    if not fs then
+      fs = require("ferry.store.redis_funds").new(rn.client, { prefix = rn.prefix, timeout = rn.timeout })
+      funds_stores[rn] = fs
+    end
+    self.chain_key = self.chain_key or self:_chain_key()
+    self.shared_holds, self.funds_of = fs:holds(self.chain_key, self.addr), rn
+  end
+  return self.shared_holds
+end
+
+-- fn() on Redis; while Redis is unreachable, wait (saying so once) up to order_wait.
+function Nonces:_funds_call(fn)
+  local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
+  while true do
+    local r = table.pack(pcall(fn))
+    local ok, a = r[1], r[2]
+    if ok then
+      if self.funds_down then
+        self.funds_down = nil
+        ferry.log.info("funds store reachable again; checking funds", { address = self.addr })
+      end
+      return table.unpack(r, 2, r.n)
+    end
+    if type(a) ~= "table" or a.code ~= "store_unavailable" or ferry.now() >= deadline then error(a, 0) end
+    if not self.funds_down then
+      self.funds_down = true
+      ferry.log.warn("the funds store (Redis) is unreachable: funds checks of this address wait for it, as what "
+        .. "other processes hold is not known meanwhile", { address = self.addr, err = tostring(a.message) })
+    end
+    ferry.sleep(0.25)
+  end
+end
+
+-- Re-registered holds go this far below where they were: below every hold committed in the
+-- new epoch (from 1 up), in the order they had among themselves.
+local REGISTERED_BELOW = 1 << 40
+
+-- Redis lost this address's holds (a new epoch): register the ones held here again, before
+-- the window closes and checks judge by the new state.
+function Nonces:_reregister()
+  local list = {}
+  for h in pairs(self.holds) do
+    if h.rseq then
+      h.rseq, h.epoch = h.rseq - REGISTERED_BELOW, self.funds_epoch
+      list[#list + 1] = { h.rseq, h.amount, h.nonce, h.sent }
+    end
+  end
+  if #list == 0 then return end
+  ferry.log.warn("funds store: Redis lost this address's holds; the ones held here are registered again",
+    { address = self.addr, holds = #list })
+  self:_funds_call(function() return self.shared_holds:register(store.owner, HOLD_LEASE, list) end)
+end
+
+-- One step on the shared holds: fn(seen epoch) -> epoch, ms left in the window, outcome, ...
+-- It waits while Redis is unreachable (_funds_call). A new epoch registers this process's
+-- holds again first; a step refused for naming the old one ("EPOCH") runs again.
+function Nonces:_fstep(fn)
+  local client = self.shared_holds.store.client
+  while true do
+    local gen = client.generation
+    local r = table.pack(self:_funds_call(function() return fn(self.funds_epoch) end))
+    if self.funds_epoch ~= r[1] then
+      local was = self.funds_epoch
+      self.funds_epoch = r[1]
+      if was ~= nil then
+        self.funds_lost = true
+        self:_reregister()
+      end
+    end
+    self.funds_gen = gen
+    if r[3] ~= "EPOCH" then return table.unpack(r, 1, r.n) end
+  end
+end
+
+-- While this process has holds on Redis: after every reconnect (Redis restarted, or failed
+-- over), ask whether the state is still the one seen, so holds are registered again within
+-- the window even when no send of this process asks meanwhile.
+function Nonces:_funds_watch()
+  if self.funds_watcher then return end
+  self.funds_watcher = ferry.spawn(function()
+    local fs = self.shared_holds.store
+    while true do
+      ferry.sleep(fs.window / 8)
+      if self.funds_epoch and next(self.holds) and fs.client.generation ~= self.funds_gen then
+        pcall(self._fstep, self, function() return self.shared_holds:ping() end)
+      end
+    end
+  end):daemon()
+end
+
+-- The later steps of shared holds, in order, by one task per address. Each waits while Redis
+-- is unreachable, up to order_wait (a sent hold must land: it holds funds until mined). A
+-- script that ends waits for them (a round trip each); one given up on leaves an unsent hold
+-- on Redis to its lease, or to the next check of this host once this process is gone. A hold
+-- of an epoch Redis has forgotten, not registered again (it was done), is not there to touch:
+-- its seq may be another hold's in the new epoch.
+function Nonces:_funds_tell(h, op)
+  local q = self.funds_q
+  if not q then q = {}; self.funds_q = q end
+  q[#q + 1] = { h = h, op = op }
+  if self.funds_worker then return end
+  self.funds_worker = ferry.spawn(function()
+    local _ <close> = setmetatable({}, { __close = function() self.funds_worker = nil end })
+    while #q > 0 do
+      local item = table.remove(q, 1)
+      local hh = item.h
+      local ok, err = pcall(self._fstep, self, function(seen)
+        if seen and hh.epoch ~= seen then return seen, 0, "OK" end
+        if item.op == "done" then return hh.shared:done(seen, hh.rseq, hh.sent) end
+        return hh.shared:put(seen, hh.rseq, hh.amount, hh.nonce, hh.sent, store.owner, HOLD_LEASE)
+      end)
+      if not ok then
+        ferry.log.error("funds store step failed", { address = self.addr, step = item.op, err = tostring(err) })
+      end
+    end
+  end):detach()
+end
 
 --- done(hold): the send that made it is over. A hold not sent is given back; a check it was
 --- in (cut short by an error or a cancel) is forgotten.
 function Nonces:done(h)
   self.counts[h] = nil
   if not h.sent then self.holds[h] = nil end
+  if h.rseq and not h.sent and not h.closed then
+    h.closed = true
+    self:_funds_tell(h, "done")
+  end
 end
 
 -- Snapshots: the (mined count, balance) pair a check judges by, the count read first, both from
@@ -590,43 +734,84 @@ end
 function Nonces:hold(amount)
   self.seq = self.seq + 1
   local h = setmetatable({ nonces = self, amount = amount, seq = self.seq, nonce = nil, sent = false }, Hold)
+  local shared = self:_shared_funds()
+  if shared then
+    h.shared = shared
+    local epoch, _, seq = self:_fstep(function(seen) return shared:hold(seen, amount, store.owner, HOLD_LEASE) end)
+    h.rseq, h.epoch = seq, epoch
+    self:_funds_watch()
+  end
   self.holds[h] = true
   return h
 end
+
+-- A shared check's count is below what another process's checks pruned at (its provider
+-- lags theirs): it is read again, at most this many times.
+local STALE_LOOKS = 10
 
 --- funds(hold) -> balance, held, n: the mined balance and what the n holds committed before
 --- this one still hold, judged by reads made after the commit (a second look when a hold
 --- ahead may have been mined between the two reads).
 function Nonces:funds(h)
   local balance, ahead, n_ahead
-  for _ = 1, 2 do
+  local looks, stale = 0, 0
+  while looks < 2 do
     local count
     count, balance = self:snapshot(h)
     ahead, n_ahead = self:ahead_of(h, count)
-    if balance >= ahead + h.amount or n_ahead == 0 then break end
+    if ahead then
+      looks = looks + 1
+      if balance >= ahead + h.amount or n_ahead == 0 then break end
+    else
+      stale = stale + 1
+      if stale >= STALE_LOOKS then
+        self.counts[h] = nil
+        ferry.raise("bad_response", ("%s: the provider's mined count (%d) stays below %d, which other processes' "
+          .. "checks read: funds are not judged on a stale view"):format(self.addr, count, n_ahead), { address = self.addr })
+      end
+      ferry.sleep(0.1)
+    end
   end
   self.counts[h] = nil
   return balance, ahead, n_ahead
 end
 
 --- assign(hold, nonce): the hold's transaction is signed at nonce.
-function Nonces:assign(h, n) h.nonce = n end -- luacheck: no unused args
+function Nonces:assign(h, n)
+  h.nonce = n
+  if h.rseq then self:_funds_tell(h, "put") end
+end
 
 --- sent(hold): its transaction may have reached a node: held until its nonce is mined.
-function Nonces:sent(h) h.sent = true end -- luacheck: no unused args
+function Nonces:sent(h)
+  if h.sent then return end
+  h.sent = true
+  if h.rseq then self:_funds_tell(h, "put") end
+end
 
 --- resize(hold, amount) -> the amount it held before (a fee bump grows it, a refused one
 --- shrinks it back).
-function Nonces:resize(h, amount) -- luacheck: no unused args
+function Nonces:resize(h, amount)
   local before = h.amount
   h.amount = amount
+  if h.rseq then
+    local ok, err = pcall(self._fstep, self, function(seen)
+      if seen and h.epoch ~= seen then return seen, 0, "OK" end      -- given back meanwhile
+      return h.shared:put(seen, h.rseq, h.amount, h.nonce, h.sent, store.owner, HOLD_LEASE)
+    end)
+    if not ok then
+      ferry.log.warn("a hold's new amount is not on the funds store yet; it goes when Redis answers",
+        { address = self.addr, err = tostring(type(err) == "table" and err.message or err) })
+      self:_funds_tell(h, "put")
+    end
+  end
   return before
 end
 
--- What the holds that committed before h and are not mined at `count` hold: amount, how many.
--- Holds mined at the lowest count a running check has read are forgotten (every later read
--- sees a count at least that high).
-function Nonces:ahead_of(h, count)
+-- Forget this process's holds mined at the lowest count a running check has read (every
+-- later read sees a count at least that high); with `h`, also sum what the holds committed
+-- before it and not mined at `count` hold.
+function Nonces:_local_ahead(h, count)
   local floor = count
   for _, c in pairs(self.counts) do if c < floor then floor = c end end
   local sum, n = U(0), 0
@@ -638,6 +823,49 @@ function Nonces:ahead_of(h, count)
     end
   end
   return sum, n
+end
+
+-- Shared: what every process's holds committed before h (Redis's order) and not mined at
+-- `count` hold. Unsent holds of a process of this host that died are dropped first. -> sum,
+-- n | nil, pruned (count is older than what was pruned: read again)
+function Nonces:_shared_ahead(h, count)
+  self:_local_ahead(h, count)                  -- keeps this process's table small
+  self.dead_owners = self.dead_owners or {}
+  local said
+  while true do
+    local _, left, outcome, amounts, owners = self:_fstep(function(seen) return h.shared:ahead(seen, h.rseq, count) end)
+    if outcome == "STALE" then return nil, amounts end
+    if outcome == "RECOVERING" then
+      if not said then
+        said = true
+        -- the first contact with an address's holds opens the window too: that is not news
+        ferry.log[self.funds_lost and "info" or "debug"]("funds store: waiting for every process to register its "
+          .. "holds again", { address = self.addr, seconds = left / 1000 })
+      end
+      ferry.sleep(math.min(left / 1000 + 0.005, 0.25))
+    else
+      local gone
+      for _, o in ipairs(owners) do
+        if o ~= store.owner and not self.dead_owners[o] and store.dead(o) then
+          self.dead_owners[o] = true
+          gone = true
+          local n = select(4, self:_fstep(function(seen) return h.shared:forget(seen, o) end))
+          ferry.log.info("dropped the funds holds of a process that died", { address = self.addr, owner = o, holds = n })
+        end
+      end
+      if not gone then
+        local sum = U(0)
+        for _, a in ipairs(amounts) do sum = sum + U(a) end
+        return sum, #amounts
+      end
+    end
+  end
+end
+
+-- What the holds that committed before h and are not mined at `count` hold: amount, how many.
+function Nonces:ahead_of(h, count)
+  if h.rseq then return self:_shared_ahead(h, count) end
+  return self:_local_ahead(h, count)
 end
 
 -- The node says our count is stale (nonce too low): read it again (a read that started

@@ -85,13 +85,16 @@ local function same_payment(row, ctx)
 end
 
 -- An id given by the caller is claimed before anything else: a second send with the same id
--- (another task, a run after a crash) returns the first transaction instead of paying again;
--- one that paid nothing (failed, taken) is sent again.
+-- (another task, a run after a crash, another process on the same Redis) returns the first
+-- transaction instead of paying again; one that paid nothing (failed, taken) is sent again.
+-- A claim still before its signature (here, or by a live process on the shared journal) is
+-- waited for; one whose process died before signing is taken over (ferry.store.journal).
 function S.claim(ctx)
   local id = ctx.t.id
   if id == nil then return "skipped" end
   ctx.nonces:ready(ctx.signer, filler(ctx))   -- the address's lease; a journal left by a crash is resumed first
   local journal = ctx.journal
+  local said
   while true do
     local row = journal:claim(id, { chain = ctx.base.name, chain_id = ctx.base.chain_id, address = ctx.from,
                                     chain_key = ctx.nonces.chain_key, fields = payment(ctx) })
@@ -111,8 +114,12 @@ function S.claim(ctx)
       ctx.done = true
       return "duplicate"
     end
-    -- claimed by a send of this process still before its signature: wait for it to settle
-    ferry.sleep(0.05)
+    -- claimed by a send still before its signature: wait for it to settle
+    if row.busy and not said then
+      said = true
+      ferry.log.info("another process is sending this id; waiting for it", { id = id, owner = row.owner })
+    end
+    ferry.sleep(row.busy and 0.2 or 0.05)
   end
 end
 
