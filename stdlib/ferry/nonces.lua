@@ -279,6 +279,7 @@ function Nonces:ready(signer, fill)
           self:_sync(true)
           return self.floor
         end)
+        self.alloc.on_rejoin = function() self:_register_alone() end
         self:_recover(st, signer, fill)
         self:_free_the_dead()
         self.renewer = ferry.spawn(self._reclaimer, self, fill):daemon()
@@ -399,6 +400,31 @@ function Nonces:settle(n)
   self.out[n] = nil
   if self.alloc and not self.releasing then self:_tell("settle", n) end
   for q in pairs(self.settling) do q:put(n) end
+end
+
+--- confirm(n) -> false when n, reserved here, was taken back by the address's lease holder
+--- (it sent alone with it while Redis was out of reach, and this send's broadcast comes late:
+--- ferry.store.redis); the send must not broadcast its bytes, and forget(n) then reserve()
+--- again. True otherwise (and at once when nonces are not shared or the broadcast is not late).
+--- While Redis is unreachable it waits, as a reserve does.
+function Nonces:confirm(n)
+  if not (self.alloc and self.out[n] and self.alloc:late(n)) then return true end
+  local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
+  while true do
+    local ok, r = pcall(self.alloc.confirm, self.alloc, n)
+    if ok then return r end
+    if type(r) ~= "table" or r.code ~= "store_unavailable" or ferry.now() >= deadline then error(r, 0) end
+    ferry.sleep(0.25)
+  end
+end
+
+--- forget(n): n is not ours any more (confirm said so): no longer handed out here, nothing
+--- told to the store (n is another's there).
+function Nonces:forget(n)
+  if self.alloc then self.alloc:forget(n) end
+  self.releasing = true
+  self:settle(n)
+  self.releasing = nil
 end
 
 --- wait_below(n, timeout) -> true once no nonce below n is handed out and unsettled, false
@@ -571,6 +597,50 @@ function Nonces:_shared_funds()
   return self.shared_holds
 end
 
+-- Sending alone (ferry.store.redis): while Redis is out of reach the address's lease holder
+-- goes on, and its funds checks too. Its holds then stay here, and a check judges by the
+-- node's pending state: the balance after every transaction the node has (every other
+-- process is fenced at its reserve, and broadcast what it reserved before the fence within
+-- the allocator's drain), less this process's holds committed before and not in that state
+-- (no nonce yet, or one at or above the pending count), less what other processes held at
+-- this process's last check through Redis. A hold another process committed after that
+-- check is not counted: its send, fenced until the holder is back, may then meet a node that
+-- refuses it for funds (nothing paid; never paid twice). Once Redis is back, the holds made
+-- alone that still hold go to Redis before the fence comes down (_register_alone).
+local ALONE = setmetatable({ code = "funds_alone", message = "sending alone: funds judged by the node's pending state" },
+  { __tostring = function(e) return e.message end })
+
+function Nonces:_alone()
+  return self.alloc ~= nil and self.alloc:why_not_alone() == nil
+end
+
+function Nonces:_alone_funds(h)
+  local view = self.chain:view()
+  local count = view:nonce(self.addr, "pending")
+  local balance = view:balance(self.addr, "pending", { fresh = true })
+  -- and what other processes held at the last check that asked Redis (some of it may be in
+  -- the pending state already: counted twice, on the safe side)
+  local sum, n = self.others_held or U(0), 0
+  for o in pairs(self.holds) do
+    if o ~= h and o.seq < h.seq and (not o.nonce or o.nonce >= count) then sum, n = sum + o.amount, n + 1 end
+  end
+  return balance, sum, n
+end
+
+-- The holds made alone that still hold, committed on Redis (their order: after every hold
+-- there), so other processes' checks count them once the fence is down.
+function Nonces:_register_alone()
+  local shared = self:_shared_funds()
+  if not shared then return end
+  for h in pairs(self.holds) do
+    if h.alone and not h.rseq and not h.closed then
+      local epoch, _, seq = self:_fstep(function(seen) return shared:hold(seen, h.amount, store.owner, HOLD_LEASE) end)
+      h.shared, h.rseq, h.epoch = shared, seq, epoch
+      self:_fstep(function(seen) return shared:put(seen, h.rseq, h.amount, h.nonce, h.sent, store.owner, HOLD_LEASE) end)
+    end
+  end
+end
+
 -- fn() on Redis; while Redis is unreachable, wait (saying so once) up to order_wait.
 function Nonces:_funds_call(fn)
   local deadline = ferry.now() + (self.chain.cfg.order_wait or 30)
@@ -585,6 +655,9 @@ function Nonces:_funds_call(fn)
       return table.unpack(r, 2, r.n)
     end
     if type(a) ~= "table" or a.code ~= "store_unavailable" or ferry.now() >= deadline then error(a, 0) end
+    -- the lease holder sending alone judges by the node's pending state instead (_alone_funds)
+    if self:_alone() then error(ALONE, 0) end
+    if self.alloc then self.alloc:touch() end   -- a send waiting here keeps the lease
     if not self.funds_down then
       self.funds_down = true
       ferry.log.warn("the funds store (Redis) is unreachable: funds checks of this address wait for it, as what "
@@ -736,10 +809,19 @@ function Nonces:hold(amount)
   local h = setmetatable({ nonces = self, amount = amount, seq = self.seq, nonce = nil, sent = false }, Hold)
   local shared = self:_shared_funds()
   if shared then
-    h.shared = shared
-    local epoch, _, seq = self:_fstep(function(seen) return shared:hold(seen, amount, store.owner, HOLD_LEASE) end)
-    h.rseq, h.epoch = seq, epoch
-    self:_funds_watch()
+    if self.alloc then self.alloc:touch() end
+    local ok, epoch, _, seq = false, ALONE, nil, nil
+    if not self:_alone() then
+      ok, epoch, _, seq = pcall(self._fstep, self, function(seen) return shared:hold(seen, amount, store.owner, HOLD_LEASE) end)
+    end
+    if ok then
+      h.shared, h.rseq, h.epoch = shared, seq, epoch
+      self:_funds_watch()
+    elseif epoch == ALONE then
+      h.alone = true                           -- judged by _alone_funds, put on Redis later
+    else
+      error(epoch, 0)
+    end
   end
   self.holds[h] = true
   return h
@@ -753,12 +835,19 @@ local STALE_LOOKS = 10
 --- this one still hold, judged by reads made after the commit (a second look when a hold
 --- ahead may have been mined between the two reads).
 function Nonces:funds(h)
+  if h.alone then return self:_alone_funds(h) end
   local balance, ahead, n_ahead
   local looks, stale = 0, 0
   while looks < 2 do
     local count
     count, balance = self:snapshot(h)
-    ahead, n_ahead = self:ahead_of(h, count)
+    local ok
+    ok, ahead, n_ahead = pcall(self.ahead_of, self, h, count)
+    if not ok then
+      if ahead ~= ALONE then error(ahead, 0) end
+      self.counts[h] = nil
+      return self:_alone_funds(h)             -- committed on Redis, judged alone
+    end
     if ahead then
       looks = looks + 1
       if balance >= ahead + h.amount or n_ahead == 0 then break end
@@ -854,8 +943,12 @@ function Nonces:_shared_ahead(h, count)
         end
       end
       if not gone then
-        local sum = U(0)
-        for _, a in ipairs(amounts) do sum = sum + U(a) end
+        local sum, others = U(0), U(0)
+        for i, a in ipairs(amounts) do
+          sum = sum + U(a)
+          if owners[i] ~= store.owner then others = others + U(a) end
+        end
+        self.others_held = others               -- what a check alone cannot ask for (_alone_funds)
         return sum, #amounts
       end
     end

@@ -176,19 +176,31 @@ describe("four processes sending from one address, funds shared through Redis", 
 end)
 
 describe("a funds check while Redis is frozen", function()
-  it("waits and says why, never passes unchecked, and goes on once Redis answers", function()
+  -- one process on one Redis and anvil; `holder`: who holds the address's lease (this process
+  -- by its sends, or another that went silent). -> chain, signer, the address's allocator, close
+  local function setup(prefix)
     local evm = require "helpers.evm"
     local store = require "ferry.store"
     local anvil, chain, signer = evm.on_anvil()
     local server = peers.redis()
     local st = store.get()
-    store.share_nonces(st, server.url, "frozen:")
-    local _ <close> = setmetatable({}, { __close = function()
+    store.share_nonces(st, server.url, prefix)
+    local function close()
       st.redis_nonces, st.kind = nil, (st.kind:gsub("%+redis$", ""))
       server:stop(); anvil:stop()
-    end })
+    end
     -- connected, address ready (the nonce store's first contact logs its recovery window)
     ferry.log.capture(function() signer:send{ to = evm.fresh_address(1), value = 1 }:wait{ timeout = 10 } end)
+    return evm, chain, signer, server, chain:_nonces(signer.address).alloc, close
+  end
+
+  it("in a process that does not hold the address's lease: waits and says why, never passes unchecked", function()
+    local evm, chain, signer, server, alloc, close = setup("frozen:")
+    local _ <close> = setmetatable({}, { __close = close })
+    -- this process gives the lease back once idle (2 s); another takes it (and falls silent
+    -- with Redis): this one waits
+    ferry.sleep(2.5)
+    assert.is_true((alloc:lease("elsewhere:1:ab", 4)))
     local to = evm.fresh_address(2)
     server:freeze()
     local sending = ferry.spawn(function() return ferry.log.capture(signer.send, signer, { to = to, value = 2 }) end)
@@ -200,6 +212,20 @@ describe("a funds check while Redis is frozen", function()
     tx:wait{ timeout = 10 }
     assert.equal(eth.u256(2), chain:balance(to, "latest", { fresh = true }))
     assert.matches("funds store (Redis) is unreachable", logged, 1, true)
+  end)
+
+  it("in the lease holder: judged alone by the node's pending state, and paid while Redis is frozen", function()
+    local evm, chain, signer, server, _, close = setup("alone:")
+    local _ <close> = setmetatable({}, { __close = close })
+    local to = evm.fresh_address(3)
+    server:freeze()
+    local sending = ferry.spawn(function() return ferry.log.capture(signer.send, signer, { to = to, value = 3 }) end)
+    local ok, logged, tx = sending:wait()
+    assert.is_true(ok, tostring(logged))
+    tx:wait{ timeout = 10 }
+    assert.equal(eth.u256(3), chain:balance(to, "latest", { fresh = true }))
+    assert.matches("goes on sending from it alone", logged, 1, true)
+    server:thaw()
   end)
 end)
 

@@ -21,13 +21,13 @@ local function recipients(batch, each)
 end
 
 -- start PROCESSES batch_payouts children on one Redis and one anvil; -> children, batch names
-local function start_all(anvil, redis, each)
+local function start_all(anvil, redis, each, script)
   local kids, batches = {}, {}
   for k = 1, PROCESSES do
     batches[k] = ("shared-%d-%d"):format(k, math.random(1e9))
     if type(each) == "table" and k > 1 then ferry.sleep(0.5) end        -- the first one takes the lease
     local n = type(each) == "table" and each[k] or each or EACH
-    kids[k] = assert(proc.spawn{ "./ferry", "examples/batch_payouts.lua", tostring(n), "local", batches[k],
+    kids[k] = assert(proc.spawn{ "./ferry", script or "examples/batch_payouts.lua", tostring(n), "local", batches[k],
       env = { LOCAL_RPC_URL = anvil.url, REDIS_URL = redis.url, FERRY_DATA_DIR = child.tmpdir(), PAYER_KEY = evm.KEY0,
               FERRY_LOG = "info,text" },
       stdout = "pipe", stderr = "pipe" })
@@ -95,9 +95,11 @@ describe("four processes, one address, one Redis", function()
   end)
 
   it("Redis frozen for 4 s: the lease holder goes on alone, the others wait; none twice, none lost", function()
-    -- the first process takes the address's lease and has the most to send
-    local each = { 300, 40, 40, 40 }
-    local kids, batches = start_all(anvil, redis, each)
+    -- whichever process holds the address's lease has plenty left to send when Redis stops, and
+    -- after it is back; the payouts have no ids (one with an id waits for Redis: every process
+    -- must see its claim)
+    local each = 250
+    local kids, batches = start_all(anvil, redis, each, "tests/helpers/pay_plain.lua")
     -- sending is under way (a fresh address's first reserve waits out a 2 s window)
     local deadline = ferry.now() + 30
     while chain:nonce(evm.ADDR0, "latest") < 60 and ferry.now() < deadline do ferry.sleep(0.05) end
@@ -111,16 +113,21 @@ describe("four processes, one address, one Redis", function()
     redis:signal("CONT")
     local errs = wait_all(kids)
     paid_once(chain, batches, each)
-    local said = {}
+    local said, alone, registered, let_go = {}, 0, 0, 0
     for k, e in ipairs(errs) do
-      said[k] = (e:find("goes on sending from it alone", 1, true) and "alone" or "")
-        .. (e:find("nonce store (Redis) is unreachable", 1, true) and " waited" or "")
-        .. (e:find("what was sent alone is registered", 1, true) and " registered" or "")
+      local a, r = e:find("goes on sending from it alone", 1, true), e:find("what was sent alone is registered", 1, true)
+      local g = e:find("lease is let go", 1, true)
+      alone, registered, let_go = alone + (a and 1 or 0), registered + (r and 1 or 0), let_go + (g and 1 or 0)
+      said[k] = (a and "alone" or "") .. (e:find("(Redis) is unreachable", 1, true) and " waited" or "")
+        .. (r and " registered" or "") .. (g and " let-go" or "")
     end
     print(("\n    Redis frozen 4 s: %d payments mined in 1.8 s of it, by the holder alone; the processes said: %s")
       :format(after - before, table.concat(said, ",")))
-    assert.equal("alone waited registered", said[1])
-    for k = 2, PROCESSES do assert.is_nil(said[k]:find("alone", 1, true), "only the holder goes on alone") end
+    if alone ~= 1 then for k, e in ipairs(errs) do print("--- " .. k); print(e:sub(1, 3000)) end end
+    assert.equal(1, alone, "one process, the lease holder, goes on alone")
+    -- once Redis is back, the holder registers what it used alone; or it was done by then and
+    -- gone, and the others let its lease go and read the chain's count instead
+    assert.truthy(registered == 1 or let_go >= 1, "what the holder sent alone reaches the others")
     assert.truthy(after > before, "payments went on while Redis was frozen")
   end)
 

@@ -331,6 +331,18 @@ end
 --    the cap), never sent again at the same price, so one refusal does not fail the sends
 --    queued behind it.
 function S.broadcast(ctx)
+  -- a shared nonce whose broadcast comes late (Redis went out of reach since its reserve) is
+  -- checked first: the address's lease holder, sending alone meanwhile, may have used it.
+  -- These bytes have not left this process: the payment is signed again at another nonce.
+  while ctx.reserved and not ctx.nonces:confirm(ctx.nonce) do
+    ferry.log.warn("the nonce reserved for this send was used by the address's lease holder while Redis was out "
+      .. "of reach; signed again at another (the first bytes never left)", { id = ctx.id, nonce = ctx.nonce })
+    ctx.nonces:forget(ctx.nonce)
+    ctx.nonce = ctx.nonces:reserve()
+    ctx.nonces:assign(ctx.hold, ctx.nonce)
+    S.sign(ctx)
+    S.journal(ctx)
+  end
   ctx.broadcasting = true
   ctx.versions = { { raw = ctx.raw, hash = ctx.hash } }
   local deadline = ferry.now() + (ctx.base.cfg.order_wait or 30)

@@ -18,8 +18,11 @@
 --- too (ferry.store.redis_journal), so ids are claimed once by every process on that Redis
 --- and get / by_hash answer for any of them. The SQLite journal stays: it is this process's
 --- own durable record, and what a restart resumes. Each row's writes go to Redis in order,
---- from a queue no send waits on, except `save` (the signed bytes: on Redis before they
---- leave) and `claim`, which wait for Redis while it is unreachable and say why.
+--- from a queue no send waits on, except `claim` and the `save` of a claimed id (the signed
+--- bytes: on Redis before they leave), which wait for Redis while it is unreachable and say
+--- why. A row without a caller's id (its id is this process's own, no other process can
+--- claim it) waits for nothing on Redis: the lease holder goes on sending it alone while
+--- Redis is out of reach (ferry.store.redis, "Sending alone"), and Redis gets it later.
 local ferry = require "ferry"
 local json = require "ferry.core.json"
 local task = require "ferry.core.task"
@@ -37,8 +40,8 @@ Journal.UNPAID = { failed = true, taken = true }
 local function wall() return require("ferry.store").wall() end
 
 function Journal.new(store)
-  return setmetatable({ store = store, counts_ = {}, live = {}, pending_events = {}, chain_of = {}, mq = {}, known = {} },
-    Journal)
+  return setmetatable({ store = store, counts_ = {}, live = {}, pending_events = {}, chain_of = {}, mq = {}, known = {},
+                        claimed = {} }, Journal)
 end
 
 -- How long a claim by a live process of another host counts without news from its send (a
@@ -203,6 +206,7 @@ end
 --- journal:record(id, state, fields): queued behind every write before it; not waited for.
 function Journal:record(id, state, f)
   f = f or {}
+  if Journal.FINAL[state] then self.claimed[id] = nil end
   local events = take_events(self, id)
   self.store:post(upsert(self, id, state, f, events))
   self:_mirror(id, state, f)
@@ -217,8 +221,8 @@ end
 function Journal:save(id, state, f)
   f = f or {}
   local events = take_events(self, id)
-  local item = self:_mirror(id, state, f, true)
-  if item then
+  local item = self:_mirror(id, state, f, self.claimed[id])
+  if item and item.q then
     local r = item.q:get()
     if not r.ok then error(r.written, 0) end
     if not r.written then
@@ -300,6 +304,7 @@ function Journal:claim(id, f)
   end
   self.chain_of[id] = f.chain_key
   if outcome == "claimed" or outcome == "taken_over" then
+    self.claimed[id] = true
     if outcome == "taken_over" then
       ferry.log.info("took over an id whose process died before signing", { id = id, owner = got })
     end

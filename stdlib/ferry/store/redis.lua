@@ -228,6 +228,20 @@ else
 end
 return { epoch, 'OK', 1 }
 ]],
+  -- ARGV[4] n, [5] the caller's process, [6] the fence (ms). Is n still the caller's? Asked
+  -- before a broadcast that comes late (ferry.nonces:confirm): the lease holder, sending alone
+  -- meanwhile, may have taken it back (rejoin). Fenced as reserve is, so the holder's rejoin
+  -- comes first. -> OK | GONE | FENCED, ms left, holder | FLOOR, 0, holder
+  confirm = FENCE .. [[
+local who, expires, heard = holder()
+if who and who ~= ARGV[5] then
+  if expires > now and now - heard > tonumber(ARGV[6]) then return { epoch, 'FENCED', expires - now, who } end
+  if expires <= now then return { epoch, 'FLOOR', 0, who } end
+end
+local cur = owner_of(redis.call('HGET', res, ARGV[4]))
+if cur and process_of(cur) == ARGV[5] then return { epoch, 'OK' } end
+return { epoch, 'GONE' }
+]],
   -- Is Redis there? (Changes nothing; the epoch comes back as with every script.)
   probe = [[
 return { epoch, 'OK' }
@@ -523,7 +537,9 @@ function Alloc:_reserve_batch(batch)
         local w = batch[i]
         w.n = n
         -- one record per run of owner and lease (never changed, only replaced)
-        if not (h and h.owner == w.owner and h.lease == w.lease) then h = { owner = w.owner, lease = w.lease } end
+        if not (h and h.owner == w.owner and h.lease == w.lease) then
+          h = { owner = w.owner, lease = w.lease, granted = ferry.now(), gen = s.client.generation }
+        end
         held[n] = h
       end
       self.last_owner = batch[#batch].owner
@@ -737,6 +753,10 @@ function Alloc:_fenced(r, since)
   return since
 end
 
+--- a:touch(): a send of this address is under way here (a funds check, say): the lease is
+--- kept, as for a reserve, for `idle` seconds from now
+function Alloc:touch() self.last_use = ferry.now() end
+
 --- a:hold_lease(floor_reader): from now on this process holds the address's lease while it
 --- sends (see "Sending alone"); floor_reader() -> the chain's pending count, read fresh.
 function Alloc:hold_lease(floor_reader)
@@ -901,7 +921,10 @@ function Alloc:_rejoin()
     local late = self.alone_free
     self.alone_used, self.alone_next, self.alone_free = nil, nil, {}
     for n in pairs(late) do self:_run("release", n) end
-    if self.holding then pcall(self._beat, self) end    -- the fence comes down only now
+    -- what else was done alone goes to Redis too (the funds holds: ferry.nonces), and only
+    -- then does a renewal bring the fence down
+    if self.on_rejoin then self.on_rejoin() end
+    if self.holding then pcall(self._beat, self) end
   end)
   self.rejoining:detach()
   local done, ok, err = self.rejoining:wait()
@@ -909,6 +932,29 @@ function Alloc:_rejoin()
   if not done then error(ok, 0) end            -- cancelled
   if not ok then error(err, 0) end
 end
+
+--- a:late(n) -> true when n, reserved here through Redis, is broadcast late: `drain` after its
+--- reply, or across a reconnect to Redis (the lease holder may have used it alone since)
+function Alloc:late(n)
+  local h = self.held[n]
+  if not h or not h.granted then return false end
+  return ferry.now() - h.granted > self.store.times.drain or self.store.client.generation ~= h.gen
+end
+
+--- a:confirm(n) -> true while n is still this process's, false when it was taken back (its
+--- bytes must not leave: the payment gets another nonce). Waits out a fence, as reserve does.
+function Alloc:confirm(n)
+  local s, since = self.store, nil
+  while true do
+    local r = self:_run("confirm", n, s.process, ms(s.times.fence))
+    if r[2] == "OK" then return true end
+    if r[2] == "GONE" then return false end
+    since = self:_fenced(r, since)
+  end
+end
+
+--- a:forget(n): n is not this process's any more (taken back): dropped here, nothing told
+function Alloc:forget(n) forget(self, n) end
 
 --- a:conflicted(n) -> true when n was handed to another process during a recovery
 function Alloc:conflicted(n) return self.held[n] ~= nil and self.conflicts[n] == true end
