@@ -101,7 +101,9 @@ describe("ferry.eth on anvil", function()
     for _, r in ipairs(results) do seen[r.value] = true end
     for n = start, start + 99 do assert.is_true(seen[n], "nonce " .. n) end
     assert.equal(start + 100, chain:nonce(ADDR0))
-    -- the next funds check forgets the holds of all hundred: they are mined
+    -- the next funds check that reads the chain (a check within floor_every, 1 s, of the last
+    -- read judges by that one) forgets the holds of all hundred: they are mined
+    ferry.sleep(1.05)
     signer:send{ to = ADDR1, value = 1 }
     local holds = 0
     for _ in pairs(chain:_nonces(ADDR0).holds) do holds = holds + 1 end
@@ -322,6 +324,8 @@ describe("concurrent sends from one address", function()
     assert.same({}, n.free)                              -- no broadcast was refused
     assert.is_nil(n.filler)
     -- every hold is gone: the refused ones at once, the sent ones once a check saw them mined
+    -- (one that reads the chain: floor_every after the last read)
+    ferry.sleep(1.05)
     signer:send{ to = signer.address, value = 0, gas = 21000, max_fee = eth.gwei(2), max_priority_fee = eth.gwei(1) }
     local holds = 0
     for h in pairs(n.holds) do if h.nonce ~= 3 then holds = holds + 1 end end
