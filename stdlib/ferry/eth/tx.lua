@@ -2,6 +2,7 @@
 local ferry = require "ferry"
 local config = require "ferry.config"
 local delivery = require "ferry.eth.delivery"
+local receipts = require "ferry.eth.receipts"
 local A = require "ferry.eth.args"
 
 local raise = ferry.raise
@@ -49,10 +50,13 @@ end
 local WAIT_OPTIONS = { confirmations = true, timeout = true, poll = true, max_poll = true, rebroadcast = true,
                        stuck_after = true, max_bumps = true }
 
--- A receipt can only appear with a new block: after its first read, a waiting transaction reads
--- it again only once the chain's head (pool.heads) has moved past the one it last read at
+-- A receipt can only appear with a new block: after its first look, a waiting transaction looks
+-- again only once the chain's head (pool.heads) has moved past the one it last looked at
 -- (Pool:watch_heads keeps the head fresh while anyone waits; heads:wait wakes it), or every
--- RECHECK seconds should head reads fail.
+-- RECHECK seconds should head reads fail. It looks in the chain's receipt book
+-- (ferry.eth.receipts: one eth_getBlockReceipts per new block for every transaction waiting);
+-- it reads its own receipt only when the book cannot tell (no known start, a range too long),
+-- every RECHECK seconds whatever the book says, and when a rebroadcast says its nonce is used.
 local RECHECK = 15
 
 -- Errors that say a provider could not answer now, not that the transaction failed: a wait
@@ -75,6 +79,38 @@ function Tx:_receipt()
     if rc then self.hash = self.hashes[i]; return rc end
   end
   return nil
+end
+
+-- The first block that may hold this transaction: the one above the head the tracker knew
+-- when its first broadcast began (its step event's `at`; that block was mined before the
+-- bytes left). nil when unknown (resumed from the journal, no head known then).
+function Tx:_from_block()
+  if self.from_block then return self.from_block end
+  for _, ev in ipairs(self.events or {}) do
+    if ev.step == "broadcast" then
+      local n = ev.at and self.chain.pool.heads:number_at(ev.at)
+      self.from_block = n and n + 1
+      break
+    end
+  end
+  return self.from_block
+end
+
+-- The receipt, from the book when it can tell, else read directly. -> receipt | nil, err
+function Tx:_look(direct)
+  if not direct and self:_from_block() then
+    local rc, err = receipts.book(self.chain):receipt(self)
+    if rc then return rc end
+    if rc == false then return nil end
+    if err then ferry.log.debug("receipt book", { hash = self.hash, err = tostring(err) }) end
+  end
+  local head = self.chain.pool.heads.number
+  local rc, err = self:_receipt()
+  -- not mined as of head (known before the read): the book can take it from the next block (a
+  -- provider a little behind that missed it: the next rebroadcast says its nonce is used, and
+  -- that reads it directly again)
+  if not rc and not err and head and not self.from_block then self.from_block = head + 1 end
+  return rc, err
 end
 
 -- Proven absent: no version of it is known to the node, and its nonce is mined. -> bool
@@ -101,8 +137,10 @@ function Tx:_nudge(w)
     ferry.log.debug("rebroadcast", { hash = self.hash, nonce = self.nonce, result = err and err.code or "sent" })
     self.rebroadcasts = (self.rebroadcasts or 0) + 1
     w.next_send = now + w.every
-    -- its nonce is used: by one of its versions (a receipt will say so), or by another
-    -- transaction, and then none of its receipts will ever come
+    -- its nonce is used: by one of its versions (a receipt will say so: read it directly next,
+    -- whatever the book says), or by another transaction, and then none of its receipts will
+    -- ever come
+    if err and err.code == "nonce_too_low" then w.direct = true end
     if err and err.code == "nonce_too_low" and self:_taken() then
       self:_journal("taken", { error = "its nonce was used by another transaction" })
       raise("nonce_too_low", ("transaction %s will not be mined: nonce %d of %s was used by another transaction")
@@ -207,15 +245,21 @@ function Tx:wait(opts)
               max_bumps = opts.max_bumps or 3, last_move = self.sent_at or ferry.now() }
   w.next_send = ferry.now() + w.every
   local _ <close> = chain.pool:watch_heads()
+  local _ <close> = setmetatable({}, { __close = function()
+    if chain.pool.receipts then chain.pool.receipts:done(self) end
+  end })
   local heads = chain.pool.heads
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
+  local read_at = ferry.now()                    -- when we last read it directly
   local rc, last_err
   while true do
     local head = heads.number
     if not rc or conf > 1 then
-      if asked_at == nil or (head and head ~= asked_head) or ferry.now() - asked_at >= RECHECK then
+      if asked_at == nil or (head and head ~= asked_head) or ferry.now() - asked_at >= RECHECK or w.direct then
+        local direct = w.direct or ferry.now() - read_at >= RECHECK
+        if direct then read_at, w.direct = ferry.now(), nil end
         local err
-        rc, err = self:_receipt()
+        rc, err = self:_look(direct)
         if err then last_err = err else asked_at, asked_head = ferry.now(), head end
       end
     end
