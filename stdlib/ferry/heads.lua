@@ -92,10 +92,17 @@ function Heads:on_head(n, hash, parent, fetch)
   local below = self.hashes[n - 1]
   local outcome
   if (known and known ~= hash) or (below and parent and below ~= parent) then
-    local fork = n - 1
-    while fork >= 0 and self.hashes[fork] do
-      local b = fetch and fetch(fork)
-      if type(b) ~= "table" or b.hash == self.hashes[fork] then break end
+    -- down to the first height whose known hash the source still has. Heights whose hash
+    -- was never known (a poller misses blocks) are passed over, counted as replaced: a fork
+    -- point too low costs re-reads, one too high would leave replaced blocks trusted.
+    local fork, lowest = n - 1, n
+    for k in pairs(self.hashes) do if k < lowest then lowest = k end end
+    while fork >= lowest do
+      local known_f = self.hashes[fork]
+      if known_f then
+        local b = fetch and fetch(fork)
+        if type(b) ~= "table" or b.hash == known_f then break end
+      end
       fork = fork - 1
     end
     local top = self.number or n

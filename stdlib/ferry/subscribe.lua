@@ -257,6 +257,7 @@ function Feed:_remove(sub)
   for i, s in ipairs(self.subs[sub.kind]) do
     if s == sub then table.remove(self.subs[sub.kind], i) break end
   end
+  if self.client and not self:_subscribed() then self.client:keep_alive(false) end
 end
 
 local function provider_stats(self, name)
@@ -287,7 +288,8 @@ function Feed:_connect_loop()
     ps.ws_state = "connecting"
     local done = task.queue()
     local client, err = ws.connect(p.url, { name = p.name, timeout = 5, ping_interval = self.ping_interval,
-      pong_timeout = self.pong_timeout, on_close = function(e) done:put(e or true) end })
+      pong_timeout = self.pong_timeout, on_close = function(e) done:put(e or true) end,
+      background = not self:_subscribed() })
     local ok = client ~= nil
     if client then
       local id
@@ -301,6 +303,7 @@ function Feed:_connect_loop()
     end
     if ok then
       failures = 0
+      client:keep_alive(self:_subscribed())           -- a reader came while it connected
       self.st.connects = self.st.connects + 1
       ps.connects = ps.connects + 1
       if self.st.connects > 1 then self.st.reconnects = self.st.reconnects + 1; ps.reconnects = ps.reconnects + 1 end
@@ -338,17 +341,31 @@ function Feed:_pending(hash)
   for _, s in ipairs(self.subs.pending) do s:_push({ hash = hash }) end
 end
 
--- The processor: the one task that delivers, so delivery is in order.
+-- Does anyone read heads or logs (and so need every block, in order, across drops)?
+function Feed:_readers() return #self.subs.heads + #self.subs.logs > 0 end
+-- Does anyone read anything? A feed nobody reads does not keep the script alive.
+function Feed:_subscribed() return self:_readers() or #self.subs.pending > 0 end
+
+-- The processor: the one task that delivers, so delivery is in order. A feed nobody reads
+-- (started by eth.chain for a provider with `ws`) only feeds pool.heads: while its socket is
+-- down the pool's tracker polls (the feed does not poll too), and on a reconnect it starts
+-- again from the latest block instead of backfilling what nobody asked for.
 function Feed:_process()
   while true do
-    local ev = self.inbox:get(not self:live() and self.poll or nil)
+    local poll = not self:live() and (self:_readers() or not self.pool.tracker) and self.poll > 0
+    local ev = self.inbox:get(poll and self.poll or nil)
     local ok, err = pcall(function()
       if not ev then                                    -- no socket: poll
+        if not poll then return end
         self.st.polls = self.st.polls + 1
         self:_latest()
       elseif ev.kind == "head" then
+        if not self:_readers() and self.last and self.hashes[num(ev.block.number) - 1] ~= ev.block.parentHash then
+          self.last = nil                               -- a gap nobody reads: start here
+        end
         self:advance(ev.block)
       elseif ev.kind == "connected" then
+        if not self:_readers() then self.last = nil end
         self:_latest()
       end
     end)
@@ -448,14 +465,18 @@ function Feed:_deliver(b, reorg, polled, backfilled)
     end
     ferry.log.warn("reorg", { chain = self.name, fork_point = reorg.fork, depth = reorg.depth, new_head = n })
   end
-  -- pool.heads: the cache and tx:wait's waiters (it finds the same reorg itself)
-  self.pool.heads:on_head(n, b.hash, b.parentHash, function(k)
+  -- pool.heads: the cache, the receipt book and tx:wait's waiters (it finds the same reorg
+  -- itself, or one the feed could not see: a gap nobody read)
+  local outcome = self.pool.heads:on_head(n, b.hash, b.parentHash, function(k)
     return self.pool:call("eth_getBlockByNumber", json.array({ hex(k), false }), { fresh = true })
   end)
-  if reorg then
+  if reorg or outcome == "reorg" then
     -- the transactions this process saw mined in replaced blocks (ferry.eth.tx)
     local Tx = package.loaded["ferry.eth.tx"]
-    if Tx and Tx.reverify then reorg.transactions = Tx.reverify(self.pool, reorg) end
+    local r = reorg or self.pool.heads.last_reorg
+    if Tx and Tx.reverify then r.transactions = Tx.reverify(self.pool, r) end
+  end
+  if reorg then
     for _, fn in ipairs(self.listeners) do
       local ok, err = pcall(fn, reorg)
       if not ok then ferry.log.error("reorg listener failed", { chain = self.name, err = tostring(err) }) end
@@ -527,6 +548,8 @@ function M.subscribe(chain, kind, filter, opts)
   local feed = M.feed(chain, opts)
   local sub = new_sub(feed, kind, kind == "logs" and prepare_filter(filter) or filter, opts)
   feed.subs[kind][#feed.subs[kind] + 1] = sub
+  if not feed:live() then feed.inbox:put({ kind = "wake" }) end  -- a feed nobody read polls from now
+  if feed.client then feed.client:keep_alive(true) end          -- and keeps the script alive
   -- a socket up without newPendingTransactions: subscribe on it now
   if kind == "pending" and feed.client and not feed.with_pending then
     feed.with_pending = true

@@ -192,6 +192,8 @@ function Tx:_remember()
 end
 
 function Tx:_reverify(reorg)
+  self._reverifying = true
+  local _ <close> = setmetatable({}, { __close = function() self._reverifying = nil end })
   local st = Tx.reorg_stats
   st.reverified = st.reverified + 1
   local old = self.receipt
@@ -205,6 +207,7 @@ function Tx:_reverify(reorg)
   if err then return end                                   -- cannot tell now: left as it is
   self.receipt = nil
   self.reorged = (self.reorged or 0) + 1
+  self.from_block = reorg.fork + 1                          -- blocks up to the fork point stand
   local _, serr = self.chain:call("eth_sendRawTransaction", { self.raw })
   st.rebroadcast = st.rebroadcast + 1
   ferry.log.warn("reorg dropped a transaction: sent again", { hash = self.hash, nonce = self.nonce,
@@ -221,7 +224,7 @@ function Tx.reverify(pool, reorg)
   local n = 0
   for tx in pairs(mined[pool] or {}) do
     local rc = tx.receipt
-    if rc and A.qty(rc.blockNumber) > reorg.fork then
+    if rc and A.qty(rc.blockNumber) > reorg.fork and not tx._reverifying then
       n = n + 1
       ferry.spawn(tx._reverify, tx, reorg):daemon()
     end
