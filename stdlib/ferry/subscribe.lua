@@ -227,6 +227,8 @@ function M.feed(chain, opts)
     at = 0,                        -- the provider in use (index into providers)
     subs = { heads = {}, logs = {}, pending = {} },
     inbox = task.queue(),
+    swept = task.queue(),          -- a token per head delivered (Feed:_sweep)
+    queued = 0,                    -- events posted to the inbox and not yet handled
     last = nil,                    -- the last block delivered {number, hash, parent}
     hashes = {},                   -- number -> hash of delivered blocks (the last KEEP)
     logs_at = {},                  -- block hash -> {sub -> {logs delivered}}
@@ -241,6 +243,7 @@ function M.feed(chain, opts)
   pool.feed = self
   ferry.register_stats("feed:" .. chain.name, function() return self:stats() end)
   self.processor = ferry.spawn(self._process, self):daemon()
+  self.sweeper = ferry.spawn(self._sweep, self):daemon()
   if #self.providers > 0 then self.connector = ferry.spawn(self._connect_loop, self):daemon() end
   return self
 end
@@ -293,7 +296,7 @@ function Feed:_connect_loop()
     local ok = client ~= nil
     if client then
       local id
-      id, err = client:subscribe({ "newHeads" }, function(h) self.inbox:put({ kind = "head", block = h }) end)
+      id, err = client:subscribe({ "newHeads" }, function(h) self:_head_frame(h) end)
       if id and #self.subs.pending > 0 then
         id, err = client:subscribe({ "newPendingTransactions" }, function(hash) self:_pending(hash) end)
         self.pending_id = id
@@ -311,14 +314,14 @@ function Feed:_connect_loop()
       self.current = p.name
       self.st.ws_state, ps.ws_state = "up", "up"
       -- what happened while no socket was up is fetched now, before anything new
-      self.inbox:put({ kind = "connected" })
+      self:_post({ kind = "connected" })
       local why = done:get()
       self.client, self.subscribed = nil, false
       self.st.ws_state, ps.ws_state = "down", "down"
       ps.drops = ps.drops + 1
       if ferry.is_error(why) and why.code == "bad_response" then self.st.protocol_errors = self.st.protocol_errors + 1 end
       ferry.log.info("ws feed down", { chain = self.name, provider = p.name, err = tostring(why) })
-      self.inbox:put({ kind = "down" })
+      self:_post({ kind = "down" })
       if self.reconnect_now then self.reconnect_now = false else failures = 1 end
     else
       ps.ws_state = "down"
@@ -346,6 +349,43 @@ function Feed:_readers() return #self.subs.heads + #self.subs.logs > 0 end
 -- Does anyone read anything? A feed nobody reads does not keep the script alive.
 function Feed:_subscribed() return self:_readers() or #self.subs.pending > 0 end
 
+-- The garbage collector's work, paid right after each head is delivered: this task is
+-- readied after the subscribers the head woke, so it runs once they have the head, and the
+-- collector's debt is not left for an allocation in the middle of the next frame's path
+-- (measured: head latency p99 0.86 ms with the collector stepping wherever it falls, 0.16-0.18
+-- ms with this; docs/ws.md).
+function Feed:_sweep()
+  while true do
+    self.swept:get()
+    collectgarbage("step", 0)
+  end
+end
+
+-- an event for the processor; `queued` counts those not yet handled
+function Feed:_post(ev)
+  self.queued = self.queued + 1
+  self.inbox:put(ev)
+end
+
+-- A head from the socket. The common case is delivered at once, from the socket's reader
+-- task: the block on top of the last one delivered, nothing queued or in hand before it, no
+-- logs to read, and pool.heads agreeing (no reorg to walk): nothing in that path waits, so
+-- the order holds, and the subscriber wakes one task hop after the frame instead of two.
+-- Anything else goes to the processor.
+function Feed:_head_frame(h)
+  local last, n = self.last, num(h.number)
+  if self.queued == 0 and last and #self.subs.logs == 0 and type(h) == "table" and n == last.number + 1
+     and h.parentHash == last.hash then
+    local hashes = self.pool.heads.hashes
+    if hashes[n] == nil and (hashes[n - 1] == nil or hashes[n - 1] == h.parentHash) then
+      local ok, err = pcall(self._deliver, self, h)
+      if not ok then ferry.log.warn("ws feed", { chain = self.name, err = tostring(err) }) end
+      return
+    end
+  end
+  self:_post({ kind = "head", block = h })
+end
+
 -- The processor: the one task that delivers, so delivery is in order. A feed nobody reads
 -- (started by eth.chain for a provider with `ws`) only feeds pool.heads: while its socket is
 -- down the pool's tracker polls (the feed does not poll too), and on a reconnect it starts
@@ -369,6 +409,7 @@ function Feed:_process()
         self:_latest()
       end
     end)
+    if ev then self.queued = self.queued - 1 end
     if not ok then ferry.log.warn("ws feed", { chain = self.name, err = tostring(err) }) end
   end
 end
@@ -491,6 +532,7 @@ function Feed:_deliver(b, reorg, polled, backfilled)
     s:_push(copy)
   end
   if logs then self:_push_logs(b, logs, backfilled) end
+  if #self.swept == 0 then self.swept:put(true) end
 end
 
 -- {sub -> logs of block b it wants}, sorted by logIndex. A block the node no longer knows
@@ -548,7 +590,7 @@ function M.subscribe(chain, kind, filter, opts)
   local feed = M.feed(chain, opts)
   local sub = new_sub(feed, kind, kind == "logs" and prepare_filter(filter) or filter, opts)
   feed.subs[kind][#feed.subs[kind] + 1] = sub
-  if not feed:live() then feed.inbox:put({ kind = "wake" }) end  -- a feed nobody read polls from now
+  if not feed:live() then feed:_post({ kind = "wake" }) end  -- a feed nobody read polls from now
   if feed.client then feed.client:keep_alive(true) end          -- and keeps the script alive
   -- a socket up without newPendingTransactions: subscribe on it now
   if kind == "pending" and feed.client and not feed.with_pending then
@@ -583,6 +625,7 @@ function Feed:close()
   if self.connector then self.connector:cancel("feed closed") end
   if self.client then self.client:close() end
   if self.processor then self.processor:cancel("feed closed") end
+  if self.sweeper then self.sweeper:cancel("feed closed") end
   if self.pool.feed == self then
     self.pool.feed = nil
     ferry.register_stats("feed:" .. self.name, nil)
