@@ -282,6 +282,20 @@ function Feed:_count(what, n)
   end
 end
 
+-- the deepest reorg seen, overall and for the provider whose socket is up
+function Feed:_deepest(depth)
+  self.st.deepest_reorg = math.max(self.st.deepest_reorg, depth)
+  if self.current then
+    local ps = provider_stats(self, self.current)
+    ps.deepest_reorg = math.max(ps.deepest_reorg, depth)
+  end
+end
+
+function Feed:_count_reorg(depth)
+  self:_count("reorgs")
+  self:_deepest(depth)
+end
+
 -- The connector: one socket at a time, to the next provider after each failure.
 function Feed:_connect_loop()
   local failures = 0
@@ -499,11 +513,7 @@ function Feed:_deliver(b, reorg, polled, backfilled)
   self.last = { number = n, hash = b.hash, parent = b.parentHash }
   self.st.heads = self.st.heads + 1
   if reorg then
-    self.st.deepest_reorg = math.max(self.st.deepest_reorg, reorg.depth)
-    if self.current then
-      local ps = provider_stats(self, self.current)
-      ps.deepest_reorg = math.max(ps.deepest_reorg, reorg.depth)
-    end
+    self:_deepest(reorg.depth)
     ferry.log.warn("reorg", { chain = self.name, fork_point = reorg.fork, depth = reorg.depth, new_head = n })
   end
   -- pool.heads: the cache, the receipt book and tx:wait's waiters (it finds the same reorg
@@ -515,6 +525,7 @@ function Feed:_deliver(b, reorg, polled, backfilled)
     -- the transactions this process saw mined in replaced blocks (ferry.eth.tx)
     local Tx = package.loaded["ferry.eth.tx"]
     local r = reorg or self.pool.heads.last_reorg
+    if not reorg then self:_count_reorg(r.depth) end      -- one only pool.heads could see
     if Tx and Tx.reverify then r.transactions = Tx.reverify(self.pool, r) end
   end
   if reorg then
