@@ -117,6 +117,27 @@ describe("receipts by block", function()
     chain:close(); proxy:stop(); node:stop()
   end)
 
+  it("a provider that does not have the head's block yet: the book asks again, no transaction reads its own", function()
+    local node, proxy, chain = node_and_chain(true)
+    local to = recipients("behind")
+    -- the first three block reads answer null, as a node a block behind does
+    proxy:fault{ mode = "reply", methods = { "eth_getBlockReceipts" }, result = ferry.json.null, count = 3 }
+    proxy:reset_stats()
+    local miner = ferry.spawn(function()
+      ferry.sleep(0.3)
+      node.rpc:call("evm_mine", {})                     -- one block: no new head comes after it
+    end)
+    local rcs, txs = pay_all(chain, to, { timeout = 10 })
+    miner:wait()
+    local m = proxy:stats().methods
+    for i, rc in ipairs(rcs) do assert.are.equal(txs[i].hash, rc.transactionHash) end
+    print(("\n  %d transfers, one block, its receipts refused 3 times: eth_getBlockReceipts %d, eth_getTransactionReceipt %d")
+      :format(N, m.eth_getBlockReceipts or 0, m.eth_getTransactionReceipt or 0))
+    assert.are.equal(0, m.eth_getTransactionReceipt or 0)
+    assert.are.equal(4, m.eth_getBlockReceipts)
+    chain:close(); proxy:stop(); node:stop()
+  end)
+
   it("a mined transaction the book cannot see is found through its rebroadcast, never bumped", function()
     local node, proxy, chain = node_and_chain(true)
     local signer = chain:signer(evm.KEY0)

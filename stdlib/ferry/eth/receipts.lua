@@ -127,7 +127,7 @@ function Book:_scan(n)
     end
     return nil, err
   end
-  if rcs == nil then return nil, ferry.error("rpc_error", ("block %d not known to the provider yet"):format(n)) end
+  if rcs == nil then return nil, ferry.error("not_yet", ("block %d not known to the provider yet"):format(n)) end
   if type(rcs) ~= "table" then return nil, ferry.error("bad_response", "eth_getBlockReceipts: not an array") end
   if gen ~= self.generation then return nil, ferry.error("rpc_error", "a reorg came while the block was read") end
   local hash = canonical
@@ -202,7 +202,8 @@ function Book:done(tx)
 end
 
 --- receipt(tx) -> the receipt of one of tx's versions | false: none is mined up to the head |
---- nil, err: the book cannot tell (the caller reads the receipt directly)
+--- nil, err: the book cannot tell (the caller reads the receipt directly; with err.code
+--- "not_yet", a provider that does not have the head's block yet, it asks the book again soon)
 ---@param tx table a Tx (hashes, from_block)
 ---@return table|false|nil
 ---@return table|nil err

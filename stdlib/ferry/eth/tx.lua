@@ -102,6 +102,9 @@ function Tx:_look(direct)
     local rc, err = receipts.book(self.chain):receipt(self)
     if rc then return rc end
     if rc == false then return nil end
+    -- a provider a block behind the head: the book is asked again at the next poll (one scan
+    -- for every waiting transaction), not each transaction's own receipt
+    if err and err.code == "not_yet" then return nil, err end
     if err then ferry.log.debug("receipt book", { hash = self.hash, err = tostring(err) }) end
   end
   local head = self.chain.pool.heads.number
