@@ -255,6 +255,9 @@ function Tx:wait(opts)
     if chain.pool.receipts then chain.pool.receipts:done(self) end
   end })
   local heads = chain.pool.heads
+  -- no head known yet (the tracker just started): the first one, so the first read of the
+  -- receipt has a head to place it, and the book takes it from there
+  if not heads.number then heads:wait(nil, math.min(1, opts.timeout or 120)) end
   local asked_at, asked_head = nil, nil          -- when we last asked for a receipt, at which head
   local read_at = ferry.now()                    -- when we last read it directly
   local rc, last_err
