@@ -547,35 +547,57 @@ if wanted("ws") then
     end
     return lat
   end
-  local lat = latencies(N, woke)
-  local p50, p99 = percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
   -- the floor under any subscriber: a bare socket (ferry.core.ws) subscribed to newHeads whose
   -- reader only notes the time a frame arrived: no JSON, no feed, no second task (and pays the
   -- collector's debt after noting it, as the feed does after delivering)
-  local core_ws = require "ferry.core.ws"
-  local bare, at = core_ws.open(anvil.ws, {}), {}
-  assert(bare:wait_open())
-  bare:send('{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}')
-  assert(bare:recv(5))
-  local bare_top = tonumber(http:call("eth_blockNumber", {}))
-  local bare_reader = ferry.spawn(function()
-    local k = 0
-    while bare:recv() do
-      k = k + 1
-      at[bare_top + k] = ferry.now()
-      collectgarbage("step", 0)
+  local function measure_floor()
+    local core_ws = require "ferry.core.ws"
+    local bare, at = core_ws.open(anvil.ws, {}), {}
+    assert(bare:wait_open())
+    bare:send('{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newHeads"]}')
+    local reply = assert(bare:recv(5))
+    local sub_id = ferry.json.decode(reply).result
+    local bare_top = tonumber(http:call("eth_blockNumber", {}))
+    local bare_reader = ferry.spawn(function()
+      local k = 0
+      while bare:recv() do
+        k = k + 1
+        at[bare_top + k] = ferry.now()
+        collectgarbage("step", 0)
+      end
+    end):daemon()
+    local floor = latencies(N, at)
+    local floor2 = latencies(N, at)
+    if percentile(floor2, 0.99) < percentile(floor, 0.99) then floor = floor2 end
+    bare_reader:cancel()
+    -- unsubscribed before the close: a subscription left on a dead socket slows anvil's
+    -- notifications to everyone after it (the burst fell from 424/s to 60/s)
+    bare:send(ferry.json.encode({ jsonrpc = "2.0", id = 2, method = "eth_unsubscribe", params = { sub_id } }))
+    bare:recv(2)
+    bare:close()
+    return floor
+  end
+  -- each side gets two turns of N blocks, taking turns, and keeps its best p50 and p99 (as
+  -- `turns` does for rates): one burst of noise from the host costs a turn, not the row
+  local p50, p99, e, per_s, floor = math.huge, math.huge, nil, nil, nil
+  for _ = 1, 2 do
+    local lat = latencies(N, woke)
+    p50, p99 = math.min(p50, percentile(lat, 0.5) * 1000), math.min(p99, percentile(lat, 0.99) * 1000)
+    if not per_s then
+      -- throughput: a burst of M blocks, decoded and delivered to the subscriber (before
+      -- anything else has run on this anvil, as the ethers script does its own)
+      local start = tonumber(http:call("eth_blockNumber", {}))
+      local t0 = ferry.now()
+      assert(http:call("anvil_mine", { ("0x%x"):format(M) }) ~= false)
+      while not woke[start + M] do ferry.sleep(0.001) end
+      per_s = M / (ferry.now() - t0)
+      floor = measure_floor()
     end
-  end):daemon()
-  local floor = latencies(N, at)
-  bare_reader:cancel()
-  bare:close()
-  -- throughput: a burst of M blocks, decoded and delivered to the subscriber
-  local start = tonumber(http:call("eth_blockNumber", {}))
-  local t0 = ferry.now()
-  assert(http:call("anvil_mine", { ("0x%x"):format(M) }) ~= false)
-  while not woke[start + M] do ferry.sleep(0.001) end
-  local per_s = M / (ferry.now() - t0)
-  local e = node("ethers_ws_heads.js", anvil.url, anvil.ws, tostring(N), tostring(M))
+    local v = node("ethers_ws_heads.js", anvil.url, anvil.ws, tostring(N), tostring(M))
+    if not e then e = v else
+      e.p50_ms, e.p99_ms, e.per_s = math.min(e.p50_ms, v.p50_ms), math.min(e.p99_ms, v.p99_ms), math.max(e.per_s, v.per_s)
+    end
+  end
   local r = e.p99_ms / math.max(p99, 1e-3)
   row(("head latency p50 (%d blocks)"):format(N), ("%.3f ms"):format(p50), ("ethers %.3f ms"):format(e.p50_ms),
     ("%.1fx"):format(e.p50_ms / math.max(p50, 1e-3)), "", nil)
@@ -584,7 +606,9 @@ if wanted("ws") then
   row(("heads delivered/s (burst of %d)"):format(M), fmt(per_s) .. "/s", "ethers " .. fmt(e.per_s) .. "/s",
     ("%.1fx"):format(per_s / e.per_s), "", nil)
   local f50, f99 = percentile(floor, 0.5) * 1000, percentile(floor, 0.99) * 1000
-  row("  ... floor: bare socket read, p50/p99", ("%.3f/%.3f ms"):format(f50, f99), ("ethers p99/5 %.3f"):format(e.p99_ms / 5),
+  -- its p50 is the floor under ours; its p99 is this host's noise (it ran 0.2-0.9 ms, above
+  -- ours at times): the level at which 5x ethers' p99 is decided here
+  row("  ... bare socket read (no JSON, no feed)", ("%.3f/%.3f ms"):format(f50, f99), ("ethers p99/5 %.3f"):format(e.p99_ms / 5),
     ("%.1fx"):format(e.p99_ms / math.max(f99, 1e-3)), "", nil)
   reader:cancel()
   feed:close()
