@@ -84,6 +84,15 @@ function Heads:saw_number(n)
   if n and (not self.number or n > self.number) then self:_new_head(n) end
 end
 
+--- saw_hash(n, hash): block n had this hash when something (a receipt) was read from it. Kept
+--- when the height has none yet, so a poller that never fetched block n still notices when
+--- it is replaced (a receipt's block is the block tx:wait returned).
+function Heads:saw_hash(n, hash)
+  if type(hash) ~= "string" or self.hashes[n] then return end
+  if self.number and n <= self.number - self.depth then return end
+  self.hashes[n] = hash
+end
+
 --- on_head(number, hash, parent_hash, fetch) -> "same" | "new" | "reorg"
 --- fetch(n) -> the canonical block {hash =} at height n, or nil (only needed on a reorg).
 function Heads:on_head(n, hash, parent, fetch)

@@ -157,7 +157,9 @@ function Tx:_confirmed(rc, conf)
   local bn = A.qty(rc.blockNumber)
   -- the chain is at least at the receipt's block: head-bound answers cached before it (a
   -- balance, a nonce of "latest") are dropped, so reads after the wait see the transaction
-  self.chain.pool.heads:saw_number(bn)
+  local heads = self.chain.pool.heads
+  heads:saw_number(bn)
+  heads:saw_hash(bn, rc.blockHash)          -- so a poller notices if that block is replaced
   local top, err = bn, nil
   if conf > 1 then top, err = transient(self.chain.block_number, self.chain) end
   if not (top and top - bn + 1 >= conf) then return nil, err end
@@ -265,7 +267,10 @@ function Tx:wait(opts)
     local head = heads.number
     if not rc or conf > 1 then
       if asked_at == nil or (head and head ~= asked_head) or ferry.now() - asked_at >= RECHECK or w.direct then
-        local direct = w.direct or ferry.now() - read_at >= RECHECK
+        -- the first look is a read of its own unless a live feed keeps the head current: a
+        -- polled head may be a whole poll interval behind a node that mines at once
+        local first = asked_at == nil and not (chain.pool.feed and chain.pool.feed:live())
+        local direct = w.direct or first or ferry.now() - read_at >= RECHECK
         if direct then read_at, w.direct = ferry.now(), nil end
         local err
         rc, err = self:_look(direct)
