@@ -166,6 +166,26 @@ describe("reorgs through the live feed", function()
       function() return { feed = feed:stats(), last = feed.last } end)
   end)
 
+  it("a payment its caller let go of is still re-verified and mined again", function()
+    local _ <close> = chain:subscribe("heads")
+    local feed = chain.pool.feed
+    until_true("the feed up", function() return feed:live() and feed.last end)
+    node.rpc:call("anvil_mine", { "0x6" })
+    local to = evm.fresh_address(900)
+    signer:send{ to = to, value = 4321 }:wait{ timeout = 20 }   -- the Tx is garbage from here
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local head = tonumber(node.rpc:call("eth_blockNumber", {}))
+    until_true("the feed at the head", function() return feed.last.number >= head end)
+    local st0 = { rebroadcast = Tx.reorg_stats.rebroadcast, remined = Tx.reorg_stats.remined }
+    ferry.log.capture(function()
+      reorg(node, 1)                                         -- drops it
+      until_true("mined again", function() return Tx.reorg_stats.remined > st0.remined end)
+    end)
+    assert.equal(1, Tx.reorg_stats.rebroadcast - st0.rebroadcast)
+    assert.equal(4321, tonumber(node.rpc:call("eth_getBalance", { to, "latest" })))
+  end)
+
   it("tx:wait{confirmations = 3} never returns a receipt from a replaced block", function()
     local _ <close> = chain:subscribe("heads")
     local feed = chain.pool.feed

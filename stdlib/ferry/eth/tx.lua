@@ -177,12 +177,17 @@ function Tx:_confirmed(rc, conf)
   return rc
 end
 
--- Reorgs. The live feed (ferry.subscribe) calls Tx.reverify(pool, reorg) on each: every
--- transaction this process saw mined in a replaced block is read again. Found in the new
--- chain: its receipt (block, confirmations) is updated. Not found: its signed bytes are sent
--- again, the same bytes (the money rule: never a new signature at another nonce), and it is
--- waited for until mined again. Transactions are remembered per pool, weakly.
-local mined = setmetatable({}, { __mode = "k" })          -- pool -> {tx -> true}
+-- Reorgs. The live feed (ferry.subscribe) and the polling tracker (pool/tracker.lua) call
+-- Tx.reverify(pool, reorg) on each: every transaction this process saw mined in a replaced
+-- block is read again. Found in the new chain: its receipt (block, confirmations) is updated.
+-- Not found: its signed bytes are sent again, the same bytes (the money rule: never a new
+-- signature at another nonce), and it is waited for until mined again.
+-- A transaction is held (strongly: its caller may have dropped it, the payment still
+-- matters) while its block is within REMEMBER blocks of the head, as deep as pool.heads can
+-- see a reorg; the pools themselves weakly.
+local mined = setmetatable({}, { __mode = "k" })          -- pool -> {tx -> its block number}
+local pruned = setmetatable({}, { __mode = "k" })         -- pool -> the head it was last pruned at
+local REMEMBER = 64
 Tx.reorg_stats = { reverified = 0, kept = 0, moved = 0, rebroadcast = 0, remined = 0 }
 ferry.register_stats("reorgs", function() return Tx.reorg_stats end)
 
@@ -190,26 +195,34 @@ function Tx:_remember()
   local pool = self.chain.pool
   local set = mined[pool]
   if not set then
-    set = setmetatable({}, { __mode = "k" })
+    set = {}
     mined[pool] = set
   end
-  set[self] = true
+  local bn = A.qty(self.receipt.blockNumber)
+  set[self] = bn
+  -- those deeper than any reorg the tracker can see are let go (looked over once per head)
+  local head = pool.heads.number or bn
+  if pruned[pool] ~= head then
+    pruned[pool] = head
+    for tx, at in pairs(set) do
+      if at < head - REMEMBER then set[tx] = nil end
+    end
+  end
 end
 
-function Tx:_reverify(reorg)
-  self._reverifying = true
-  local _ <close> = setmetatable({}, { __close = function() self._reverifying = nil end })
+-- Read it again after a reorg: kept or moved (its receipt follows), or dropped: the same
+-- signed bytes sent again. -> true when it was sent again (to be waited for)
+function Tx:_recheck(reorg)
   local st = Tx.reorg_stats
   st.reverified = st.reverified + 1
   local old = self.receipt
   local rc, err = self:_receipt()
-  if err then rc = nil end
-  if rc and not err then
+  if err then return false end                             -- cannot tell now: left as it is
+  if rc then
     if old and rc.blockHash ~= old.blockHash then st.moved = st.moved + 1 else st.kept = st.kept + 1 end
     self.receipt = rc
-    return
+    return false
   end
-  if err then return end                                   -- cannot tell now: left as it is
   self.receipt = nil
   self.reorged = (self.reorged or 0) + 1
   self.from_block = reorg.fork + 1                          -- blocks up to the fork point stand
@@ -217,8 +230,14 @@ function Tx:_reverify(reorg)
   st.rebroadcast = st.rebroadcast + 1
   ferry.log.warn("reorg dropped a transaction: sent again", { hash = self.hash, nonce = self.nonce,
     fork_point = reorg.fork, result = serr and serr.code or "sent" })
+  return true
+end
+
+-- until the one sent again is mined again
+function Tx:_remine()
   local ok = pcall(self.wait, self, { confirmations = 1, timeout = 120, stuck_after = 0 })
-  if ok then st.remined = st.remined + 1 end
+  if ok then Tx.reorg_stats.remined = Tx.reorg_stats.remined + 1 end
+  self._reverifying = nil
 end
 
 --- Tx.reverify(pool, reorg{fork =}) -> how many transactions are being re-verified
@@ -226,15 +245,33 @@ end
 ---@param reorg table {fork =, ...}
 ---@return integer
 function Tx.reverify(pool, reorg)
-  local n = 0
+  local affected = {}
   for tx in pairs(mined[pool] or {}) do
     local rc = tx.receipt
     if rc and A.qty(rc.blockNumber) > reorg.fork and not tx._reverifying then
-      n = n + 1
-      ferry.spawn(tx._reverify, tx, reorg):daemon()
+      tx._reverifying = true
+      affected[#affected + 1] = tx
     end
   end
-  return n
+  if #affected == 0 then return 0 end
+  -- one sender's transactions are read and sent again in nonce order, so no node ever holds
+  -- a later one waiting on a gap below it; then each is waited for on its own
+  table.sort(affected, function(a, b)
+    if a.from ~= b.from then return tostring(a.from) < tostring(b.from) end
+    return a.nonce < b.nonce
+  end)
+  ferry.spawn(function()
+    for _, tx in ipairs(affected) do
+      local ok, sent = pcall(tx._recheck, tx, reorg)
+      if ok and sent then
+        ferry.spawn(tx._remine, tx):daemon()
+      else
+        if not ok then ferry.log.error("re-verification failed", { hash = tx.hash, err = tostring(sent) }) end
+        tx._reverifying = nil
+      end
+    end
+  end):daemon()
+  return #affected
 end
 
 --- tx:wait(opts) -> the receipt (raw JSON, as the node sent it); raises reverted, nonce_too_low or
