@@ -400,6 +400,13 @@ function Feed:_head_frame(h)
   self:_post({ kind = "head", block = h })
 end
 
+-- Forget what was delivered: the next block is a new start (a feed nobody reads skips a gap
+-- instead of backfilling it; pool.heads still compares that block with the hashes it knows,
+-- so a reorg across the gap is still found there).
+function Feed:_restart()
+  self.last, self.hashes, self.logs_at = nil, {}, {}
+end
+
 -- The processor: the one task that delivers, so delivery is in order. A feed nobody reads
 -- (started by eth.chain for a provider with `ws`) only feeds pool.heads: while its socket is
 -- down the pool's tracker polls (the feed does not poll too), and on a reconnect it starts
@@ -415,11 +422,11 @@ function Feed:_process()
         self:_latest()
       elseif ev.kind == "head" then
         if not self:_readers() and self.last and self.hashes[num(ev.block.number) - 1] ~= ev.block.parentHash then
-          self.last = nil                               -- a gap nobody reads: start here
+          self:_restart()                               -- a gap nobody reads: start here
         end
         self:advance(ev.block)
       elseif ev.kind == "connected" then
-        if not self:_readers() then self.last = nil end
+        if not self:_readers() then self:_restart() end
         self:_latest()
       end
     end)
