@@ -1,13 +1,20 @@
 -- ferry's default configuration. Loaded in a sandbox: env(name, default) reads the
 -- environment (names as in .env.example); secrets never belong in this file.
+
+-- The local node's WebSocket (the live feed, docs/ws.md): LOCAL_WS_URL, else the host:port of
+-- LOCAL_RPC_URL (anvil and hardhat serve both on one port), never another node's; none when
+-- that URL has a path (an endpoint that names its own ws).
+local local_rpc = env("LOCAL_RPC_URL", "http://127.0.0.1:8545")
+local tls, hostport = string.match(local_rpc, "^http(s?)://([^/]+)/?$")
+local local_ws = env("LOCAL_WS_URL", hostport and ("ws" .. tls .. "://" .. hostport) or nil)
+
 return {
   chains = {
     ["local"] = {
       kind = "evm", chain_id = env("LOCAL_CHAIN_ID", 31337), confirmations = 1,
       stuck_after = 3,   -- seconds next-in-line and unmined before a fee bump (blocks are instant here)
       providers = {
-        { name = "anvil", url = env("LOCAL_RPC_URL", "http://127.0.0.1:8545"),
-          ws = env("LOCAL_WS_URL", "ws://127.0.0.1:8545"), weight = 1, priority = 1,
+        { name = "anvil", url = local_rpc, ws = local_ws, weight = 1, priority = 1,
           rps = env("RPC_RATE_LIMIT_LOCAL", 1000) },
       },
     },

@@ -59,6 +59,7 @@ M.INTERNAL = {
   ["eth/args.lua"] = "argument rules of ferry.eth",
   ["eth/decode.lua"] = "what chain:block/transaction/receipt/logs return (documented there)",
   ["eth/delivery.lua"] = "what a broadcast's answer means, for the send step",
+  ["eth/receipts.lua"] = "the receipt book behind tx:wait (docs/ws.md)",
   ["eth/replies.lua"] = "reply shapes checked by the pool",
   ["policy/gate.lua"] = "the policy step of signer:send",
   ["pool/request.lua"] = "the pool's requests",

@@ -49,6 +49,7 @@ struct fy_ws_conn {
   uv_timer_t timer;
   double deadline_connect, last_rx, ping_at, close_at;
   int ping_out, want_ping, want_close, close_code;
+  int background;               /* its socket and timer do not keep the loop alive */
   char close_reason[64];
   char *rx;                     /* the message being reassembled */
   size_t rx_len, rx_cap;
@@ -58,6 +59,37 @@ struct fy_ws_conn {
 };
 
 static double now_s(fy_ws_conn_t *c) { return (double)uv_now(c->w->loop) / 1000.0; }
+
+/* A background connection (a feed nobody reads) must not keep a finished script alive: its
+ * timer and the poll handle lws made for its socket are unreferenced, as the context's own
+ * handles are. lws keeps that handle private, so it is found by its file descriptor. */
+typedef struct {
+  int fd, background;
+} keep_t;
+
+static void keep_cb(uv_handle_t *h, void *arg) {
+  keep_t *k = arg;
+  uv_os_fd_t fd;
+  if (h->type != UV_POLL || uv_is_closing(h) || uv_fileno(h, &fd) != 0 || (int)fd != k->fd) return;
+  if (k->background) uv_unref(h);
+  else uv_ref(h);
+}
+
+static void apply_keep(fy_ws_conn_t *c) {
+  if (c->timer_open) {
+    if (c->background) uv_unref((uv_handle_t *)&c->timer);
+    else uv_ref((uv_handle_t *)&c->timer);
+  }
+  int fd = c->wsi ? (int)lws_get_socket_fd(c->wsi) : -1;
+  if (fd < 0) return;
+  keep_t k = {fd, c->background};
+  uv_walk(c->w->loop, keep_cb, &k);
+}
+
+void fy_ws_keep_alive(fy_ws_conn_t *c, int on) {
+  c->background = !on;
+  apply_keep(c);
+}
 
 static void conn_unlink(fy_ws_conn_t *c) {
   if (!c->w) return;
@@ -269,6 +301,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       c->last_rx = now_s(c);
       c->w->st.opened++;
       c->w->st.open++;
+      if (c->background) apply_keep(c);
       arm(c);
       if (c->out_head) lws_callback_on_writable(wsi);
       if (!c->released && c->cbs.on_open) c->cbs.on_open(c, c->data);
@@ -428,6 +461,8 @@ fy_ws_conn_t *fy_ws_connect(fy_ws_t *w, const char *url, const fy_ws_opts_t *opt
   uv_timer_init(w->loop, &c->timer);
   c->timer.data = c;
   c->timer_open = 1;
+  c->background = opts->background;
+  if (c->background) uv_unref((uv_handle_t *)&c->timer);
   c->next = w->conns;
   if (w->conns) w->conns->prev = c;
   w->conns = c;
@@ -453,6 +488,7 @@ fy_ws_conn_t *fy_ws_connect(fy_ws_t *w, const char *url, const fy_ws_opts_t *opt
   c->in_connect = 1;
   struct lws *wsi = lws_client_connect_via_info(&ci);
   c->in_connect = 0;
+  if (wsi && !c->sync_failed && c->background) apply_keep(c);
   if (!wsi || c->sync_failed) {
     /* failed before returning: reported from the loop like any later failure, so the
      * caller never sees a callback before it has the connection */

@@ -34,6 +34,7 @@ enum {
 typedef struct {
   double connect_timeout;  /* seconds; <= 0: 10 */
   double ping_interval;    /* seconds of silence before a ping; <= 0: no pings */
+  int background;          /* from the start, as after fy_ws_keep_alive(c, 0) */
   double pong_timeout;     /* seconds a ping may go unanswered; <= 0: 5 */
   size_t max_message;      /* bytes; 0: 16 MiB */
 } fy_ws_opts_t;
@@ -66,6 +67,10 @@ void fy_ws_close(fy_ws_conn_t *c, int code, const char *reason);
 /* The owner lets go: no more callbacks; the connection is closed if open and freed once lws
  * is done with it. */
 void fy_ws_release(fy_ws_conn_t *c);
+
+/* on = 0: the connection no longer keeps the loop alive (its timer and socket handle are
+ * unreferenced: a background feed nobody reads); on = 1 (the default): it does again. */
+void fy_ws_keep_alive(fy_ws_conn_t *c, int on);
 
 /* "connecting" | "open" | "closing" | "closed" */
 const char *fy_ws_state(fy_ws_conn_t *c);

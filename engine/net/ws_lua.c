@@ -7,6 +7,7 @@
 **   c:send(text [, "binary"]) -> true | nil, err        -- queued, never waits
 **   c:recv([timeout]) -> message, "text" | "binary"     -- nil, err when closed or timed out
 **   c:close([code, reason]); c:state(); c:close_info() -> why, code, reason
+**   c:keep_alive(bool)      -- false: it does not keep the engine alive (opts.background too)
 **
 ** Messages received and not yet taken wait in C, at most max_backlog bytes: past that the
 ** connection closes (a reader that never reads cannot grow memory without bound). A closed
@@ -180,6 +181,9 @@ static int l_open(lua_State *L) {
   o.ping_interval = opt_field(L, 2, "ping_interval", 0);
   o.pong_timeout = opt_field(L, 2, "pong_timeout", 5);
   o.max_message = (size_t)opt_field(L, 2, "max_message", 0);
+  lua_getfield(L, 2, "background");
+  o.background = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   size_t backlog = (size_t)opt_field(L, 2, "max_backlog", DEFAULT_BACKLOG);
   fy_ws_t *w = ws_get(L);
   lconn_t *l = lua_newuserdatauv(L, sizeof *l, 0);
@@ -191,6 +195,14 @@ static int l_open(lua_State *L) {
   if (!l->c) return fy_raise(L, "invalid_argument", "ws.open: %s", err);
   luaL_setmetatable(L, CONN_MT);                        /* only now: __gc needs l->c */
   return 1;
+}
+
+/* keep_alive(bool): does this connection keep the engine alive? (true unless opened with
+ * background = true; a feed nobody reads turns it off, its first reader on) */
+static int l_keep_alive(lua_State *L) {
+  lconn_t *l = check_conn(L);
+  if (l->c) fy_ws_keep_alive(l->c, lua_toboolean(L, 2));
+  return 0;
 }
 
 /* wait_open() -> true | nil, err (the connect deadline is the connection's own) */
@@ -287,7 +299,8 @@ static int l_stats(lua_State *L) {
 int luaopen_ferry_core_ws(lua_State *L) {
   static const luaL_Reg m[] = {
     {"send", l_send}, {"recv", l_recv}, {"close", l_close}, {"state", l_state},
-    {"close_info", l_close_info}, {"backlog", l_pending}, {"wait_open", l_wait_open}, {NULL, NULL},
+    {"close_info", l_close_info}, {"backlog", l_pending}, {"wait_open", l_wait_open},
+    {"keep_alive", l_keep_alive}, {NULL, NULL},
   };
   if (luaL_newmetatable(L, CONN_MT)) {
     luaL_newlib(L, m);

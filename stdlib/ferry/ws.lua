@@ -49,7 +49,7 @@ function M.connect(url, opts)
   }, Client)
   self.conn = core.open(full, { timeout = opts.timeout or M.DEFAULT_TIMEOUT, ping_interval = opts.ping_interval,
                                 pong_timeout = opts.pong_timeout, max_message = opts.max_message,
-                                max_backlog = opts.max_backlog })
+                                max_backlog = opts.max_backlog, background = opts.background })
   local ok, err = self.conn:wait_open()
   if not ok then
     self.conn:close()
@@ -59,6 +59,10 @@ function M.connect(url, opts)
   self.reader = ferry.spawn(self._read, self):daemon()
   return self
 end
+
+-- keep_alive(on): does the socket keep the engine alive (a script with work left)? Off for a
+-- feed nobody reads (opts.background at connect), on again with its first reader.
+function Client:keep_alive(on) self.conn:keep_alive(on) end
 
 -- The connection is over: every waiting call fails, on_close runs once.
 function Client:_end(err)

@@ -216,10 +216,12 @@ describe("provider pool cache", function()
   end)
 
   it("after a reorg no stale latest answer is served", function()
-    local signer = chain:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     local to = eth.address("0x" .. ("ab"):rep(20))
     chain.pool:poll_heads()
-    signer:send{ to = to, value = 12345 }:wait{ timeout = 10 }
+    -- paid by the node's own account, not by this process (whose payments a reorg re-sends)
+    assert(anvil.rpc:call("eth_sendTransaction", { { from = ADDR0, to = to, value = "0x3039" } }))
+    local deadline = ferry.now() + 5
+    while tonumber(anvil.rpc:call("eth_getBalance", { to, "latest" })) == 0 and ferry.now() < deadline do ferry.sleep(0.01) end
     chain.pool:poll_heads()
     assert.equal("0x3039", chain:call("eth_getBalance", { to, "latest" }))   -- cached now
     -- replace the block holding the payment with an empty one at the same height
@@ -230,20 +232,32 @@ describe("provider pool cache", function()
     assert.equal(1, chain:stats().reorgs)
   end)
 
-  it("the head tracker notices a reorg by itself", function()
+  it("the head tracker notices a reorg by itself and re-sends the payment it dropped", function()
+    local Tx = require "ferry.eth.tx"
     local a = peers.anvil()
     local c = chain_over({ { name = "anvil", url = a.url, rps = 10000 } })
     local signer = c:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     local to = eth.address("0x" .. ("cd"):rep(20))
     local tracker = c:track_heads(0.05)
-    signer:send{ to = to, value = 777 }:wait{ timeout = 10 }
+    local tx = signer:send{ to = to, value = 777 }
+    local rc0 = tx:wait{ timeout = 10 }
     ferry.sleep(0.2)
     assert.equal("0x309", c:call("eth_getBalance", { to, "latest" }))
-    local _, err = a.rpc:call("anvil_reorg", { 1, ferry.json.array({}) })
-    assert.is_nil(err)
-    local deadline = ferry.now() + 3
-    while c:stats().reorgs == 0 and ferry.now() < deadline do ferry.sleep(0.05) end
-    assert.equal("0x0", c:call("eth_getBalance", { to, "latest" }))
+    local st0 = { rebroadcast = Tx.reorg_stats.rebroadcast, remined = Tx.reorg_stats.remined }
+    local logged = ferry.log.capture(function()
+      local _, err = a.rpc:call("anvil_reorg", { 1, ferry.json.array({}) })
+      assert.is_nil(err)
+      local deadline = ferry.now() + 10
+      while Tx.reorg_stats.remined == st0.remined and ferry.now() < deadline do ferry.sleep(0.05) end
+    end)
+    assert.equal(1, c:stats().reorgs)
+    -- the same signed bytes again (never a new signature), mined in another block: paid once
+    assert.equal(1, Tx.reorg_stats.rebroadcast - st0.rebroadcast)
+    assert.equal(1, Tx.reorg_stats.remined - st0.remined)
+    assert.truthy(logged:find("sent again", 1, true))
+    local rc = a.rpc:call("eth_getTransactionReceipt", { tx.hash })
+    assert.are_not.equal(rc0.blockHash, rc.blockHash)
+    assert.equal("0x309", a.rpc:call("eth_getBalance", { to, "latest" }))
     c:close()                                  -- or the tracker polls a dead anvil every 50 ms
     assert.equal("cancelled", tracker:status())
     a:stop()

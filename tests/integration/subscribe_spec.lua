@@ -123,6 +123,41 @@ describe("chain:subscribe across drops", function()
     assert.is_true(st.backfilled_blocks > 0)
     assert.truthy(logged:find("ws feed down", 1, true))
   end)
+  it("pool_status() and ferry.stats() show per provider: ws state, reconnects, backfills, reorgs and the deepest", function()
+    local chain = chain_over({ provider(proxy), { name = "http-only", url = node.url, rps = 10000 } })
+    local feed = require("ferry.subscribe").feed(chain, { poll = 30 })   -- no poll: the reconnect backfills
+    local _ <close> = feed
+    local _ <close> = chain:subscribe("heads")
+    local _ <close> = chain:subscribe("logs", { address = contract, topics = { TOPIC } })
+    local deadline = ferry.now() + 10
+    while not (feed:live() and feed.last) do assert(ferry.now() < deadline); ferry.sleep(0.01) end
+    ferry.log.capture(function()
+      proxy:fault{ mode = "ws_refuse" }
+      proxy:fault{ mode = "ws_drop" }                 -- (then back to pass: refused again at once)
+      proxy:fault{ mode = "ws_refuse" }
+      while feed:live() do ferry.sleep(0.01) end
+      for v = 1, 3 do emit(node, contract, v); node:mine() end   -- three blocks with a log each, unseen
+      proxy:fault{ mode = "pass" }
+      local top = head_number(node)
+      while not (feed:live() and feed.last.number == top) do assert(ferry.now() < deadline + 10); ferry.sleep(0.01) end
+      -- a reorg of the last two blocks, seen when the next block comes
+      assert(node.rpc:call("anvil_reorg", { 2, ferry.json.array({}) }) == nil)
+      node:mine()
+      while feed:stats().reorgs == 0 do assert(ferry.now() < deadline + 20); ferry.sleep(0.01) end
+    end)
+    local st = chain:pool_status()
+    local ws = st[1].ws
+    assert.equal("up", ws.ws_state)
+    assert.is_true(ws.reconnects >= 1 and ws.drops >= 1, ferry.json.encode(ws))
+    assert.is_true(ws.backfilled_blocks >= 2 and ws.backfilled_logs >= 2, ferry.json.encode(ws))
+    assert.is_true(ws.reorgs >= 1 and ws.deepest_reorg >= 2, ferry.json.encode(ws))
+    assert.is_nil(st[2].ws)                           -- no ws: nothing to show
+    local fs = ferry.stats()["feed:adhoc"]
+    assert.same(ws, fs.by_provider.node)
+    assert.equal("up", fs.ws_state)
+    assert.is_true(fs.reorgs >= 1 and fs.deepest_reorg >= 2)
+    assert.is_true(fs.backfilled_blocks >= 2 and fs.backfilled_logs >= 2)
+  end)
 end)
 
 describe("chain:subscribe: stalls, bad frames, failover, fallback to polling", function()
@@ -274,3 +309,28 @@ end)
 
 
 
+
+describe("the feed starts by itself", function()
+  it("eth.chain starts it for a provider with ws (LOCAL_RPC_URL's host:port); a script still exits when done", function()
+    local child = require "helpers.child"
+    local node = peers.anvil()
+    local script = [[
+      local ferry, eth = require "ferry", require "ferry.eth"
+      local c = eth.chain("local")
+      local f = assert(c.pool.feed, "no feed")
+      print("ws " .. tostring(c.cfg.providers[1].ws))
+      local deadline = ferry.now() + 10
+      while not (f:live() and f.last) do assert(ferry.now() < deadline, "the feed is not live"); ferry.sleep(0.01) end
+      local s = c:signer("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+      s:send{ to = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", value = 1 }:wait{ timeout = 10 }
+      print(("live %s heads %d receipts found %d"):format(tostring(f:live()), f:stats().heads,
+        c.pool.receipts and c.pool.receipts.st.found or 0))
+    ]]
+    -- no LOCAL_WS_URL: the ws follows the HTTP url to the same node, never the default port
+    local code, out, err = child.ferry({ "-e", script }, { LOCAL_RPC_URL = node.url }, 20)
+    node:stop()
+    assert.equal(0, code, err)
+    assert.truthy(out:find("ws " .. node.ws, 1, true), out)
+    assert.truthy(out:find("live true heads %d+ receipts found 1"), out)
+  end)
+end)

@@ -64,7 +64,14 @@ function M.chain(name)
   ferry.register_stats("pool:" .. name, function() return c.pool:stats() end)
   -- follow the head (new heads drop head-bound cache entries, reorgs drop what they
   -- replaced); a daemon task, so it never keeps a script alive. head_poll = 0 turns it off.
-  if (cc.head_poll or 1) > 0 and ferry.current() then c.pool:track_heads(cc.head_poll or 1) end
+  if (cc.head_poll or 1) > 0 and ferry.current() then
+    c.pool:track_heads(cc.head_poll or 1)
+    -- a provider with `ws`: the live feed is the head's source (the tracker polls only while
+    -- every socket is down; docs/ws.md)
+    for _, p in ipairs(cc.providers) do
+      if p.ws then require("ferry.subscribe").feed(c); break end
+    end
+  end
   return c
 end
 

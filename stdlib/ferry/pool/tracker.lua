@@ -100,7 +100,12 @@ function Pool:poll_heads(lag)
   end
   local blk = block("latest")
   if type(blk) ~= "table" then return end
-  self.heads:on_head(tonumber(blk.number), blk.hash, blk.parentHash, function(n) return block(hex(n)) end)
+  local outcome = self.heads:on_head(tonumber(blk.number), blk.hash, blk.parentHash, function(n) return block(hex(n)) end)
+  -- a reorg seen by polling: the transactions this process saw mined in replaced blocks are
+  -- re-verified, as the live feed does (ferry.eth.tx; not required here: no cycle, and a
+  -- process that never sent has none)
+  local Tx = package.loaded["ferry.eth.tx"]
+  if outcome == "reorg" and Tx and Tx.reverify then Tx.reverify(self, self.heads.last_reorg) end
 end
 
 end
