@@ -91,10 +91,19 @@ return function(env, backend, make)
       -- h2 fails before it is sent: closing it gives it back; h1's nonce is mined
       getmetatable(h2).__close(h2)
       set_mined(1)
+      -- within floor_every (1 s) of the last read a check judges by it, against every hold not
+      -- mined at its count: h1 (mined since) is still counted, on the safe side
       local h4 = nonces:hold(1)
       local _, held4, n4 = nonces:funds(h4)
-      assert.equal(eth.u256(1), held4)                  -- only h3, which is not sent yet
-      assert.equal(1, n4)
+      assert.equal(eth.ether "1" + eth.u256(1), held4)  -- h1 and h3
+      assert.equal(2, n4)
+      getmetatable(h4).__close(h4)
+      -- a check after that reads the chain again, and h1 is mined
+      ferry.sleep(1.05)
+      local h5 = nonces:hold(1)
+      local _, held5, n5 = nonces:funds(h5)
+      assert.equal(eth.u256(1), held5)                  -- only h3, which is not sent yet
+      assert.equal(1, n5)
     end)
   end)
 end
