@@ -257,8 +257,10 @@ local who, expires = holder()
 if who and expires <= now then redis.call('DEL', lease) end
 return { epoch, 'OK' }
 ]],
-  -- The holder is back after sending alone: ARGV[4] its process, [5] its token, [6] unused,
-  -- [7] the next nonce it would have used; then n, lease_ms pairs (lease > 0:
+  -- The holder is back after sending alone: ARGV[4] its process, [5] its token, [6] the
+  -- highest pending count it read (the nonces below it that it used are forgotten here:
+  -- the chain vouches for them, and the floor keeps a seal from freeing them), [7] the next
+  -- nonce it would have used; then n, lease_ms pairs (lease > 0:
   -- reserved, 0: used, -1: freed). Registered whatever the epoch (the state may be intact: a
   -- stall or a partition). A nonce it used that another process holds a reservation of was
   -- handed out just before the fence and its reply never arrived, or not in time for the
@@ -269,6 +271,10 @@ return { epoch, 'OK' }
   -- -> OK, taken back, still holding (1 | 0)
   rejoin = FENCE .. [[
 local owner, taken = ARGV[4], {}
+local floor = math.max(tonumber(ARGV[6]), tonumber(redis.call('HGET', meta, 'floor') or '0'))
+redis.call('HSET', meta, 'floor', floor)
+redis.call('ZREMRANGEBYSCORE', free, '-inf', '(' .. floor)
+if floor > nxt() then redis.call('HSET', meta, 'next', floor) end
 for i = 8, #ARGV, 2 do
   local n, lease_ms = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local cur = owner_of(redis.call('HGET', res, n))
@@ -279,7 +285,7 @@ for i = 8, #ARGV, 2 do
     if cur then redis.call('HDEL', owners, cur) end
     redis.call('HDEL', res, n)
     if lease_ms < 0 then
-      if n < nxt() then redis.call('ZADD', free, n, n) end
+      if n < nxt() and n >= floor then redis.call('ZADD', free, n, n) end
     else
       redis.call('ZREM', free, n)
       if lease_ms > 0 then redis.call('HSET', res, n, string.format('%d', now + lease_ms) .. ':' .. owner .. '#0') end
@@ -890,7 +896,7 @@ function Alloc:_rejoin()
     -- a rejoin is tried before every step while Redis is out of reach, and sending alone goes
     -- on meanwhile: what is used alone during one that succeeds is registered by the next
     local seq = self.alone_seq
-    local argv, k = { s.process, self.token or "", ms(s.times.lease_ttl), self.alone_next or 0 }, 0
+    local argv, k = { s.process, self.token or "", self.max_floor, self.alone_next or 0 }, 0
     local mine = s.process .. "#0"
     for n, h in pairs(self.held) do
       if h.owner == mine then argv[#argv + 1] = n; argv[#argv + 1] = ms(h.lease); k = k + 1 end
