@@ -170,7 +170,18 @@ describe("four processes sending from one address, funds shared through Redis", 
     assert.equal(COVERED, on_chain)
     assert.equal(COVERED, paid)
     assert.equal(PROCESSES * EACH - COVERED, short)
-    assert.equal(balance - cost * eth.u256(COVERED), chain:balance(payer, "latest", { fresh = true }))
+    -- and nothing else left the payer but gas: a send the node refused (for funds: under load a
+    -- Redis call can time out, and the lease holder then judges alone, by the node's pending
+    -- state) frees its nonce, and a gap nobody takes is filled with a 0-value transfer to self
+    local fillers = chain:nonce(payer, "latest") - COVERED
+    local left = chain:balance(payer, "latest", { fresh = true })
+    local expected = balance - cost * eth.u256(COVERED)
+    if fillers == 0 then
+      assert.equal(expected, left)
+    else
+      print(("\n    %d nonce gap(s) filled: %s wei of gas"):format(fillers, tostring(expected - left)))
+      assert.truthy(left < expected and expected - left <= eth.u256(fillers * 21000) * eth.gwei(100))
+    end
     server:stop(); anvil:stop()
   end)
 end)

@@ -828,6 +828,8 @@ function Alloc:why_not_alone()
   local s, now = self.store, ferry.now()
   if not self.holding then return "another process holds the address's lease" end
   if not self.down_since then return "Redis answers" end
+  -- one call that timed out on a loaded machine is not an outage yet
+  if now - self.down_since < s.times.drain then return "Redis failed only just now" end
   if now >= (self.lease_until or 0) then return "the address's lease ran out while Redis was unreachable" end
   if now - (self.heard_at or 0) < s.times.fence + s.times.drain then return "Redis not out of reach for long enough" end
   if now < (self.renew_deadline or 0) then return "a renewal sent may still reach Redis" end
