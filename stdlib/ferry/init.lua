@@ -90,13 +90,22 @@ M.redact = logc.redact
 
 -- counters: modules register a function under a name; ferry.stats() calls them all
 local stat_sources = {}
---- register_stats(name, fn): ferry.stats()[name] is fn()'s result from now on; fn = nil unregisters
+--- register_stats(name, fn): ferry.stats()[name] is fn()'s result from now on; fn = nil
+--- unregisters. fn may be a table of counters instead: a copy of it is the result.
 ---@param name string
----@param fn? fun(): table
+---@param fn? fun(): table | table
 function M.register_stats(name, fn)          -- fn = nil unregisters
-  if type(name) ~= "string" or (fn ~= nil and type(fn) ~= "function") then
-    M.raise("invalid_argument", ("ferry.register_stats: expects (name: string, fn: function?), got (%s, %s)")
+  if type(name) ~= "string" or (fn ~= nil and type(fn) ~= "function" and type(fn) ~= "table") then
+    M.raise("invalid_argument", ("ferry.register_stats: expects (name: string, fn: function|table?), got (%s, %s)")
       :format(type(name), type(fn)))
+  end
+  if type(fn) == "table" then
+    local counters = fn
+    fn = function()
+      local copy = {}
+      for k, v in pairs(counters) do copy[k] = v end
+      return copy
+    end
   end
   stat_sources[name] = fn
 end

@@ -27,11 +27,7 @@ Nonces.__index = Nonces
 -- What every address's allocator did in this process, for ferry.stats().nonces
 local totals = { reserved = 0, released = 0, gaps_filled = 0, resumed = 0, interrupted = 0, lease_waits = 0,
                  leases_lost = 0 }
-ferry.register_stats("nonces", function()
-  local t = {}
-  for k, v in pairs(totals) do t[k] = v end
-  return t
-end)
+ferry.register_stats("nonces", totals)
 
 -- chain: a ferry.eth chain (nonce, balance, fees, gas_price, _call); addr: checksummed
 function Nonces.new(chain, addr)

@@ -116,3 +116,21 @@ describe("ferry tasks", function()
     assert.equal(before.alive, after.alive)
   end)
 end)
+
+describe("ferry.register_stats", function()
+  it("takes a function, or a table of counters whose copy each stats() shows; nil unregisters", function()
+    local counters = { sent = 1 }
+    ferry.register_stats("spec_counters", counters)
+    local seen = ferry.stats().spec_counters
+    counters.sent = 2
+    assert.same({ sent = 1 }, seen)                       -- a copy: later counts do not change it
+    assert.same({ sent = 2 }, ferry.stats().spec_counters)
+    ferry.register_stats("spec_counters", function() return { n = 7 } end)
+    assert.same({ n = 7 }, ferry.stats().spec_counters)
+    ferry.register_stats("spec_counters", nil)
+    assert.is_nil(ferry.stats().spec_counters)
+    local ok, err = pcall(ferry.register_stats, "spec_counters", 5)
+    assert.is_false(ok)
+    assert.equal("invalid_argument", err.code)
+  end)
+end)

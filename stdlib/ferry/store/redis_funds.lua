@@ -41,11 +41,7 @@ local M = {}
 
 -- What the funds store on Redis did in this process, for ferry.stats().funds_redis
 local totals = { holds = 0, checks = 0, recovering = 0, stale = 0, registered = 0, forgotten = 0 }
-ferry.register_stats("funds_redis", function()
-  local t = {}
-  for k, v in pairs(totals) do t[k] = v end
-  return t
-end)
+ferry.register_stats("funds_redis", totals)
 
 -- KEYS = meta (seq, last: the highest count reported, pruned: the highest prune floor),
 -- holds (seq -> "amount|nonce|sent|expires ms|owner", nonce -1 while unassigned, expires 0

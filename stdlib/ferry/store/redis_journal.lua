@@ -33,11 +33,7 @@ local M = {}
 
 -- What the journal on Redis did in this process, for ferry.stats().journal_redis
 local totals = { claims = 0, busy = 0, taken_over = 0, returned = 0, writes = 0, refused = 0 }
-ferry.register_stats("journal_redis", function()
-  local t = {}
-  for k, v in pairs(totals) do t[k] = v end
-  return t
-end)
+ferry.register_stats("journal_redis", totals)
 
 local PROLOGUE = [=[
 local t = redis.call('TIME')
