@@ -63,9 +63,18 @@ function Nonces:_sync(fresh)
   end
   self.syncing = ferry.spawn(function()
     local view = self.chain:view()
-    local mined = view:nonce(self.addr, "latest")
-    local n = view:nonce(self.addr, "pending")
     local ahead = self.chain.cfg.max_pending_ahead or 64
+    -- the mined count a funds check read within floor_every will do (one call fewer a
+    -- second); when it does not explain the pending count, both are read again, in order
+    local snap, mined, n = self.last_snap, nil, nil
+    if snap and ferry.now() - snap.at < (self.chain.cfg.floor_every or 1) then
+      n = view:nonce(self.addr, "pending")
+      if n >= snap.count and n <= snap.count + self:_in_flight(snap.count) + ahead then mined = snap.count end
+    end
+    if not mined then
+      mined = view:nonce(self.addr, "latest")
+      n = view:nonce(self.addr, "pending")
+    end
     local ours = self:_in_flight(mined)
     if self.alloc and n > mined + ours + ahead then
       -- other processes' sends are in flight too: what the shared allocator handed out counts
