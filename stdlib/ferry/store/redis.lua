@@ -830,6 +830,9 @@ function Alloc:why_not_alone()
   if not self.down_since then return "Redis answers" end
   -- one call that timed out on a loaded machine is not an outage yet
   if now - self.down_since < s.times.drain then return "Redis failed only just now" end
+  -- a reserve of this process on its way to Redis may be a retry that gets a nonce its lost
+  -- reply had (by its name): nothing alone until it is answered or given up
+  if self.senders > 0 then return "a reserve of this process is on its way to Redis" end
   if now >= (self.lease_until or 0) then return "the address's lease ran out while Redis was unreachable" end
   if now - (self.heard_at or 0) < s.times.fence + s.times.drain then return "Redis not out of reach for long enough" end
   if now < (self.renew_deadline or 0) then return "a renewal sent may still reach Redis" end
